@@ -1,0 +1,91 @@
+//! A device's identity: an Ed25519 signing key and an X25519 key-agreement key.
+
+use std::fmt;
+
+use attune_proto::{
+    labels, DeviceId, DevicePublic, Envelope, EnvelopeHeader, RequestToSign, RosterEvent,
+    SignedRosterEvent,
+};
+use ed25519_dalek::{Signer, SigningKey};
+use rand_core::OsRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+/// One device's secret keys. Both halves zeroize on drop.
+#[derive(Clone)]
+pub struct DeviceIdentity {
+    signing: SigningKey,
+    kx: StaticSecret,
+}
+
+impl fmt::Debug for DeviceIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceIdentity({}, [redacted])", self.id())
+    }
+}
+
+impl DeviceIdentity {
+    pub fn generate() -> Self {
+        Self {
+            signing: SigningKey::generate(&mut OsRng),
+            kx: StaticSecret::random_from_rng(OsRng),
+        }
+    }
+
+    /// Rebuilds an identity from its two 32-byte secrets (Ed25519 seed, X25519 scalar).
+    pub fn from_secret_bytes(sign_seed: &[u8; 32], kx_secret: &[u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(sign_seed),
+            kx: StaticSecret::from(*kx_secret),
+        }
+    }
+
+    /// The two secrets, for storing in the keystore.
+    pub(crate) fn secret_bytes(&self) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+        (
+            Zeroizing::new(self.signing.to_bytes()),
+            Zeroizing::new(self.kx.to_bytes()),
+        )
+    }
+
+    pub fn public(&self) -> DevicePublic {
+        DevicePublic {
+            sign: self.signing.verifying_key().to_bytes(),
+            kx: PublicKey::from(&self.kx).to_bytes(),
+        }
+    }
+
+    pub fn id(&self) -> DeviceId {
+        self.public().id()
+    }
+
+    pub(crate) fn kx_secret(&self) -> &StaticSecret {
+        &self.kx
+    }
+
+    fn sign(&self, label: &[u8], message: &[u8]) -> [u8; 64] {
+        let mut signed = Vec::with_capacity(label.len() + message.len());
+        signed.extend_from_slice(label);
+        signed.extend_from_slice(message);
+        self.signing.sign(&signed).to_bytes()
+    }
+
+    pub(crate) fn sign_envelope(&self, header: &EnvelopeHeader, body: &[u8]) -> [u8; 64] {
+        self.sign(
+            labels::ENVELOPE_SIG,
+            &Envelope::signed_message(header, body),
+        )
+    }
+
+    /// Signs a roster event. The event's `signer` should be this device's id, or
+    /// verification will reject it.
+    pub fn sign_roster_event(&self, event: RosterEvent) -> SignedRosterEvent {
+        let signature = self.sign(labels::ROSTER_SIG, &event.encode());
+        SignedRosterEvent { event, signature }
+    }
+
+    /// Signs the canonical string of an HTTP request.
+    pub fn sign_request(&self, request: &RequestToSign) -> [u8; 64] {
+        self.sign(labels::REQUEST_SIG, &request.encode())
+    }
+}

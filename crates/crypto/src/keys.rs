@@ -1,0 +1,80 @@
+//! The symmetric keys of a space (epoch keys, member-private keys) and the
+//! per-entry key schedule.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use attune_proto::{labels, EntryId, KeyId, SpaceId};
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use crate::secret::SymmetricKey;
+
+/// The keys one device holds, by key id. Old epoch keys stay so history stays readable.
+#[derive(Clone, Default)]
+pub struct Keyring {
+    keys: BTreeMap<KeyId, SymmetricKey>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Keyring {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, id: KeyId, key: SymmetricKey) {
+        self.keys.insert(id, key);
+    }
+
+    pub fn get(&self, id: &KeyId) -> Option<&SymmetricKey> {
+        self.keys.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
+        self.keys.keys()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&KeyId, &SymmetricKey)> {
+        self.keys.iter()
+    }
+
+    /// The newest epoch key id, which new shared items are sealed under.
+    pub fn current_epoch(&self) -> Option<KeyId> {
+        self.keys
+            .keys()
+            .filter(|k| matches!(k, KeyId::Epoch(_)))
+            .max()
+            .copied()
+    }
+}
+
+/// `HKDF-SHA256(salt = space, ikm = key, info = ENTRY_KEY || key_id || entry)`:
+/// every item is sealed under its own key, so nonce reuse across items is harmless
+/// and one item's key says nothing about another's.
+pub fn derive_entry_key(
+    key: &SymmetricKey,
+    space: &SpaceId,
+    key_id: &KeyId,
+    entry: &EntryId,
+) -> SymmetricKey {
+    let hk = Hkdf::<Sha256>::new(Some(&space.0), key.expose());
+    let mut info = Vec::with_capacity(labels::ENTRY_KEY.len() + 5 + 16);
+    info.extend_from_slice(labels::ENTRY_KEY);
+    info.extend_from_slice(&key_id.encode());
+    info.extend_from_slice(&entry.0);
+    let mut out = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so this cannot fail.
+    if hk.expand(&info, &mut out).is_err() {
+        unreachable!("HKDF output length is fixed and valid");
+    }
+    let key = SymmetricKey::from_bytes(out);
+    zeroize::Zeroize::zeroize(&mut out);
+    key
+}

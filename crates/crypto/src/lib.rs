@@ -1,0 +1,44 @@
+//! attune-crypto: every use of key material in attune lives here and nowhere else.
+//!
+//! - [`identity`]: device identities (Ed25519 + X25519) and signing;
+//! - [`keys`]: epoch and member-private keys, the per-entry key schedule;
+//! - [`envelope`] and [`padding`]: sealing and opening envelopes;
+//! - [`wrap`]: HPKE wrapping of a key to a device;
+//! - [`pairing`]: the SPAKE2 pairing state machine with key confirmation;
+//! - [`answer`]: key-committed sealed answers for blind exchanges;
+//! - [`chain`]: classifying what the relay serves (forged, altered, replayed, ...);
+//! - [`safety`]: the safety number; [`keystore`]: the passphrase-locked key file.
+//!
+//! Roster verification needs no secret, so it lives in attune-proto (the relay
+//! enforces it too) and is re-exported here.
+
+pub mod answer;
+pub mod chain;
+pub mod envelope;
+pub mod identity;
+pub mod keys;
+pub mod keystore;
+pub mod padding;
+pub mod pairing;
+pub mod safety;
+pub mod secret;
+mod words;
+pub mod wrap;
+
+#[cfg(test)]
+mod vectors;
+
+pub use answer::{answer_commitment, open_revealed, seal_answer, RevealError};
+pub use attune_proto::{Roster, RosterError};
+pub use chain::{ChainVerifier, Checked, Class, HeadsProblem, SeenHead};
+pub use envelope::{open_envelope, seal_envelope, verify_envelope, OpenError, SealError};
+pub use identity::DeviceIdentity;
+pub use keys::{derive_entry_key, Keyring};
+pub use keystore::{
+    keystore_is_locked, open_keystore, seal_keystore, write_keystore_file, KdfParams,
+    KeystoreContents, KeystoreError, Protection,
+};
+pub use pairing::{Pairing, PairingCode, PairingError, PairingSession};
+pub use safety::safety_number;
+pub use secret::SymmetricKey;
+pub use wrap::{seal_key_envelope, unwrap_key, wrap_key, WrapError};
