@@ -1,0 +1,247 @@
+//! One test per integrity class, each building its bad case for real.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support {
+    pub mod fixture;
+}
+
+use attune_crypto::{
+    seal_envelope, ChainVerifier, Class, DeviceIdentity, HeadsProblem, SymmetricKey,
+};
+use attune_proto::{KeyId, RosterChange, SpaceId};
+use support::fixture::{random16, Author, Couple};
+
+fn classes(v: &mut ChainVerifier, c: &Couple, env: &attune_proto::Envelope) -> Vec<Class> {
+    v.check(env, &c.keys).iter().map(|x| x.class).collect()
+}
+
+#[test]
+fn genuine_chain_is_ok_and_readable() {
+    let c = Couple::new();
+    let mut v = ChainVerifier::new(c.roster.clone());
+    let mut a = Author::new(&c.a);
+    let mut b = Author::new(&c.b);
+    for (i, env) in [a.write(&c, "a1"), b.write(&c, "b1"), a.write(&c, "a2")]
+        .iter()
+        .enumerate()
+    {
+        let out = v.check(env, &c.keys);
+        assert_eq!(out.len(), 1, "envelope {i}");
+        assert_eq!(out[0].class, Class::Ok);
+        assert!(out[0].plaintext.is_some());
+    }
+    assert_eq!(v.head(&c.a.id()).map(|h| h.0), Some(2));
+    assert_eq!(v.head(&c.b.id()).map(|h| h.0), Some(1));
+}
+
+#[test]
+fn forged_by_an_outsider() {
+    let c = Couple::new();
+    let mut v = ChainVerifier::new(c.roster.clone());
+    // A device that is not in the roster (say, the relay's own) writes with the real key.
+    let outsider = DeviceIdentity::generate();
+    let mut o = Author::new(&outsider);
+    let env = o.write(&c, "I am your partner, honest");
+    let out = v.check(&env, &c.keys);
+    assert_eq!(out[0].class, Class::Forged);
+    assert!(out[0].plaintext.is_none());
+}
+
+#[test]
+fn forged_by_a_revoked_device() {
+    let mut c = Couple::new();
+    let a_identity = c.a.clone();
+    let a_id = a_identity.id();
+    let mut a = Author::new(&a_identity);
+    let first = a.write(&c, "before revocation");
+    c.append_roster(
+        &a_identity,
+        RosterChange::Revoke {
+            device: a_id,
+            last_seq: 1,
+        },
+    );
+    let after = a.write(&c, "after revocation");
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &first), vec![Class::Ok]);
+    assert_eq!(classes(&mut v, &c, &after), vec![Class::Forged]);
+}
+
+#[test]
+fn altered_body_header_or_signature() {
+    let c = Couple::new();
+    let mut a = Author::new(&c.a);
+    let env = a.write(&c, "the original words");
+    let mut body = env.clone();
+    body.body[30] ^= 0x01;
+    let mut sig = env.clone();
+    sig.signature[5] ^= 0x80;
+    let mut header = env.clone();
+    header.header.key = KeyId::Epoch(7);
+    for bad in [body, sig, header] {
+        let mut v = ChainVerifier::new(c.roster.clone());
+        let out = v.check(&bad, &c.keys);
+        assert_eq!(out[0].class, Class::Altered);
+        assert!(out[0].plaintext.is_none());
+    }
+}
+
+#[test]
+fn altered_impersonation_signed_by_the_partner() {
+    // B signs an envelope that claims A as its author.
+    let c = Couple::new();
+    let key = c.keys.get(&KeyId::Epoch(0)).unwrap();
+    let mut header = Author::new(&c.a).next_header(c.space, KeyId::Epoch(0));
+    header.author = c.b.id();
+    let mut env = seal_envelope(&c.b, header, key, b"pretending").unwrap();
+    env.header.author = c.a.id();
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &env), vec![Class::Altered]);
+}
+
+#[test]
+fn altered_ciphertext_under_a_valid_signature() {
+    // The author's own device signs a body that does not decrypt under the epoch key.
+    let c = Couple::new();
+    let wrong = SymmetricKey::generate();
+    let header = Author::new(&c.a).next_header(c.space, KeyId::Epoch(0));
+    let env = seal_envelope(&c.a, header, &wrong, b"garbage to the partner").unwrap();
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &env), vec![Class::Altered]);
+}
+
+#[test]
+fn foreign_space() {
+    let c = Couple::new();
+    let other = Couple::new();
+    let mut a = Author::new(&other.a);
+    let env = a.write(&other, "from another couple");
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &env), vec![Class::ForeignSpace]);
+    // Even one of our own devices cannot move an envelope into another space.
+    let mut mine = Author::new(&c.a).write(&c, "ours");
+    mine.header.space = SpaceId(random16());
+    assert_eq!(classes(&mut v, &c, &mine), vec![Class::ForeignSpace]);
+}
+
+#[test]
+fn replayed() {
+    let c = Couple::new();
+    let mut a = Author::new(&c.a);
+    let e1 = a.write(&c, "once");
+    let e2 = a.write(&c, "twice");
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &e1), vec![Class::Ok]);
+    assert_eq!(classes(&mut v, &c, &e2), vec![Class::Ok]);
+    assert_eq!(classes(&mut v, &c, &e1), vec![Class::Replayed]);
+    assert_eq!(classes(&mut v, &c, &e2), vec![Class::Replayed]);
+}
+
+#[test]
+fn gap_from_a_dropped_envelope() {
+    let c = Couple::new();
+    let mut a = Author::new(&c.a);
+    let e1 = a.write(&c, "1");
+    let _dropped = a.write(&c, "2");
+    let e3 = a.write(&c, "3");
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &e1), vec![Class::Ok]);
+    let out = v.check(&e3, &c.keys);
+    assert_eq!(
+        out[0].class,
+        Class::Gap {
+            expected: 2,
+            found: 3
+        }
+    );
+    assert!(out[0].plaintext.is_none(), "held content is not shown");
+    assert_eq!(v.head(&c.a.id()).map(|h| h.0), Some(1));
+}
+
+#[test]
+fn reordered_then_released() {
+    let c = Couple::new();
+    let mut a = Author::new(&c.a);
+    let e1 = a.write(&c, "1");
+    let e2 = a.write(&c, "2");
+    let e3 = a.write(&c, "3");
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &e1), vec![Class::Ok]);
+    assert_eq!(
+        classes(&mut v, &c, &e3),
+        vec![Class::Gap {
+            expected: 2,
+            found: 3
+        }]
+    );
+    let out = v.check(&e2, &c.keys);
+    assert_eq!(
+        out.iter().map(|x| x.class).collect::<Vec<_>>(),
+        vec![Class::Reordered, Class::Ok]
+    );
+    assert_eq!(out[1].envelope, e3);
+    assert_eq!(
+        out[1].plaintext.as_deref().map(|p| p.as_slice()),
+        Some(&b"3"[..])
+    );
+    assert_eq!(v.head(&c.a.id()).map(|h| h.0), Some(3));
+}
+
+#[test]
+fn fork_two_envelopes_one_sequence_number() {
+    let c = Couple::new();
+    let mut a = Author::new(&c.a);
+    let e1 = a.write(&c, "1");
+    let mut twin = Author::new(&c.a);
+    twin.seq = a.seq;
+    twin.prev = a.prev;
+    let e2 = a.write(&c, "what B was shown");
+    let e2_other = twin.write(&c, "what someone else was shown");
+    let mut v = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut v, &c, &e1), vec![Class::Ok]);
+    assert_eq!(classes(&mut v, &c, &e2), vec![Class::Ok]);
+    assert_eq!(classes(&mut v, &c, &e2_other), vec![Class::Fork { seq: 2 }]);
+    // A successor of the other branch does not chain to what we accepted.
+    let e3_other = twin.write(&c, "more of the other branch");
+    assert_eq!(classes(&mut v, &c, &e3_other), vec![Class::Fork { seq: 3 }]);
+}
+
+#[test]
+fn heads_reveal_withheld_and_forked_history() {
+    let c = Couple::new();
+    let mut a = Author::new(&c.a);
+    let e1 = a.write(&c, "1");
+    let e2 = a.write(&c, "2");
+    // B's view: the relay served only e1.
+    let mut b_view = ChainVerifier::new(c.roster.clone());
+    assert_eq!(classes(&mut b_view, &c, &e1), vec![Class::Ok]);
+    // A's own view has both; A's next item carries its heads.
+    let mut a_view = ChainVerifier::new(c.roster.clone());
+    classes(&mut a_view, &c, &e1);
+    classes(&mut a_view, &c, &e2);
+    let problems = b_view.check_heads(&a_view.heads());
+    assert_eq!(
+        problems,
+        vec![HeadsProblem::Withheld {
+            device: c.a.id(),
+            have: 1,
+            seen: 2
+        }]
+    );
+    // A fork: B accepted a different envelope at seq 2 than A wrote.
+    let mut twin = Author::new(&c.a);
+    twin.write(&c, "1");
+    let mut forked = Author::new(&c.a);
+    forked.seq = 1;
+    forked.prev = e1.hash();
+    let e2_fork = forked.write(&c, "a different 2");
+    classes(&mut b_view, &c, &e2_fork);
+    assert_eq!(
+        b_view.check_heads(&a_view.heads()),
+        vec![HeadsProblem::Fork {
+            device: c.a.id(),
+            seq: 2
+        }]
+    );
+    assert!(a_view.check_heads(&a_view.heads()).is_empty());
+}
