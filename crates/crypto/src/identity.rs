@@ -18,6 +18,10 @@ pub struct DeviceIdentity {
     kx: StaticSecret,
 }
 
+// Both fields wipe themselves when dropped: SigningKey is ZeroizeOnDrop, and
+// StaticSecret is built with `#[zeroize(drop)]`.
+impl zeroize::ZeroizeOnDrop for DeviceIdentity {}
+
 impl fmt::Debug for DeviceIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DeviceIdentity({}, [redacted])", self.id())
