@@ -99,12 +99,25 @@ pub struct Pairing;
 impl Pairing {
     /// Starts pairing as `role` with `code`; send the returned message.
     pub fn start(role: Role, code: &PairingCode) -> (AwaitingPake, PairingMessage) {
+        Self::start_with_rng(role, code, OsRng)
+    }
+
+    /// [`Pairing::start`] with a chosen randomness source: only for the fixed test vectors.
+    pub(crate) fn start_with_rng(
+        role: Role,
+        code: &PairingCode,
+        rng: impl rand_core::CryptoRng + RngCore,
+    ) -> (AwaitingPake, PairingMessage) {
         let password = Password::new(code.reveal().as_bytes());
         let inviter = Identity::new(labels::PAIRING_IDENTITY_INVITER);
         let joiner = Identity::new(labels::PAIRING_IDENTITY_JOINER);
         let (state, msg) = match role {
-            Role::Inviter => Spake2::<Ed25519Group>::start_a(&password, &inviter, &joiner),
-            Role::Joiner => Spake2::<Ed25519Group>::start_b(&password, &inviter, &joiner),
+            Role::Inviter => {
+                Spake2::<Ed25519Group>::start_a_with_rng(&password, &inviter, &joiner, rng)
+            }
+            Role::Joiner => {
+                Spake2::<Ed25519Group>::start_b_with_rng(&password, &inviter, &joiner, rng)
+            }
         };
         let out = PairingMessage {
             from: role,

@@ -1,1 +1,251 @@
+//! The test vectors of PROTOCOL.md, re-derived from fixed keys and nonces.
+//!
+//! `compare_with_protocol_md` fails if any vector in the document differs from what
+//! the code computes, or if one is missing on either side. To regenerate the block
+//! after an intended format change:
+//! `cargo test -p attune-crypto print_vectors -- --ignored --nocapture`.
 
+use attune_proto::{
+    request, AnswerContext, EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId,
+    PairingMessage, RequestToSign, Role, RosterChange, RosterEvent, SpaceId,
+};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::answer::{answer_commitment, seal_answer_with};
+use crate::envelope::seal_with_nonce;
+use crate::identity::DeviceIdentity;
+use crate::keys::{derive_entry_key, Keyring};
+use crate::keystore::{seal_keystore_with, KdfParams, KeystoreContents, Protection};
+use crate::padding::pad;
+use crate::pairing::{Pairing, PairingCode};
+use crate::safety::safety_number;
+use crate::secret::SymmetricKey;
+use crate::wrap::wrap_key_with_rng;
+
+const PROTOCOL_MD: &str = include_str!("../../../PROTOCOL.md");
+
+fn hex(b: impl AsRef<[u8]>) -> String {
+    hex::encode(b)
+}
+
+fn msg_bytes(m: &PairingMessage) -> String {
+    hex(m.encode())
+}
+
+/// Every vector, in the order PROTOCOL.md lists them.
+fn compute() -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = Vec::new();
+    let a = DeviceIdentity::from_secret_bytes(&[0x01; 32], &[0x02; 32]);
+    let b = DeviceIdentity::from_secret_bytes(&[0x03; 32], &[0x04; 32]);
+    let space = SpaceId([0x10; 16]);
+    let entry = EntryId([0x30; 16]);
+    let epoch_key = SymmetricKey::from_bytes([0x40; 32]);
+
+    v.push(("device_a.sign_pk", hex(a.public().sign)));
+    v.push(("device_a.kx_pk", hex(a.public().kx)));
+    v.push(("device_a.id", a.id().to_hex()));
+    v.push(("device_b.sign_pk", hex(b.public().sign)));
+    v.push(("device_b.kx_pk", hex(b.public().kx)));
+    v.push(("device_b.id", b.id().to_hex()));
+
+    let entry_key = derive_entry_key(&epoch_key, &space, &KeyId::Epoch(0), &entry);
+    v.push(("entry_key", hex(entry_key.expose())));
+    let padded = pad(b"hello")
+        .map(|p| hex(&*p))
+        .unwrap_or_else(|e| format!("error: {e}"));
+    v.push(("padded_hello", padded));
+
+    let header = EnvelopeHeader {
+        space,
+        author: a.id(),
+        seq: 1,
+        prev: Hash32::ZERO,
+        key: KeyId::Epoch(0),
+        entry,
+    };
+    v.push(("envelope.header", hex(header.encode())));
+    match seal_with_nonce(&a, header, &epoch_key, b"hello", [0x50; 24]) {
+        Ok(env) => {
+            v.push(("envelope.full", hex(env.encode())));
+            v.push(("envelope.hash", env.hash().to_hex()));
+        }
+        Err(e) => v.push(("envelope.full", format!("error: {e}"))),
+    }
+
+    let create = a.sign_roster_event(RosterEvent {
+        space,
+        seq: 1,
+        prev: Hash32::ZERO,
+        signer: a.id(),
+        at: 1_767_225_600_000,
+        change: RosterChange::Create {
+            member: MemberId([0x20; 16]),
+            device: a.public(),
+        },
+    });
+    v.push(("roster.create", hex(create.encode())));
+    v.push(("roster.create.hash", create.hash().to_hex()));
+    let join = a.sign_roster_event(RosterEvent {
+        space,
+        seq: 2,
+        prev: create.hash(),
+        signer: a.id(),
+        at: 1_767_225_660_000,
+        change: RosterChange::Join {
+            member: MemberId([0x21; 16]),
+            device: b.public(),
+        },
+    });
+    v.push(("roster.join", hex(join.encode())));
+
+    let req = RequestToSign {
+        method: "POST".into(),
+        path: "/v1/spaces/10101010101010101010101010101010/envelopes".into(),
+        query: String::new(),
+        timestamp_ms: 1_767_225_600_000,
+        nonce: [0x55; 16],
+        body_hash: request::body_hash(b"{}"),
+        device: a.id(),
+    };
+    v.push(("request.string", hex(req.encode())));
+    v.push(("request.signature", hex(a.sign_request(&req))));
+
+    let ctx = AnswerContext {
+        space,
+        exercise: EntryId([0x31; 16]),
+        author: a.id(),
+    };
+    let answer_key = SymmetricKey::from_bytes([0x60; 32]);
+    v.push(("answer.context", hex(ctx.encode())));
+    v.push(("answer.commitment", hex(answer_commitment(&ctx, &answer_key))));
+    match seal_answer_with(&ctx, b"7", &answer_key, [0x61; 24]) {
+        Ok(sealed) => v.push(("answer.sealed", hex(sealed.encode()))),
+        Err(e) => v.push(("answer.sealed", format!("error: {e}"))),
+    }
+
+    v.push((
+        "safety_number",
+        safety_number(&a.public().sign, &b.public().sign),
+    ));
+
+    let mut rng = ChaCha20Rng::from_seed([0x70; 32]);
+    match wrap_key_with_rng(&space, &b.public(), KeyId::Epoch(0), &epoch_key, &mut rng) {
+        Ok(wrap) => v.push(("key_wrap", hex(wrap.encode()))),
+        Err(e) => v.push(("key_wrap", format!("error: {e}"))),
+    }
+
+    let mut keys = Keyring::new();
+    keys.insert(KeyId::Epoch(0), epoch_key.clone());
+    let contents = KeystoreContents {
+        identity: a.clone(),
+        keys,
+    };
+    let locked = seal_keystore_with(
+        &contents,
+        Protection::Passphrase(b"attune", KdfParams::INSECURE_FOR_TESTS),
+        [0x80; 16],
+        [0x81; 24],
+    );
+    v.push((
+        "keystore.locked",
+        locked.map(hex).unwrap_or_else(|e| format!("error: {e}")),
+    ));
+
+    match PairingCode::parse("7-otter-maple") {
+        Ok(code) => {
+            let (inv, pake_i) =
+                Pairing::start_with_rng(Role::Inviter, &code, ChaCha20Rng::from_seed([0x90; 32]));
+            let (join, pake_j) =
+                Pairing::start_with_rng(Role::Joiner, &code, ChaCha20Rng::from_seed([0x91; 32]));
+            v.push(("pairing.pake_inviter", msg_bytes(&pake_i)));
+            v.push(("pairing.pake_joiner", msg_bytes(&pake_j)));
+            match (inv.receive_pake(&pake_j), join.receive_pake(&pake_i)) {
+                (Ok((_, ci)), Ok((_, cj))) => {
+                    v.push(("pairing.confirm_inviter", msg_bytes(&ci)));
+                    v.push(("pairing.confirm_joiner", msg_bytes(&cj)));
+                }
+                _ => v.push(("pairing.confirm_inviter", "error".into())),
+            }
+        }
+        Err(e) => v.push(("pairing.pake_inviter", format!("error: {e}"))),
+    }
+    v
+}
+
+/// `name = hex` lines of the ```vectors block in PROTOCOL.md.
+fn documented() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in PROTOCOL_MD.lines() {
+        let line = line.trim();
+        if line == "```vectors" {
+            inside = true;
+        } else if inside && line == "```" {
+            inside = false;
+        } else if inside && !line.is_empty() {
+            if let Some((k, val)) = line.split_once('=') {
+                out.push((k.trim().to_string(), val.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn compare_with_protocol_md() {
+    let computed = compute();
+    let doc = documented();
+    assert!(!doc.is_empty(), "PROTOCOL.md has no ```vectors block");
+    for (name, value) in &computed {
+        let found = doc.iter().find(|(k, _)| k == name);
+        assert!(found.is_some(), "vector {name} missing from PROTOCOL.md");
+        assert_eq!(
+            found.map(|(_, v)| v.as_str()),
+            Some(value.as_str()),
+            "vector {name} in PROTOCOL.md differs from the code"
+        );
+    }
+    for (name, _) in &doc {
+        assert!(
+            computed.iter().any(|(k, _)| k == name),
+            "PROTOCOL.md lists {name}, which the code does not derive"
+        );
+    }
+}
+
+#[test]
+fn vectors_are_self_consistent() {
+    // The documented envelope decodes, verifies and opens with the documented keys.
+    let a = DeviceIdentity::from_secret_bytes(&[0x01; 32], &[0x02; 32]);
+    let doc = documented();
+    let get = |n: &str| {
+        doc.iter()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| hex::decode(v).ok())
+            .unwrap_or_default()
+    };
+    let env = Envelope::decode(&get("envelope.full")).expect("documented envelope decodes");
+    assert_eq!(env.verify_signature(&a.public().sign), Ok(()));
+    let create = attune_proto::SignedRosterEvent::decode(&get("roster.create")).expect("decodes");
+    let join = attune_proto::SignedRosterEvent::decode(&get("roster.join")).expect("decodes");
+    let roster = attune_proto::Roster::verify(SpaceId([0x10; 16]), &[create, join])
+        .expect("documented roster verifies");
+    let mut keys = Keyring::new();
+    keys.insert(KeyId::Epoch(0), SymmetricKey::from_bytes([0x40; 32]));
+    let opened = crate::envelope::open_envelope(&env, &roster, &keys).expect("opens");
+    assert_eq!(opened.as_slice(), b"hello");
+    let ks = crate::keystore::open_keystore(&get("keystore.locked"), Some(b"attune"))
+        .expect("documented keystore opens");
+    assert_eq!(ks.identity.id(), a.id());
+}
+
+#[test]
+#[ignore = "prints the vectors block for PROTOCOL.md"]
+fn print_vectors() {
+    println!("```vectors");
+    for (name, value) in compute() {
+        println!("{name} = {value}");
+    }
+    println!("```");
+}
