@@ -743,7 +743,7 @@ fn key_wrap_decode_list() {
                 .ok()
                 .map(|v| KeyWrap::encode_list(&v))
         },
-        50,
+        100,
     );
 }
 
