@@ -91,9 +91,16 @@ fn altered_header_or_cost_settings_are_refused() {
 }
 
 #[test]
-fn default_cost_is_argon2id_64_mib() {
-    assert_eq!(KdfParams::DEFAULT.m_cost_kib, 65_536);
-    assert!(KdfParams::DEFAULT.t_cost >= 3);
+fn default_cost_round_trips_and_is_recorded_in_the_file() {
+    let bytes = seal_keystore(
+        &contents(),
+        Protection::Passphrase(b"pw", KdfParams::DEFAULT),
+    )
+    .unwrap();
+    // m_cost (KiB), t_cost, p_cost follow the 10-byte preamble.
+    assert_eq!(&bytes[10..14], &65_536u32.to_be_bytes());
+    assert_eq!(&bytes[14..18], &3u32.to_be_bytes());
+    assert!(open_keystore(&bytes, Some(b"pw")).is_ok());
 }
 
 #[test]
