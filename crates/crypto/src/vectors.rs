@@ -118,7 +118,10 @@ fn compute() -> Vec<(&'static str, String)> {
     };
     let answer_key = SymmetricKey::from_bytes([0x60; 32]);
     v.push(("answer.context", hex(ctx.encode())));
-    v.push(("answer.commitment", hex(answer_commitment(&ctx, &answer_key))));
+    v.push((
+        "answer.commitment",
+        hex(answer_commitment(&ctx, &answer_key)),
+    ));
     match seal_answer_with(&ctx, b"7", &answer_key, [0x61; 24]) {
         Ok(sealed) => v.push(("answer.sealed", hex(sealed.encode()))),
         Err(e) => v.push(("answer.sealed", format!("error: {e}"))),
