@@ -1,9 +1,108 @@
 //! attune-relay: the blind relay. It links attune-proto (formats and signature
-//! verification) and nothing that can decrypt. The HTTP service arrives with the
-//! relay issue; for now the library exposes its version.
+//! verification) and nothing that can decrypt: it stores and forwards envelopes,
+//! enforces the roster, and cannot read, forge, drop, reorder or replay unnoticed.
 
-/// The relay's version string, as printed by `attune-relay --version`.
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod mailbox;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+pub mod store;
+
+pub use config::Config;
+
+/// The relay's version string.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The wire-format version this relay speaks.
 pub const PROTOCOL_VERSION: u8 = attune_proto::VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(
+        "no database path: pass --db or set ATTUNE_RELAY_DB (no platform data directory was found)"
+    )]
+    NoDbPath,
+    #[error("could not open the database {path}: {source}")]
+    Store {
+        path: String,
+        source: store::StoreError,
+    },
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the relay on `listener` until `shutdown` completes, then finishes the
+/// requests in flight and the queued writes before returning.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RelayError> {
+    let path = config.db_path().ok_or(RelayError::NoDbPath)?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let store = {
+        let (path, readers, metrics) = (path.clone(), config.readers, metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            store::sqlite::SqliteStore::open(&path, readers, metrics).map_err(|e| (path, e))
+        })
+        .await
+        .map_err(|e| RelayError::Io(std::io::Error::other(e)))?
+        .map_err(|(path, source)| RelayError::Store {
+            path: path.display().to_string(),
+            source,
+        })?
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = Arc::new(state::AppState::new(
+        config,
+        Arc::new(store),
+        metrics,
+        stop_rx,
+    ));
+    let app = routes::router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, db = %path.display(), "attune-relay listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            // Ends WebSocket streams, which would otherwise hold shutdown open.
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    // The last handle to the store: dropping it waits for queued writes to commit.
+    tokio::task::spawn_blocking(move || drop(state))
+        .await
+        .map_err(|e| RelayError::Io(std::io::Error::other(e)))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,8 +1,20 @@
-fn main() -> anyhow::Result<()> {
-    println!(
-        "attune-relay {} (protocol v{}): the relay service is not built yet",
-        attune_relay::VERSION,
-        attune_relay::PROTOCOL_VERSION
-    );
+use anyhow::Context;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = attune_relay::Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .context("--log is not a valid filter (try `info`)")?,
+        )
+        .init();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    // Tests and scripts read the bound address (useful with port 0) from stdout.
+    println!("listening on {}", listener.local_addr()?);
+    attune_relay::serve(listener, config, attune_relay::shutdown_signal()).await?;
     Ok(())
 }

@@ -139,12 +139,22 @@ fn decode_contents(bytes: &[u8]) -> Result<KeystoreContents, KeystoreError> {
         .into());
     }
     let mut keys = Keyring::new();
+    let mut previous: Option<KeyId> = None;
     for _ in 0..count {
         let id_bytes = r.array::<5>("key id")?;
         let id = KeyId::decode(&id_bytes)?;
         if matches!(id, KeyId::KeyWraps(_)) {
             return Err(KeystoreError::BadKeyId);
         }
+        // The encoder writes ids sorted and unique; anything else is not canonical.
+        if previous.is_some_and(|p| p >= id) {
+            return Err(DecodeError::NonCanonical {
+                what: "keystore contents",
+                why: "key ids must be sorted and unique",
+            }
+            .into());
+        }
+        previous = Some(id);
         let key = SymmetricKey::from_bytes(r.array("key")?);
         keys.insert(id, key);
     }

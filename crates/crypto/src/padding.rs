@@ -35,7 +35,7 @@ pub fn bucket_for(len: usize) -> Result<usize, PaddingError> {
 
 fn is_bucket(size: usize) -> bool {
     (MIN_BUCKET..=LARGE_STEP).contains(&size) && size.is_power_of_two()
-        || (LARGE_STEP..=MAX_PADDED).contains(&size) && size % LARGE_STEP == 0
+        || (LARGE_STEP..=MAX_PADDED).contains(&size) && size.is_multiple_of(LARGE_STEP)
 }
 
 pub fn pad(plaintext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PaddingError> {

@@ -3,6 +3,7 @@
 //! client can link it; PROTOCOL.md documents every layout byte by byte.
 
 pub mod answer;
+pub mod api;
 pub mod codec;
 pub mod envelope;
 pub mod ids;

@@ -1,0 +1,164 @@
+//! The relay's HTTP API: JSON bodies (binary fields as unpadded base64url), the
+//! authentication headers, and the stable error codes. Shared by relay and client.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Hex device id of the signing device.
+pub const HEADER_DEVICE: &str = "x-attune-device";
+/// Unix milliseconds when the request was signed.
+pub const HEADER_TIMESTAMP: &str = "x-attune-timestamp";
+/// 16 random bytes, hex.
+pub const HEADER_NONCE: &str = "x-attune-nonce";
+/// The Ed25519 signature of the request string, base64url.
+pub const HEADER_SIGNATURE: &str = "x-attune-signature";
+
+/// Bytes that travel as an unpadded base64url string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct B64(pub Vec<u8>);
+
+impl Serialize for B64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&URL_SAFE_NO_PAD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for B64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        URL_SAFE_NO_PAD
+            .decode(s.as_bytes())
+            .map(B64)
+            .map_err(|_| serde::de::Error::custom("not unpadded base64url"))
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn from_b64(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()
+}
+
+/// `POST /v1/spaces`: the signed creation event of the space's roster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSpace {
+    pub create_event: B64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpaceCreated {
+    pub space: String,
+}
+
+/// `POST /v1/spaces/{space}/roster`: events to append, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendRoster {
+    pub events: Vec<B64>,
+}
+
+/// `GET /v1/spaces/{space}/roster`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RosterEvents {
+    pub events: Vec<B64>,
+}
+
+/// `POST /v1/spaces/{space}/envelopes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendEnvelopes {
+    pub envelopes: Vec<B64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub cursor: u64,
+    /// True if this entry id was already stored: `cursor` is the original's.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppendResult {
+    pub results: Vec<Appended>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEnvelope {
+    pub cursor: u64,
+    pub envelope: B64,
+}
+
+/// `GET /v1/spaces/{space}/envelopes?after=C&limit=N`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    pub envelopes: Vec<StoredEnvelope>,
+    /// Pass as `after` to continue.
+    pub next: u64,
+    pub more: bool,
+}
+
+/// `POST /v1/mailboxes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailboxOpened {
+    pub mailbox: u32,
+    pub expires_in_secs: u64,
+}
+
+/// `POST /v1/mailboxes/{n}/messages`: one pairing message from one side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxPost {
+    pub message: B64,
+}
+
+/// `GET /v1/mailboxes/{n}/messages?role=R&after=K&wait=S`: the other side's messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailboxMessages {
+    pub messages: Vec<B64>,
+    pub closed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// The stable error codes of the API.
+pub mod codes {
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    pub const BAD_SIGNATURE: &str = "bad_signature";
+    pub const STALE_TIMESTAMP: &str = "stale_timestamp";
+    pub const REPLAYED_REQUEST: &str = "replayed_request";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const UNKNOWN_ROUTE: &str = "unknown_route";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    pub const MALFORMED_JSON: &str = "malformed_json";
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const MALFORMED_ENVELOPE: &str = "malformed_envelope";
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const ENVELOPE_TOO_LARGE: &str = "envelope_too_large";
+    pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+    pub const SEQUENCE_CONFLICT: &str = "sequence_conflict";
+    pub const CHAIN_CONFLICT: &str = "chain_conflict";
+    pub const ENTRY_ID_REUSED: &str = "entry_id_reused";
+    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const SPACE_EXISTS: &str = "space_exists";
+    pub const ROSTER_REJECTED: &str = "roster_rejected";
+    pub const MAILBOX_UNAVAILABLE: &str = "mailbox_unavailable";
+    pub const MAILBOX_FULL: &str = "mailbox_full";
+    pub const TOO_MANY_MAILBOXES: &str = "too_many_mailboxes";
+    pub const TIMEOUT: &str = "timeout";
+    pub const INTERNAL: &str = "internal";
+}

@@ -1,0 +1,94 @@
+//! The relay's settings: flags, each with an `ATTUNE_RELAY_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// attune-relay: the blind relay for attune. It stores and forwards signed,
+/// encrypted envelopes for couples, and can read none of them.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "attune-relay", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ATTUNE_RELAY_LISTEN", default_value = "127.0.0.1:8733")]
+    pub listen: SocketAddr,
+
+    /// SQLite database file [default: relay.sqlite3 in the platform data directory].
+    #[arg(long, env = "ATTUNE_RELAY_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ATTUNE_RELAY_MAX_BODY", default_value_t = 8 * 1024 * 1024)]
+    pub max_body: usize,
+
+    /// Largest accepted single envelope, in bytes (encoded).
+    #[arg(long, env = "ATTUNE_RELAY_MAX_ENVELOPE", default_value_t = 1024 * 1024 + 4096)]
+    pub max_envelope: usize,
+
+    /// Most envelopes in one append request.
+    #[arg(long, env = "ATTUNE_RELAY_MAX_BATCH", default_value_t = 500)]
+    pub max_batch: usize,
+
+    /// Most envelope bytes stored for one space.
+    #[arg(long, env = "ATTUNE_RELAY_SPACE_QUOTA", default_value_t = 1024 * 1024 * 1024)]
+    pub space_quota: u64,
+
+    /// Requests per second each device may make on average.
+    #[arg(long, env = "ATTUNE_RELAY_RATE", default_value_t = 200.0)]
+    pub rate_per_sec: f64,
+
+    /// Requests a device may make in a burst above the average rate.
+    #[arg(long, env = "ATTUNE_RELAY_BURST", default_value_t = 400.0)]
+    pub rate_burst: f64,
+
+    /// Accepted clock difference for signed requests, in seconds.
+    #[arg(long, env = "ATTUNE_RELAY_MAX_SKEW", default_value_t = 300)]
+    pub max_skew_secs: u64,
+
+    /// Most envelopes returned by one pull.
+    #[arg(long, env = "ATTUNE_RELAY_PAGE", default_value_t = 1000)]
+    pub page_limit: usize,
+
+    /// Time limit for one request (not for WebSocket streams), in seconds.
+    #[arg(long, env = "ATTUNE_RELAY_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// How long a pairing mailbox stays open, in seconds.
+    #[arg(long, env = "ATTUNE_RELAY_MAILBOX_TTL", default_value_t = 600)]
+    pub mailbox_ttl_secs: u64,
+
+    /// Most pairing mailboxes open at once.
+    #[arg(long, env = "ATTUNE_RELAY_MAX_MAILBOXES", default_value_t = 10_000)]
+    pub max_mailboxes: usize,
+
+    /// Connections in the read pool.
+    #[arg(long, env = "ATTUNE_RELAY_READERS", default_value_t = 4)]
+    pub readers: usize,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `attune_relay=debug`.
+    #[arg(long, env = "ATTUNE_RELAY_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The database path: `--db`, or the platform data directory.
+    pub fn db_path(&self) -> Option<PathBuf> {
+        self.db.clone().or_else(|| {
+            directories::ProjectDirs::from("org", "attune", "attune-relay")
+                .map(|d| d.data_dir().join("relay.sqlite3"))
+        })
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Settings for tests: everything default, this database.
+    pub fn for_tests(db: PathBuf) -> Self {
+        let mut c = Self::parse_from(["attune-relay"]);
+        c.db = Some(db);
+        c
+    }
+}

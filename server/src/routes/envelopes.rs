@@ -1,0 +1,270 @@
+//! Appending and pulling envelopes, and the WebSocket stream of new ones.
+
+use attune_proto::api::{
+    codes, AppendEnvelopes, AppendResult, Appended, Page, StoredEnvelope, B64,
+};
+use attune_proto::{Envelope, SpaceId};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+
+use super::spaces::parse_space;
+use crate::auth::Signed;
+use crate::error::ApiError;
+use crate::state::SharedState;
+use crate::store::{NewEnvelope, StoreError};
+
+fn check_envelope(
+    raw: &[u8],
+    index: usize,
+    space: SpaceId,
+    signer: &attune_proto::DeviceId,
+    roster: &attune_proto::Roster,
+    max_envelope: usize,
+) -> Result<NewEnvelope, ApiError> {
+    if raw.len() > max_envelope {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::ENVELOPE_TOO_LARGE,
+            format!(
+                "envelope {index} is {} bytes; this relay accepts at most {max_envelope}",
+                raw.len()
+            ),
+        ));
+    }
+    let env = Envelope::decode(raw).map_err(|e| {
+        ApiError::bad_request(codes::MALFORMED_ENVELOPE, format!("envelope {index}: {e}"))
+    })?;
+    let h = env.header;
+    if h.space != space {
+        return Err(ApiError::bad_request(
+            codes::MALFORMED_ENVELOPE,
+            format!("envelope {index} belongs to another space"),
+        ));
+    }
+    if &h.author != signer {
+        return Err(ApiError::forbidden(format!(
+            "envelope {index} is authored by another device; a device uploads only its own envelopes"
+        )));
+    }
+    if !roster.may_author(&h.author, h.seq) {
+        return Err(ApiError::forbidden(format!(
+            "envelope {index}: this device may not write to this space any more"
+        )));
+    }
+    let key = roster
+        .device(&h.author)
+        .map(|d| d.public.sign)
+        .ok_or_else(|| ApiError::forbidden("this device is not a member of this space"))?;
+    env.verify_signature(&key).map_err(|_| {
+        ApiError::bad_request(
+            codes::BAD_SIGNATURE,
+            format!("envelope {index}: the author's signature does not verify"),
+        )
+    })?;
+    Ok(NewEnvelope {
+        author: h.author,
+        seq: h.seq,
+        prev: h.prev,
+        hash: env.hash(),
+        entry: h.entry,
+        bytes: raw.to_vec(),
+    })
+}
+
+/// `POST /v1/spaces/{space}/envelopes`: a batch, stored all or nothing.
+pub async fn append(
+    State(state): State<SharedState>,
+    Path(space): Path<String>,
+    signed: Signed,
+) -> Result<Json<AppendResult>, ApiError> {
+    let space = parse_space(&space)?;
+    let roster = signed.member(&state, space).await?;
+    let req: AppendEnvelopes = signed.json()?;
+    let max_batch = state.config.max_batch;
+    if req.envelopes.is_empty() || req.envelopes.len() > max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BATCH_TOO_LARGE,
+            format!("send between 1 and {max_batch} envelopes per request"),
+        ));
+    }
+    let device = signed.device;
+    let max_envelope = state.config.max_envelope;
+    // Signature checks are CPU work: keep them off the async executor.
+    let checked = tokio::task::spawn_blocking(move || {
+        req.envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| check_envelope(&raw.0, i, space, &device, &roster, max_envelope))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
+    let bytes: u64 = checked.iter().map(|e| e.bytes.len() as u64).sum();
+    let placed = state
+        .store
+        .append_envelopes(space, checked, state.config.space_quota)
+        .await
+        .map_err(|e| match e {
+            StoreError::Sequence {
+                index,
+                expected,
+                found,
+            } => ApiError::conflict(
+                codes::SEQUENCE_CONFLICT,
+                format!("envelope {index} has sequence number {found}; the relay expects {expected} next from this device"),
+            ),
+            StoreError::Chain { index } => ApiError::conflict(
+                codes::CHAIN_CONFLICT,
+                format!("envelope {index} does not chain to this device's previous envelope"),
+            ),
+            StoreError::EntryReused { index } => ApiError::conflict(
+                codes::ENTRY_ID_REUSED,
+                format!("envelope {index} reuses an entry id with different content"),
+            ),
+            StoreError::Quota { quota } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                codes::QUOTA_EXCEEDED,
+                format!("this space has reached its quota of {quota} bytes on this relay"),
+            ),
+            StoreError::NoSpace => ApiError::not_found("no such space on this relay"),
+            _ => ApiError::internal(),
+        })?;
+    let new = placed.iter().filter(|p| !p.duplicate).count() as u64;
+    state
+        .metrics
+        .record_append(new, bytes, placed.len() as u64 - new);
+    if let Some(max) = placed.iter().map(|p| p.cursor).max() {
+        state.notify(space, max);
+    }
+    Ok(Json(AppendResult {
+        results: placed
+            .into_iter()
+            .map(|p| Appended {
+                cursor: p.cursor,
+                duplicate: p.duplicate,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PullQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+pub fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri).map(|q| q.0).map_err(|e| {
+        ApiError::bad_request(codes::BAD_REQUEST, format!("bad query parameters: {e}"))
+    })
+}
+
+/// `GET /v1/spaces/{space}/envelopes?after=C&limit=N`.
+pub async fn pull(
+    State(state): State<SharedState>,
+    Path(space): Path<String>,
+    uri: axum::http::Uri,
+    signed: Signed,
+) -> Result<Json<Page>, ApiError> {
+    let space = parse_space(&space)?;
+    signed.member(&state, space).await?;
+    let q: PullQuery = query(&uri)?;
+    let limit = q
+        .limit
+        .unwrap_or(state.config.page_limit)
+        .clamp(1, state.config.page_limit);
+    let mut rows = state
+        .store
+        .pull(space, q.after, limit + 1)
+        .await
+        .map_err(|_| ApiError::internal())?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = rows.last().map_or(q.after, |r| r.0);
+    Ok(Json(Page {
+        envelopes: rows
+            .into_iter()
+            .map(|(cursor, data)| StoredEnvelope {
+                cursor,
+                envelope: B64(data),
+            })
+            .collect(),
+        next,
+        more,
+    }))
+}
+
+/// `GET /v1/spaces/{space}/stream?after=C` (WebSocket): every envelope after the
+/// cursor, then new ones as they are committed, as JSON text messages.
+pub async fn stream(
+    State(state): State<SharedState>,
+    Path(space): Path<String>,
+    uri: axum::http::Uri,
+    ws: WebSocketUpgrade,
+    signed: Signed,
+) -> Result<Response, ApiError> {
+    let space = parse_space(&space)?;
+    signed.member(&state, space).await?;
+    let q: PullQuery = query(&uri)?;
+    let notices = state.subscribe(space).ok_or_else(ApiError::internal)?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| run_stream(state, space, q.after, socket, notices)))
+}
+
+async fn run_stream(
+    state: SharedState,
+    space: SpaceId,
+    mut after: u64,
+    mut socket: WebSocket,
+    mut notices: tokio::sync::broadcast::Receiver<u64>,
+) {
+    state.metrics.stream_opened();
+    let mut shutdown = state.shutdown.clone();
+    let page = state.config.page_limit;
+    'outer: loop {
+        // Catch up from the cursor, page by page.
+        loop {
+            let Ok(rows) = state.store.pull(space, after, page).await else {
+                break 'outer;
+            };
+            let full = rows.len() == page;
+            for (cursor, data) in rows {
+                let item = StoredEnvelope {
+                    cursor,
+                    envelope: B64(data),
+                };
+                let Ok(text) = serde_json::to_string(&item) else {
+                    break 'outer;
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break 'outer;
+                }
+                after = cursor;
+            }
+            if !full {
+                break;
+            }
+        }
+        tokio::select! {
+            n = notices.recv() => match n {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // Anything a client sends is ignored; the stream is one-way.
+                Some(Ok(_)) => {}
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    state.metrics.stream_closed();
+}

@@ -1,0 +1,140 @@
+//! The OpenAPI 3 document, generated from [`super::ROUTES`].
+
+use serde_json::{json, Map, Value};
+
+use super::{Auth, ROUTES};
+
+fn schemas() -> Value {
+    let b64 = json!({ "type": "string", "description": "unpadded base64url" });
+    json!({
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": { "error": { "type": "object", "required": ["code", "message"],
+                "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } }
+        },
+        "CreateSpace": { "type": "object", "required": ["create_event"], "additionalProperties": false,
+            "properties": { "create_event": b64 } },
+        "SpaceCreated": { "type": "object", "required": ["space"], "properties": { "space": { "type": "string" } } },
+        "RosterEvents": { "type": "object", "required": ["events"], "properties": { "events": { "type": "array", "items": b64 } } },
+        "AppendRoster": { "type": "object", "required": ["events"], "additionalProperties": false,
+            "properties": { "events": { "type": "array", "items": b64 } } },
+        "AppendEnvelopes": { "type": "object", "required": ["envelopes"], "additionalProperties": false,
+            "properties": { "envelopes": { "type": "array", "items": b64 } } },
+        "AppendResult": { "type": "object", "required": ["results"], "properties": { "results": { "type": "array",
+            "items": { "type": "object", "required": ["cursor", "duplicate"],
+                "properties": { "cursor": { "type": "integer", "format": "int64" }, "duplicate": { "type": "boolean" } } } } } },
+        "Page": { "type": "object", "required": ["envelopes", "next", "more"], "properties": {
+            "envelopes": { "type": "array", "items": { "$ref": "#/components/schemas/StoredEnvelope" } },
+            "next": { "type": "integer", "format": "int64" }, "more": { "type": "boolean" } } },
+        "StoredEnvelope": { "type": "object", "required": ["cursor", "envelope"],
+            "properties": { "cursor": { "type": "integer", "format": "int64" }, "envelope": b64 } },
+        "MailboxOpened": { "type": "object", "required": ["mailbox", "expires_in_secs"],
+            "properties": { "mailbox": { "type": "integer" }, "expires_in_secs": { "type": "integer" } } },
+        "MailboxPost": { "type": "object", "required": ["message"], "additionalProperties": false,
+            "properties": { "message": b64 } },
+        "MailboxMessages": { "type": "object", "required": ["messages", "closed"],
+            "properties": { "messages": { "type": "array", "items": b64 }, "closed": { "type": "boolean" } } }
+    })
+}
+
+/// (request schema, response schema) by route.
+fn bodies(method: &str, path: &str) -> (Option<&'static str>, Option<&'static str>) {
+    match (method, path) {
+        ("POST", "/v1/spaces") => (Some("CreateSpace"), Some("SpaceCreated")),
+        ("GET", "/v1/spaces/{space}/roster") => (None, Some("RosterEvents")),
+        ("POST", "/v1/spaces/{space}/roster") => (Some("AppendRoster"), Some("RosterEvents")),
+        ("POST", "/v1/spaces/{space}/envelopes") => (Some("AppendEnvelopes"), Some("AppendResult")),
+        ("GET", "/v1/spaces/{space}/envelopes") => (None, Some("Page")),
+        ("POST", "/v1/spaces/{space}/mailboxes") => (None, Some("MailboxOpened")),
+        ("POST", "/v1/mailboxes/{mailbox}/messages") => (Some("MailboxPost"), None),
+        ("GET", "/v1/mailboxes/{mailbox}/messages") => (None, Some("MailboxMessages")),
+        _ => (None, None),
+    }
+}
+
+fn query_params(method: &str, path: &str) -> Vec<Value> {
+    let int = |name: &str, desc: &str| {
+        json!({ "name": name, "in": "query", "required": false, "description": desc,
+                "schema": { "type": "integer", "minimum": 0 } })
+    };
+    match (method, path) {
+        ("GET", "/v1/spaces/{space}/envelopes") => vec![
+            int("after", "return envelopes with a cursor after this one"),
+            int("limit", "most envelopes to return"),
+        ],
+        ("GET", "/v1/spaces/{space}/stream") => vec![int("after", "start after this cursor")],
+        ("GET", "/v1/mailboxes/{mailbox}/messages") => vec![
+            json!({ "name": "role", "in": "query", "required": true,
+                    "schema": { "type": "string", "enum": ["inviter", "joiner"] } }),
+            int("after", "skip this many of the other side's messages"),
+            int("wait", "seconds to wait for a message (at most 25)"),
+        ],
+        _ => vec![],
+    }
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for spec in ROUTES {
+        let mut params: Vec<Value> = ["space", "mailbox"]
+            .iter()
+            .filter(|p| spec.path.contains(&format!("{{{p}}}")))
+            .map(|p| {
+                json!({ "name": p, "in": "path", "required": true,
+                        "schema": { "type": if *p == "space" { "string" } else { "integer" } } })
+            })
+            .collect();
+        params.extend(query_params(spec.method, spec.path));
+        let (req, resp) = bodies(spec.method, spec.path);
+        let mut responses = Map::new();
+        let ok = match resp {
+            Some(schema) => json!({ "description": "success",
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } }),
+            None => json!({ "description": "success" }),
+        };
+        responses.insert(spec.success.to_string(), ok);
+        if !spec.errors.is_empty() || spec.auth == Auth::Signed {
+            responses.insert(
+                "default".into(),
+                json!({ "description": format!("error; codes include: {}", spec.errors.join(", ")),
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+            );
+        }
+        let mut op = json!({
+            "summary": spec.summary,
+            "operationId": format!("{}_{}", spec.method.to_lowercase(),
+                spec.path.trim_matches('/').replace(['/', '{', '}', '.'], "_")),
+            "parameters": params,
+            "responses": responses,
+        });
+        if let Some(schema) = req {
+            op["requestBody"] = json!({ "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
+        }
+        if spec.auth == Auth::Signed {
+            op["security"] = json!([{ "deviceSignature": [] }]);
+        }
+        let entry = paths
+            .entry(spec.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[spec.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "attune relay",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Stores and forwards signed, encrypted envelopes for couples. It can read none of them. Binary fields are unpadded base64url; byte layouts are in PROTOCOL.md."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "deviceSignature": {
+                    "type": "apiKey", "in": "header", "name": "x-attune-signature",
+                    "description": "Ed25519 signature by the device over the canonical request string (PROTOCOL.md §7), with x-attune-device, x-attune-timestamp and x-attune-nonce headers."
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,154 @@
+//! Creating and deleting spaces; reading and appending the roster.
+
+use std::sync::Arc;
+
+use attune_proto::api::{codes, AppendRoster, CreateSpace, RosterEvents, SpaceCreated, B64};
+use attune_proto::{Roster, RosterChange, SignedRosterEvent, SpaceId};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use crate::auth::Signed;
+use crate::error::ApiError;
+use crate::state::SharedState;
+use crate::store::StoreError;
+
+pub fn parse_space(hex: &str) -> Result<SpaceId, ApiError> {
+    SpaceId::from_hex(hex).map_err(|_| {
+        ApiError::bad_request(codes::BAD_REQUEST, "the space id must be 32 hex digits")
+    })
+}
+
+fn roster_rejected(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(
+        codes::ROSTER_REJECTED,
+        format!("the roster event was refused: {e}"),
+    )
+}
+
+/// `POST /v1/spaces`, signed by the device the creation event creates.
+pub async fn create(
+    State(state): State<SharedState>,
+    signed: Signed,
+) -> Result<(StatusCode, Json<SpaceCreated>), ApiError> {
+    let req: CreateSpace = signed.json()?;
+    let event = SignedRosterEvent::decode(&req.create_event.0).map_err(roster_rejected)?;
+    let RosterChange::Create { device, .. } = event.event.change else {
+        return Err(roster_rejected("the first event must create the space"));
+    };
+    if signed.device != device.id() {
+        return Err(ApiError::forbidden(
+            "a space must be created by the device its first roster event adds",
+        ));
+    }
+    signed.verify(&state, &device.sign)?;
+    let space = event.event.space;
+    let roster = Roster::verify(space, &[event]).map_err(roster_rejected)?;
+    state
+        .store
+        .create_space(space, req.create_event.0)
+        .await
+        .map_err(|e| match e {
+            StoreError::SpaceExists => {
+                ApiError::conflict(codes::SPACE_EXISTS, "a space with this id already exists")
+            }
+            _ => ApiError::internal(),
+        })?;
+    state.set_roster(space, Arc::new(roster));
+    Ok((
+        StatusCode::CREATED,
+        Json(SpaceCreated {
+            space: space.to_hex(),
+        }),
+    ))
+}
+
+/// `GET /v1/spaces/{space}/roster`.
+pub async fn read_roster(
+    State(state): State<SharedState>,
+    Path(space): Path<String>,
+    signed: Signed,
+) -> Result<Json<RosterEvents>, ApiError> {
+    let space = parse_space(&space)?;
+    signed.member(&state, space).await?;
+    let events = state
+        .store
+        .roster(space)
+        .await
+        .map_err(|_| ApiError::internal())?
+        .ok_or_else(|| ApiError::not_found("no such space on this relay"))?;
+    Ok(Json(RosterEvents {
+        events: events.into_iter().map(B64).collect(),
+    }))
+}
+
+/// `POST /v1/spaces/{space}/roster`: the relay checks every rule it can, but cannot
+/// add anything itself: each event is signed by a member device.
+pub async fn append_roster(
+    State(state): State<SharedState>,
+    Path(space): Path<String>,
+    signed: Signed,
+) -> Result<Json<RosterEvents>, ApiError> {
+    let space = parse_space(&space)?;
+    let roster = signed.member(&state, space).await?;
+    let req: AppendRoster = signed.json()?;
+    if req.events.is_empty() || req.events.len() > 64 {
+        return Err(ApiError::bad_request(
+            codes::BAD_REQUEST,
+            "send between 1 and 64 roster events",
+        ));
+    }
+    let mut next = (*roster).clone();
+    let first_seq = next.len() + 1;
+    for raw in &req.events {
+        let event = SignedRosterEvent::decode(&raw.0).map_err(roster_rejected)?;
+        next.apply(&event).map_err(|e| match e {
+            attune_proto::RosterError::BadSequence { .. }
+            | attune_proto::RosterError::BrokenChain { .. } => ApiError::conflict(
+                codes::ROSTER_REJECTED,
+                format!("the roster changed meanwhile: {e}; read it again"),
+            ),
+            e => roster_rejected(e),
+        })?;
+    }
+    let raw: Vec<Vec<u8>> = req.events.into_iter().map(|b| b.0).collect();
+    state
+        .store
+        .append_roster(space, first_seq, raw)
+        .await
+        .map_err(|e| match e {
+            StoreError::RosterConflict { .. } => ApiError::conflict(
+                codes::ROSTER_REJECTED,
+                "the roster changed meanwhile; read it again",
+            ),
+            StoreError::NoSpace => ApiError::not_found("no such space on this relay"),
+            _ => ApiError::internal(),
+        })?;
+    state.set_roster(space, Arc::new(next));
+    let events = state
+        .store
+        .roster(space)
+        .await
+        .map_err(|_| ApiError::internal())?
+        .unwrap_or_default();
+    Ok(Json(RosterEvents {
+        events: events.into_iter().map(B64).collect(),
+    }))
+}
+
+/// `DELETE /v1/spaces/{space}`: erases the space and everything in it.
+pub async fn delete(
+    State(state): State<SharedState>,
+    Path(space): Path<String>,
+    signed: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let space = parse_space(&space)?;
+    signed.member(&state, space).await?;
+    let deleted = state
+        .store
+        .delete_space(space)
+        .await
+        .map_err(|_| ApiError::internal())?;
+    state.forget_space(space);
+    Ok(Json(serde_json::json!({ "deleted": deleted })))
+}

@@ -1,0 +1,88 @@
+//! Storage behind one trait, so another engine (PostgreSQL, say) can be added
+//! without touching the handlers. The relay stores only opaque bytes plus the
+//! header fields it must check: author, sequence number, chain hash, entry id.
+
+use async_trait::async_trait;
+use attune_proto::{DeviceId, EntryId, Hash32, SpaceId};
+use thiserror::Error;
+
+pub mod sqlite;
+
+/// One envelope to append, with the header fields the store checks.
+#[derive(Debug, Clone)]
+pub struct NewEnvelope {
+    pub author: DeviceId,
+    pub seq: u64,
+    pub prev: Hash32,
+    pub hash: Hash32,
+    pub entry: EntryId,
+    pub bytes: Vec<u8>,
+}
+
+/// Where an appended envelope landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub cursor: u64,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    #[error("no such space")]
+    NoSpace,
+    #[error("the space already exists")]
+    SpaceExists,
+    #[error("envelope {index}: expected sequence number {expected} from this author, got {found}")]
+    Sequence {
+        index: usize,
+        expected: u64,
+        found: u64,
+    },
+    #[error("envelope {index} does not chain to the author's previous envelope")]
+    Chain { index: usize },
+    #[error("envelope {index} reuses an entry id with different content")]
+    EntryReused { index: usize },
+    #[error("the space's quota of {quota} bytes would be exceeded")]
+    Quota { quota: u64 },
+    #[error("roster event {seq} conflicts with one already stored")]
+    RosterConflict { seq: u64 },
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a space with its first roster event.
+    async fn create_space(&self, space: SpaceId, create_event: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Appends roster events numbered `first_seq`, `first_seq + 1`, ...
+    async fn append_roster(
+        &self,
+        space: SpaceId,
+        first_seq: u64,
+        events: Vec<Vec<u8>>,
+    ) -> Result<(), StoreError>;
+
+    /// The roster events of a space, in order; `None` if there is no such space.
+    async fn roster(&self, space: SpaceId) -> Result<Option<Vec<Vec<u8>>>, StoreError>;
+
+    /// Appends a batch atomically: every envelope lands (duplicates by entry id
+    /// return the original cursor) or none does. Acknowledged only after commit.
+    async fn append_envelopes(
+        &self,
+        space: SpaceId,
+        envelopes: Vec<NewEnvelope>,
+        quota: u64,
+    ) -> Result<Vec<Placed>, StoreError>;
+
+    /// Up to `limit` envelopes with a cursor after `after`, in cursor order.
+    async fn pull(
+        &self,
+        space: SpaceId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// Erases a space and everything in it. False if there was no such space.
+    async fn delete_space(&self, space: SpaceId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,576 @@
+//! The embedded SQLite engine: WAL mode, `synchronous=FULL`, one writer thread that
+//! group-commits whatever is queued and acknowledges only after the commit, and a
+//! small pool of read connections. All SQLite work runs off the async executor.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use async_trait::async_trait;
+use attune_proto::SpaceId;
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{NewEnvelope, Placed, Store, StoreError};
+
+/// Numbered migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: spaces, roster events, envelopes.
+    "CREATE TABLE spaces (
+        id BLOB PRIMARY KEY,
+        next_cursor INTEGER NOT NULL,
+        bytes_used INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE roster (
+        space BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        event BLOB NOT NULL,
+        PRIMARY KEY (space, seq)
+     ) WITHOUT ROWID;
+     CREATE TABLE envelopes (
+        space BLOB NOT NULL,
+        cursor INTEGER NOT NULL,
+        author BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        entry BLOB NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (space, cursor)
+     );
+     CREATE UNIQUE INDEX envelopes_entry ON envelopes (space, entry);
+     CREATE UNIQUE INDEX envelopes_chain ON envelopes (space, author, seq);",
+];
+
+/// Most jobs folded into one transaction.
+const MAX_GROUP: usize = 256;
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(internal)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(internal)?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(internal)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let done: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(internal)? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction().map_err(internal)?;
+        tx.execute_batch(sql).map_err(internal)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+    }
+    Ok(())
+}
+
+enum Job {
+    CreateSpace {
+        space: SpaceId,
+        event: Vec<u8>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    AppendRoster {
+        space: SpaceId,
+        first_seq: u64,
+        events: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Append {
+        space: SpaceId,
+        envelopes: Vec<NewEnvelope>,
+        quota: u64,
+        reply: oneshot::Sender<Result<Vec<Placed>, StoreError>>,
+    },
+    Delete {
+        space: SpaceId,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+}
+
+/// A job's result, held until the group's transaction has committed.
+enum Done {
+    Unit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+    Placed(
+        oneshot::Sender<Result<Vec<Placed>, StoreError>>,
+        Result<Vec<Placed>, StoreError>,
+    ),
+    Bool(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
+}
+
+impl Done {
+    fn fail(self, err: StoreError) {
+        // A dropped receiver means the request is gone; nothing to tell.
+        let _ = match self {
+            Done::Unit(tx, _) => tx.send(Err(err)).map_err(|_| ()),
+            Done::Placed(tx, _) => tx.send(Err(err)).map_err(|_| ()),
+            Done::Bool(tx, _) => tx.send(Err(err)).map_err(|_| ()),
+        };
+    }
+
+    fn send(self) {
+        let _ = match self {
+            Done::Unit(tx, r) => tx.send(r).map_err(|_| ()),
+            Done::Placed(tx, r) => tx.send(r).map_err(|_| ()),
+            Done::Bool(tx, r) => tx.send(r).map_err(|_| ()),
+        };
+    }
+}
+
+/// Runs one job inside its own savepoint, so a failing job leaves the rest of the
+/// group untouched.
+fn run_job(tx: &rusqlite::Transaction<'_>, job: Job) -> Done {
+    fn in_savepoint<T>(
+        tx: &rusqlite::Transaction<'_>,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        tx.execute_batch("SAVEPOINT job").map_err(internal)?;
+        match f(tx) {
+            Ok(v) => {
+                tx.execute_batch("RELEASE job").map_err(internal)?;
+                Ok(v)
+            }
+            Err(e) => {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")
+                    .map_err(internal)?;
+                Err(e)
+            }
+        }
+    }
+    match job {
+        Job::CreateSpace {
+            space,
+            event,
+            reply,
+        } => Done::Unit(
+            reply,
+            in_savepoint(tx, |tx| create_space(tx, space, &event)),
+        ),
+        Job::AppendRoster {
+            space,
+            first_seq,
+            events,
+            reply,
+        } => Done::Unit(
+            reply,
+            in_savepoint(tx, |tx| append_roster(tx, space, first_seq, &events)),
+        ),
+        Job::Append {
+            space,
+            envelopes,
+            quota,
+            reply,
+        } => Done::Placed(
+            reply,
+            in_savepoint(tx, |tx| append(tx, space, &envelopes, quota)),
+        ),
+        Job::Delete { space, reply } => {
+            Done::Bool(reply, in_savepoint(tx, |tx| delete_space(tx, space)))
+        }
+    }
+}
+
+fn create_space(tx: &Connection, space: SpaceId, event: &[u8]) -> Result<(), StoreError> {
+    let exists: Option<i64> = tx
+        .query_row("SELECT 1 FROM spaces WHERE id = ?1", [&space.0[..]], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(internal)?;
+    if exists.is_some() {
+        return Err(StoreError::SpaceExists);
+    }
+    tx.execute(
+        "INSERT INTO spaces (id, next_cursor, bytes_used) VALUES (?1, 1, 0)",
+        [&space.0[..]],
+    )
+    .map_err(internal)?;
+    tx.execute(
+        "INSERT INTO roster (space, seq, event) VALUES (?1, 1, ?2)",
+        params![&space.0[..], event],
+    )
+    .map_err(internal)?;
+    Ok(())
+}
+
+fn append_roster(
+    tx: &Connection,
+    space: SpaceId,
+    first_seq: u64,
+    events: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    let last: Option<i64> = tx
+        .query_row(
+            "SELECT MAX(seq) FROM roster WHERE space = ?1",
+            [&space.0[..]],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    let last = last.ok_or(StoreError::NoSpace)? as u64;
+    if last + 1 != first_seq {
+        return Err(StoreError::RosterConflict { seq: first_seq });
+    }
+    for (i, ev) in events.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO roster (space, seq, event) VALUES (?1, ?2, ?3)",
+            params![&space.0[..], (first_seq + i as u64) as i64, ev],
+        )
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+fn append(
+    tx: &Connection,
+    space: SpaceId,
+    envelopes: &[NewEnvelope],
+    quota: u64,
+) -> Result<Vec<Placed>, StoreError> {
+    let (mut next_cursor, mut used): (i64, i64) = tx
+        .query_row(
+            "SELECT next_cursor, bytes_used FROM spaces WHERE id = ?1",
+            [&space.0[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(internal)?
+        .ok_or(StoreError::NoSpace)?;
+    let mut out = Vec::with_capacity(envelopes.len());
+    let mut by_entry = tx
+        .prepare_cached("SELECT cursor, data FROM envelopes WHERE space = ?1 AND entry = ?2")
+        .map_err(internal)?;
+    let mut last_of_author = tx
+        .prepare_cached(
+            "SELECT seq, hash FROM envelopes WHERE space = ?1 AND author = ?2
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .map_err(internal)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO envelopes (space, cursor, author, seq, hash, entry, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(internal)?;
+    for (index, env) in envelopes.iter().enumerate() {
+        let existing: Option<(i64, Vec<u8>)> = by_entry
+            .query_row(params![&space.0[..], &env.entry.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(internal)?;
+        if let Some((cursor, data)) = existing {
+            if data != env.bytes {
+                return Err(StoreError::EntryReused { index });
+            }
+            out.push(Placed {
+                cursor: cursor as u64,
+                duplicate: true,
+            });
+            continue;
+        }
+        let last: Option<(i64, Vec<u8>)> = last_of_author
+            .query_row(params![&space.0[..], &env.author.0[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(internal)?;
+        let (last_seq, last_hash) = match last {
+            Some((s, h)) => (s as u64, h),
+            None => (0, vec![0u8; 32]),
+        };
+        if env.seq != last_seq + 1 {
+            return Err(StoreError::Sequence {
+                index,
+                expected: last_seq + 1,
+                found: env.seq,
+            });
+        }
+        if env.prev.0[..] != last_hash[..] {
+            return Err(StoreError::Chain { index });
+        }
+        used += env.bytes.len() as i64;
+        if used as u64 > quota {
+            return Err(StoreError::Quota { quota });
+        }
+        insert
+            .execute(params![
+                &space.0[..],
+                next_cursor,
+                &env.author.0[..],
+                env.seq as i64,
+                &env.hash.0[..],
+                &env.entry.0[..],
+                &env.bytes
+            ])
+            .map_err(internal)?;
+        out.push(Placed {
+            cursor: next_cursor as u64,
+            duplicate: false,
+        });
+        next_cursor += 1;
+    }
+    tx.execute(
+        "UPDATE spaces SET next_cursor = ?2, bytes_used = ?3 WHERE id = ?1",
+        params![&space.0[..], next_cursor, used],
+    )
+    .map_err(internal)?;
+    Ok(out)
+}
+
+fn delete_space(tx: &Connection, space: SpaceId) -> Result<bool, StoreError> {
+    let n = tx
+        .execute("DELETE FROM spaces WHERE id = ?1", [&space.0[..]])
+        .map_err(internal)?;
+    tx.execute("DELETE FROM roster WHERE space = ?1", [&space.0[..]])
+        .map_err(internal)?;
+    tx.execute("DELETE FROM envelopes WHERE space = ?1", [&space.0[..]])
+        .map_err(internal)?;
+    Ok(n > 0)
+}
+
+/// Group commit: block for one job, take whatever else is queued, run them all in
+/// one transaction, commit, and only then answer each.
+fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, metrics: Arc<crate::metrics::Metrics>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let size = group.len();
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "could not begin a write transaction");
+                for job in group {
+                    fail_job(job, internal(&e));
+                }
+                continue;
+            }
+        };
+        let done: Vec<Done> = group.into_iter().map(|job| run_job(&tx, job)).collect();
+        match tx.commit() {
+            Ok(()) => {
+                metrics.record_commit(size);
+                done.into_iter().for_each(Done::send);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                for d in done {
+                    d.fail(internal(&e));
+                }
+            }
+        }
+    }
+}
+
+fn fail_job(job: Job, err: StoreError) {
+    let _ = match job {
+        Job::CreateSpace { reply, .. } | Job::AppendRoster { reply, .. } => {
+            reply.send(Err(err)).map_err(|_| ())
+        }
+        Job::Append { reply, .. } => reply.send(Err(err)).map_err(|_| ()),
+        Job::Delete { reply, .. } => reply.send(Err(err)).map_err(|_| ()),
+    };
+}
+
+/// The SQLite store. Dropping it closes the queue; the writer finishes what was
+/// queued and exits.
+pub struct SqliteStore {
+    jobs: Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    pub fn open(
+        path: &Path,
+        readers: usize,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(internal)?;
+        }
+        let mut conn = open(path)?;
+        migrate(&mut conn)?;
+        let pool = (0..readers.max(1))
+            .map(|_| open(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = thread::Builder::new()
+            .name("attune-writer".into())
+            .spawn(move || writer_loop(conn, rx, metrics))
+            .map_err(internal)?;
+        Ok(Self {
+            jobs: tx,
+            readers: Arc::new(Mutex::new(pool)),
+            path: path.to_path_buf(),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(make(tx))
+            .map_err(|_| internal("the writer has stopped"))?;
+        rx.await
+            .map_err(|_| internal("the writer dropped the job"))?
+    }
+
+    /// Runs a read on a pooled connection, on the blocking thread pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .lock()
+                .map_err(|_| internal("reader pool poisoned"))?
+                .pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                p.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Closes the queue and waits until the writer has committed every queued job.
+    fn drop(&mut self) {
+        let (dummy, _) = crossbeam_channel::unbounded();
+        drop(std::mem::replace(&mut self.jobs, dummy));
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_space(&self, space: SpaceId, event: Vec<u8>) -> Result<(), StoreError> {
+        self.submit(|reply| Job::CreateSpace {
+            space,
+            event,
+            reply,
+        })
+        .await
+    }
+
+    async fn append_roster(
+        &self,
+        space: SpaceId,
+        first_seq: u64,
+        events: Vec<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        self.submit(|reply| Job::AppendRoster {
+            space,
+            first_seq,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    async fn roster(&self, space: SpaceId) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT event FROM roster WHERE space = ?1 ORDER BY seq")
+                .map_err(internal)?;
+            let events = stmt
+                .query_map([&space.0[..]], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(internal)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(internal)?;
+            Ok((!events.is_empty()).then_some(events))
+        })
+        .await
+    }
+
+    async fn append_envelopes(
+        &self,
+        space: SpaceId,
+        envelopes: Vec<NewEnvelope>,
+        quota: u64,
+    ) -> Result<Vec<Placed>, StoreError> {
+        self.submit(|reply| Job::Append {
+            space,
+            envelopes,
+            quota,
+            reply,
+        })
+        .await
+    }
+
+    async fn pull(
+        &self,
+        space: SpaceId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT cursor, data FROM envelopes WHERE space = ?1 AND cursor > ?2
+                     ORDER BY cursor LIMIT ?3",
+                )
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        &space.0[..],
+                        after.min(i64::MAX as u64) as i64,
+                        limit as i64
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .map_err(internal)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(internal)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_space(&self, space: SpaceId) -> Result<bool, StoreError> {
+        self.submit(|reply| Job::Delete { space, reply }).await
+    }
+}
