@@ -1,5 +1,7 @@
-//! attune: the command-line client. The commands arrive with the CLI issue; for now
-//! the library exposes its version.
+//! attune: the command-line client. Today it holds the relay client; the local
+//! store, sync engine and commands arrive with the CLI issue.
+
+pub mod relay;
 
 /// The client's version string, as printed by `attune --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

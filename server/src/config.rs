@@ -36,11 +36,11 @@ pub struct Config {
     pub space_quota: u64,
 
     /// Requests per second each device may make on average.
-    #[arg(long, env = "ATTUNE_RELAY_RATE", default_value_t = 200.0)]
+    #[arg(long = "rate", env = "ATTUNE_RELAY_RATE", default_value_t = 200.0)]
     pub rate_per_sec: f64,
 
     /// Requests a device may make in a burst above the average rate.
-    #[arg(long, env = "ATTUNE_RELAY_BURST", default_value_t = 400.0)]
+    #[arg(long = "burst", env = "ATTUNE_RELAY_BURST", default_value_t = 400.0)]
     pub rate_burst: f64,
 
     /// Accepted clock difference for signed requests, in seconds.

@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&config.log)
                 .context("--log is not a valid filter (try `info`)")?,
         )
+        .with_writer(std::io::stderr)
         .init();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -1,2 +1,252 @@
-//! attune-tests: end-to-end tests live in `tests/tests/`. This library will hold
-//! the harness that starts the real relay binary and drives real clients.
+//! The harness for attune's end-to-end tests: it starts the real `attune-relay`
+//! binary on an ephemeral loopback port with a real SQLite file, and builds real
+//! devices, spaces and envelopes with real keys.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use attune_client::relay::RelayClient;
+use attune_crypto::{seal_envelope, DeviceIdentity, SymmetricKey};
+use attune_proto::{
+    EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, RosterChange, RosterEvent,
+    SignedRosterEvent, SpaceId,
+};
+
+/// A workspace binary, built by `cargo test --workspace` next to the test executables.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) first",
+        path.display()
+    );
+    path
+}
+
+/// A running `attune-relay` process on 127.0.0.1 with its own database file.
+#[derive(Debug)]
+pub struct Relay {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub url: String,
+    pub db: PathBuf,
+    pub log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Relay {
+    /// Starts a relay whose database and log live in `dir`.
+    pub fn start(dir: &Path, extra: &[&str]) -> Relay {
+        let db = dir.join("relay.sqlite3");
+        let log = dir.join("relay.log");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = Self::spawn(&db, &log, &extra, "127.0.0.1:0");
+        Relay {
+            child: Some(child),
+            addr,
+            url: format!("http://{addr}"),
+            db,
+            log,
+            extra,
+        }
+    }
+
+    fn spawn(db: &Path, log: &Path, extra: &[String], listen: &str) -> (Child, SocketAddr) {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("relay log file opens");
+        let mut child = Command::new(bin("attune-relay"))
+            .arg("--listen")
+            .arg(listen)
+            .arg("--db")
+            .arg(db)
+            .args(extra)
+            .env("ATTUNE_RELAY_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("attune-relay starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the relay reports its address within 30 s");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| {
+                let log_text = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("the relay did not start (first line {line:?}); its log:\n{log_text}")
+            });
+        (child, addr)
+    }
+
+    /// `kill -9`: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same database and the same port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let listen = self.addr.to_string();
+        let mut last = None;
+        // The port can take a moment to be free again.
+        for _ in 0..50 {
+            match std::panic::catch_unwind(|| {
+                Self::spawn(&self.db, &self.log, &self.extra, &listen)
+            }) {
+                Ok((child, addr)) => {
+                    self.child = Some(child);
+                    self.addr = addr;
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(e) = last {
+            std::panic::resume_unwind(e);
+        }
+    }
+
+    /// Asks for a graceful stop (SIGTERM) and waits for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn client(&self, identity: &DeviceIdentity) -> RelayClient {
+        RelayClient::new(&self.url, identity.clone())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn random16() -> [u8; 16] {
+    attune_crypto::secret::random_array()
+}
+
+/// A space with one member device (and optionally the partner's), with real keys.
+#[derive(Debug)]
+pub struct TestSpace {
+    pub space: SpaceId,
+    pub events: Vec<SignedRosterEvent>,
+    pub epoch: SymmetricKey,
+}
+
+impl TestSpace {
+    /// The creation event signed by `creator`.
+    pub fn new(creator: &DeviceIdentity) -> Self {
+        let space = SpaceId(random16());
+        let create = creator.sign_roster_event(RosterEvent {
+            space,
+            seq: 1,
+            prev: Hash32::ZERO,
+            signer: creator.id(),
+            at: 0,
+            change: RosterChange::Create {
+                member: MemberId(random16()),
+                device: creator.public(),
+            },
+        });
+        Self {
+            space,
+            events: vec![create],
+            epoch: SymmetricKey::generate(),
+        }
+    }
+
+    /// The next roster event, signed by `signer`.
+    pub fn next_event(&self, signer: &DeviceIdentity, change: RosterChange) -> SignedRosterEvent {
+        let last = self.events.last().expect("a space has its creation event");
+        signer.sign_roster_event(RosterEvent {
+            space: self.space,
+            seq: last.event.seq + 1,
+            prev: last.hash(),
+            signer: signer.id(),
+            at: 0,
+            change,
+        })
+    }
+
+    pub fn create_event(&self) -> Vec<u8> {
+        self.events[0].encode()
+    }
+}
+
+/// One device's outgoing chain of envelopes.
+#[derive(Debug)]
+pub struct Chain {
+    pub identity: DeviceIdentity,
+    pub seq: u64,
+    pub prev: Hash32,
+}
+
+impl Chain {
+    pub fn new(identity: &DeviceIdentity) -> Self {
+        Self {
+            identity: identity.clone(),
+            seq: 0,
+            prev: Hash32::ZERO,
+        }
+    }
+
+    /// Seals the next envelope with `content` and advances the chain.
+    pub fn next(&mut self, space: &TestSpace, content: &[u8]) -> Envelope {
+        let header = EnvelopeHeader {
+            space: space.space,
+            author: self.identity.id(),
+            seq: self.seq + 1,
+            prev: self.prev,
+            key: KeyId::Epoch(0),
+            entry: EntryId(random16()),
+        };
+        let env =
+            seal_envelope(&self.identity, header, &space.epoch, content).expect("sealing succeeds");
+        self.seq += 1;
+        self.prev = env.hash();
+        env
+    }
+}

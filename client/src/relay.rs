@@ -1,0 +1,377 @@
+//! A typed client for the relay's HTTP API, signing every request with the device
+//! key (PROTOCOL.md §7).
+
+use attune_crypto::DeviceIdentity;
+use attune_proto::api::{
+    self, AppendEnvelopes, AppendResult, AppendRoster, CreateSpace, ErrorBody, MailboxMessages,
+    MailboxOpened, MailboxPost, Page, RosterEvents, SpaceCreated, StoredEnvelope, B64,
+};
+use attune_proto::{request, RequestToSign, Role, SpaceId};
+use reqwest::{Method, StatusCode};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error("could not reach the relay at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the relay refused the request ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the relay sent an unexpected answer: {0}")]
+    BadAnswer(String),
+}
+
+impl RelayError {
+    /// The stable error code, when the relay refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            RelayError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// The four authentication headers of a signed request.
+pub fn sign_headers(
+    identity: &DeviceIdentity,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    timestamp_ms: i64,
+    nonce: [u8; 16],
+) -> Vec<(&'static str, String)> {
+    let req = RequestToSign {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        timestamp_ms,
+        nonce,
+        body_hash: request::body_hash(body),
+        device: identity.id(),
+    };
+    let signature = identity.sign_request(&req);
+    vec![
+        (api::HEADER_DEVICE, identity.id().to_hex()),
+        (api::HEADER_TIMESTAMP, timestamp_ms.to_string()),
+        (api::HEADER_NONCE, hex::encode(nonce)),
+        (api::HEADER_SIGNATURE, api::b64(&signature)),
+    ]
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A device's connection to one relay.
+#[derive(Debug, Clone)]
+pub struct RelayClient {
+    base: String,
+    http: reqwest::Client,
+    identity: DeviceIdentity,
+}
+
+impl RelayClient {
+    pub fn new(base_url: &str, identity: DeviceIdentity) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+            identity,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// Sends a request, signed unless `signed` is false, and decodes a JSON answer.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Option<Vec<u8>>,
+        signed: bool,
+    ) -> Result<T, RelayError> {
+        let body = body.unwrap_or_default();
+        let url = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let mut req = self.http.request(method.clone(), &url);
+        if signed {
+            let nonce = attune_crypto::secret::random_array();
+            for (k, v) in sign_headers(
+                &self.identity,
+                method.as_str(),
+                path,
+                query,
+                &body,
+                now_ms(),
+                nonce,
+            ) {
+                req = req.header(k, v);
+            }
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let resp = req.send().await.map_err(|source| RelayError::Unreachable {
+            url: self.base.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| RelayError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => RelayError::Refused {
+                    status: status.as_u16(),
+                    code: e.error.code,
+                    message: e.error.message,
+                },
+                Err(_) => RelayError::BadAnswer(format!("status {status} without an error body")),
+            });
+        }
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map_err(|e| RelayError::BadAnswer(e.to_string()))
+    }
+
+    fn json(body: &impl serde::Serialize) -> Option<Vec<u8>> {
+        serde_json::to_vec(body).ok()
+    }
+
+    pub async fn create_space(&self, create_event: Vec<u8>) -> Result<SpaceCreated, RelayError> {
+        let body = Self::json(&CreateSpace {
+            create_event: B64(create_event),
+        });
+        self.call(Method::POST, "/v1/spaces", "", body, true).await
+    }
+
+    pub async fn roster(&self, space: SpaceId) -> Result<Vec<Vec<u8>>, RelayError> {
+        let r: RosterEvents = self
+            .call(
+                Method::GET,
+                &format!("/v1/spaces/{space}/roster"),
+                "",
+                None,
+                true,
+            )
+            .await?;
+        Ok(r.events.into_iter().map(|b| b.0).collect())
+    }
+
+    pub async fn append_roster(
+        &self,
+        space: SpaceId,
+        events: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, RelayError> {
+        let body = Self::json(&AppendRoster {
+            events: events.into_iter().map(B64).collect(),
+        });
+        let r: RosterEvents = self
+            .call(
+                Method::POST,
+                &format!("/v1/spaces/{space}/roster"),
+                "",
+                body,
+                true,
+            )
+            .await?;
+        Ok(r.events.into_iter().map(|b| b.0).collect())
+    }
+
+    pub async fn append(
+        &self,
+        space: SpaceId,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Result<AppendResult, RelayError> {
+        let body = Self::json(&AppendEnvelopes {
+            envelopes: envelopes.into_iter().map(B64).collect(),
+        });
+        self.call(
+            Method::POST,
+            &format!("/v1/spaces/{space}/envelopes"),
+            "",
+            body,
+            true,
+        )
+        .await
+    }
+
+    pub async fn pull(&self, space: SpaceId, after: u64, limit: usize) -> Result<Page, RelayError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/spaces/{space}/envelopes"),
+            &format!("after={after}&limit={limit}"),
+            None,
+            true,
+        )
+        .await
+    }
+
+    pub async fn delete_space(&self, space: SpaceId) -> Result<serde_json::Value, RelayError> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/spaces/{space}"),
+            "",
+            None,
+            true,
+        )
+        .await
+    }
+
+    pub async fn open_mailbox(&self, space: SpaceId) -> Result<MailboxOpened, RelayError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/spaces/{space}/mailboxes"),
+            "",
+            None,
+            true,
+        )
+        .await
+    }
+
+    pub async fn mailbox_post(&self, mailbox: u32, message: Vec<u8>) -> Result<(), RelayError> {
+        let body = Self::json(&MailboxPost {
+            message: B64(message),
+        });
+        self.call::<Option<()>>(
+            Method::POST,
+            &format!("/v1/mailboxes/{mailbox}/messages"),
+            "",
+            body,
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn mailbox_read(
+        &self,
+        mailbox: u32,
+        reader: Role,
+        after: usize,
+        wait_secs: u64,
+    ) -> Result<MailboxMessages, RelayError> {
+        let role = match reader {
+            Role::Inviter => "inviter",
+            Role::Joiner => "joiner",
+        };
+        self.call(
+            Method::GET,
+            &format!("/v1/mailboxes/{mailbox}/messages"),
+            &format!("role={role}&after={after}&wait={wait_secs}"),
+            None,
+            false,
+        )
+        .await
+    }
+
+    pub async fn mailbox_close(&self, mailbox: u32) -> Result<(), RelayError> {
+        self.call::<Option<()>>(
+            Method::POST,
+            &format!("/v1/mailboxes/{mailbox}/close"),
+            "",
+            None,
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Opens the WebSocket stream of envelopes after `after`.
+    pub async fn stream(&self, space: SpaceId, after: u64) -> Result<EnvelopeStream, RelayError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let path = format!("/v1/spaces/{space}/stream");
+        let query = format!("after={after}");
+        let ws_base = self
+            .base
+            .replacen("http://", "ws://", 1)
+            .replacen("https://", "wss://", 1);
+        let mut req = format!("{ws_base}{path}?{query}")
+            .into_client_request()
+            .map_err(|e| RelayError::BadAnswer(e.to_string()))?;
+        let nonce = attune_crypto::secret::random_array();
+        for (k, v) in sign_headers(&self.identity, "GET", &path, &query, b"", now_ms(), nonce) {
+            let value = v
+                .parse()
+                .map_err(|_| RelayError::BadAnswer("bad header".into()))?;
+            req.headers_mut().insert(k, value);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                    let body = resp.body().clone().unwrap_or_default();
+                    match serde_json::from_slice::<ErrorBody>(&body) {
+                        Ok(b) => RelayError::Refused {
+                            status: resp.status().as_u16(),
+                            code: b.error.code,
+                            message: b.error.message,
+                        },
+                        Err(_) => RelayError::BadAnswer(format!("status {}", resp.status())),
+                    }
+                }
+                e => RelayError::BadAnswer(format!("WebSocket: {e}")),
+            })?;
+        Ok(EnvelopeStream { ws })
+    }
+}
+
+/// The envelopes a relay streams, in cursor order.
+#[derive(Debug)]
+pub struct EnvelopeStream {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl EnvelopeStream {
+    /// The next envelope; `None` when the relay closed the stream.
+    pub async fn next(&mut self) -> Option<Result<StoredEnvelope, RelayError>> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(t)) => {
+                    return Some(
+                        serde_json::from_str(t.as_str())
+                            .map_err(|e| RelayError::BadAnswer(e.to_string())),
+                    )
+                }
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => continue,
+                Err(e) => return Some(Err(RelayError::BadAnswer(e.to_string()))),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,747 @@
+//! The relay's HTTP API over real HTTP against the real binary: every route's
+//! success path and its error paths, each with its status and stable code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use attune_client::relay::{now_ms, sign_headers, RelayClient};
+use attune_crypto::DeviceIdentity;
+use attune_proto::api::{self, codes};
+use attune_proto::{MemberId, PairingMessage, PairingPayload, Role, RosterChange};
+use attune_tests::{random16, Chain, Relay, TestSpace};
+use serde_json::{json, Value};
+
+struct Answer {
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A request with full control over headers and body.
+async fn raw(
+    relay: &Relay,
+    method: &str,
+    path_and_query: &str,
+    headers: Vec<(&str, String)>,
+    body: Vec<u8>,
+) -> Answer {
+    let client = reqwest::Client::new();
+    let mut req = client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("{}{path_and_query}", relay.url),
+    );
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.body(body).send().await.expect("relay answers");
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        retry_after,
+    }
+}
+
+/// A correctly signed request by `who`, with the given timestamp.
+async fn signed_at(
+    relay: &Relay,
+    who: &DeviceIdentity,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Vec<u8>,
+    ts: i64,
+) -> Answer {
+    let headers = sign_headers(who, method, path, query, &body, ts, random16());
+    let pq = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    raw(relay, method, &pq, headers, body).await
+}
+
+async fn signed(
+    relay: &Relay,
+    who: &DeviceIdentity,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Answer {
+    signed_at(relay, who, method, path, "", body, now_ms()).await
+}
+
+fn envelopes_body(envs: &[attune_proto::Envelope]) -> Vec<u8> {
+    let list: Vec<String> = envs.iter().map(|e| api::b64(&e.encode())).collect();
+    serde_json::to_vec(&json!({ "envelopes": list })).unwrap()
+}
+
+fn creator_member(space: &TestSpace) -> MemberId {
+    match space.events[0].event.change {
+        RosterChange::Create { member, .. } => member,
+        _ => unreachable!(),
+    }
+}
+
+/// A relay, a space created by `a`, with `b` joined as the partner.
+async fn setup(
+    extra: &[&str],
+) -> (
+    tempfile::TempDir,
+    Relay,
+    TestSpace,
+    DeviceIdentity,
+    DeviceIdentity,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), extra);
+    let a = DeviceIdentity::generate();
+    let b = DeviceIdentity::generate();
+    let mut space = TestSpace::new(&a);
+    let ca = relay.client(&a);
+    ca.create_space(space.create_event())
+        .await
+        .expect("space created");
+    let join = space.next_event(
+        &a,
+        RosterChange::Join {
+            member: MemberId(random16()),
+            device: b.public(),
+        },
+    );
+    ca.append_roster(space.space, vec![join.encode()])
+        .await
+        .expect("partner joins");
+    space.events.push(join);
+    (dir, relay, space, a, b)
+}
+
+#[tokio::test]
+async fn health_metrics_and_unknown_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let h = raw(&relay, "GET", "/healthz", vec![], vec![]).await;
+    assert_eq!((h.status, h.body["status"].as_str()), (200, Some("ok")));
+    let resp = reqwest::get(format!("{}/metrics", relay.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("attune_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE attune_commits_total counter"));
+
+    let unknown = raw(&relay, "GET", "/v1/nothing-here", vec![], vec![]).await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (404, codes::UNKNOWN_ROUTE)
+    );
+    let wrong_method = raw(&relay, "PUT", "/v1/spaces", vec![], vec![]).await;
+    assert_eq!(
+        (wrong_method.status, wrong_method.code()),
+        (405, codes::METHOD_NOT_ALLOWED)
+    );
+}
+
+#[tokio::test]
+async fn create_space_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let a = DeviceIdentity::generate();
+    let space = TestSpace::new(&a);
+    let body =
+        serde_json::to_vec(&json!({ "create_event": api::b64(&space.create_event()) })).unwrap();
+
+    // Signed by a device other than the one the event creates.
+    let other = DeviceIdentity::generate();
+    let r = signed(&relay, &other, "POST", "/v1/spaces", body.clone()).await;
+    assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
+
+    let r = signed(&relay, &a, "POST", "/v1/spaces", body.clone()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["space"].as_str(),
+        Some(space.space.to_hex().as_str())
+    );
+
+    let r = signed(&relay, &a, "POST", "/v1/spaces", body.clone()).await;
+    assert_eq!((r.status, r.code()), (409, codes::SPACE_EXISTS));
+
+    let r = signed(&relay, &a, "POST", "/v1/spaces", b"{not json".to_vec()).await;
+    assert_eq!((r.status, r.code()), (400, codes::MALFORMED_JSON));
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        "/v1/spaces",
+        br#"{"create_event":"!!!"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, codes::MALFORMED_JSON));
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        "/v1/spaces",
+        br#"{"create_event":"AAAA"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, codes::ROSTER_REJECTED));
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        "/v1/spaces",
+        br#"{"create_event":"AAAA","extra":1}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, codes::MALFORMED_JSON));
+}
+
+#[tokio::test]
+async fn authentication_errors() {
+    let (_dir, relay, space, a, _b) = setup(&[]).await;
+    let path = format!("/v1/spaces/{}/roster", space.space);
+
+    let ok = signed(&relay, &a, "GET", &path, vec![]).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body["events"].as_array().map(Vec::len), Some(2));
+
+    // No signature at all.
+    let r = raw(&relay, "GET", &path, vec![], vec![]).await;
+    assert_eq!((r.status, r.code()), (401, codes::UNAUTHENTICATED));
+
+    // A signature over another path.
+    let mut headers = sign_headers(
+        &a,
+        "GET",
+        "/v1/spaces/x/roster",
+        "",
+        b"",
+        now_ms(),
+        random16(),
+    );
+    let r = raw(&relay, "GET", &path, headers.clone(), vec![]).await;
+    assert_eq!((r.status, r.code()), (401, codes::BAD_SIGNATURE));
+    // A signature that is not base64.
+    headers[3].1 = "***".into();
+    let r = raw(&relay, "GET", &path, headers, vec![]).await;
+    assert_eq!((r.status, r.code()), (401, codes::UNAUTHENTICATED));
+
+    // A timestamp ten minutes old, and one ten minutes ahead.
+    for skew in [-600_000, 600_000] {
+        let r = signed_at(&relay, &a, "GET", &path, "", vec![], now_ms() + skew).await;
+        assert_eq!((r.status, r.code()), (401, codes::STALE_TIMESTAMP));
+    }
+
+    // The same signed request twice.
+    let headers = sign_headers(&a, "GET", &path, "", b"", now_ms(), random16());
+    assert_eq!(
+        raw(&relay, "GET", &path, headers.clone(), vec![])
+            .await
+            .status,
+        200
+    );
+    let r = raw(&relay, "GET", &path, headers, vec![]).await;
+    assert_eq!((r.status, r.code()), (401, codes::REPLAYED_REQUEST));
+
+    // A device of another space.
+    let c = DeviceIdentity::generate();
+    let other = TestSpace::new(&c);
+    relay
+        .client(&c)
+        .create_space(other.create_event())
+        .await
+        .unwrap();
+    let r = signed(&relay, &c, "GET", &path, vec![]).await;
+    assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
+
+    // A space that does not exist.
+    let r = signed(
+        &relay,
+        &a,
+        "GET",
+        "/v1/spaces/00000000000000000000000000000000/roster",
+        vec![],
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, codes::NOT_FOUND));
+}
+
+#[tokio::test]
+async fn roster_append_and_revocation() {
+    let (_dir, relay, mut space, a, b) = setup(&[]).await;
+    let ca = relay.client(&a);
+    let laptop = DeviceIdentity::generate();
+    let link = space.next_event(
+        &a,
+        RosterChange::Link {
+            member: creator_member(&space),
+            device: laptop.public(),
+        },
+    );
+    let events = ca
+        .append_roster(space.space, vec![link.encode()])
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    space.events.push(link);
+
+    // Breaking a rule: a third member.
+    let third = space.next_event(
+        &a,
+        RosterChange::Join {
+            member: MemberId(random16()),
+            device: DeviceIdentity::generate().public(),
+        },
+    );
+    let err = ca
+        .append_roster(space.space, vec![third.encode()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::ROSTER_REJECTED));
+    // A stale event (sequence already taken) conflicts.
+    let mut stale = space.events[2];
+    stale.event.seq = 3;
+    let stale = a.sign_roster_event(stale.event);
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        &format!("/v1/spaces/{}/roster", space.space),
+        serde_json::to_vec(&json!({ "events": [api::b64(&stale.encode())] })).unwrap(),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, codes::ROSTER_REJECTED));
+
+    // The laptop writes, then is revoked: its requests are refused from then on.
+    let mut chain = Chain::new(&laptop);
+    let cl = relay.client(&laptop);
+    cl.append(
+        space.space,
+        vec![chain.next(&space, b"from the laptop").encode()],
+    )
+    .await
+    .unwrap();
+    let revoke = space.next_event(
+        &a,
+        RosterChange::Revoke {
+            device: laptop.id(),
+            last_seq: 1,
+        },
+    );
+    ca.append_roster(space.space, vec![revoke.encode()])
+        .await
+        .unwrap();
+    let r = signed(
+        &relay,
+        &laptop,
+        "GET",
+        &format!("/v1/spaces/{}/roster", space.space),
+        vec![],
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    let err = cl
+        .append(
+            space.space,
+            vec![chain.next(&space, b"after revocation").encode()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::FORBIDDEN));
+    // The partner cannot revoke A's devices.
+    let _ = b;
+}
+
+#[tokio::test]
+async fn envelope_append_and_pull() {
+    let (_dir, relay, space, a, b) = setup(&[
+        "--max-envelope",
+        "4096",
+        "--max-body",
+        "65536",
+        "--max-batch",
+        "10",
+    ])
+    .await;
+    let ca = relay.client(&a);
+    let cb = relay.client(&b);
+    let path = format!("/v1/spaces/{}/envelopes", space.space);
+    let mut chain_a = Chain::new(&a);
+    let mut chain_b = Chain::new(&b);
+
+    let e1 = chain_a.next(&space, b"a1");
+    let e2 = chain_a.next(&space, b"a2");
+    let r = ca
+        .append(space.space, vec![e1.encode(), e2.encode()])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.results
+            .iter()
+            .map(|x| (x.cursor, x.duplicate))
+            .collect::<Vec<_>>(),
+        vec![(1, false), (2, false)]
+    );
+    let f1 = chain_b.next(&space, b"b1");
+    assert_eq!(
+        cb.append(space.space, vec![f1.encode()])
+            .await
+            .unwrap()
+            .results[0]
+            .cursor,
+        3
+    );
+
+    // Duplicate entry id: the same cursor back.
+    let again = ca.append(space.space, vec![e2.encode()]).await.unwrap();
+    assert_eq!(
+        (again.results[0].cursor, again.results[0].duplicate),
+        (2, true)
+    );
+
+    // A gap in the author's sequence.
+    let _skipped = chain_a.next(&space, b"a3 never sent");
+    let e4 = chain_a.next(&space, b"a4");
+    let r = signed(&relay, &a, "POST", &path, envelopes_body(&[e4])).await;
+    assert_eq!((r.status, r.code()), (409, codes::SEQUENCE_CONFLICT));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expects 3"),
+        "{:?}",
+        r.body
+    );
+
+    // Right number, wrong predecessor.
+    let mut fork = Chain::new(&a);
+    fork.seq = 2;
+    fork.prev = attune_proto::Hash32([9; 32]);
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        &path,
+        envelopes_body(&[fork.next(&space, b"fork")]),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, codes::CHAIN_CONFLICT));
+
+    // The same entry id with other content.
+    let mut reused = chain_b.next(&space, b"b2");
+    reused.header.entry = e1.header.entry;
+    let reused = attune_crypto::seal_envelope(&b, reused.header, &space.epoch, b"b2").unwrap();
+    let r = signed(&relay, &b, "POST", &path, envelopes_body(&[reused])).await;
+    assert_eq!((r.status, r.code()), (409, codes::ENTRY_ID_REUSED));
+
+    // Uploading another device's envelope, or one whose signature is broken.
+    let mut chain_b2 = Chain::new(&b);
+    chain_b2.seq = 1;
+    chain_b2.prev = f1.hash();
+    let theirs = chain_b2.next(&space, b"b2");
+    let r = signed(&relay, &a, "POST", &path, envelopes_body(&[theirs.clone()])).await;
+    assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
+    let mut broken = theirs.clone();
+    broken.signature[0] ^= 1;
+    let r = signed(&relay, &b, "POST", &path, envelopes_body(&[broken])).await;
+    assert_eq!((r.status, r.code()), (400, codes::BAD_SIGNATURE));
+
+    // Garbage bytes, an envelope for another space, too large, too many, too much.
+    let garbage = serde_json::to_vec(&json!({ "envelopes": [api::b64(b"garbage")] })).unwrap();
+    let r = signed(&relay, &b, "POST", &path, garbage).await;
+    assert_eq!((r.status, r.code()), (400, codes::MALFORMED_ENVELOPE));
+    let elsewhere = TestSpace::new(&b);
+    let r = signed(
+        &relay,
+        &b,
+        "POST",
+        &path,
+        envelopes_body(&[Chain::new(&b).next(&elsewhere, b"x")]),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, codes::MALFORMED_ENVELOPE));
+    let big = chain_b2.next(&space, &vec![7u8; 5000]);
+    let r = signed(&relay, &b, "POST", &path, envelopes_body(&[big])).await;
+    assert_eq!((r.status, r.code()), (413, codes::ENVELOPE_TOO_LARGE));
+    let many: Vec<_> = (0..11).map(|_| theirs.clone()).collect();
+    let r = signed(&relay, &b, "POST", &path, envelopes_body(&many)).await;
+    assert_eq!((r.status, r.code()), (413, codes::BATCH_TOO_LARGE));
+    let r = signed(&relay, &b, "POST", &path, vec![b' '; 70_000]).await;
+    assert_eq!((r.status, r.code()), (413, codes::BODY_TOO_LARGE));
+    let r = signed(&relay, &b, "POST", &path, br#"{"envelopes": 5}"#.to_vec()).await;
+    assert_eq!((r.status, r.code()), (400, codes::MALFORMED_JSON));
+
+    // Nothing refused was stored: exactly the three accepted envelopes, paged.
+    let p1 = cb.pull(space.space, 0, 2).await.unwrap();
+    assert_eq!(
+        p1.envelopes.iter().map(|e| e.cursor).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(p1.more);
+    assert_eq!(p1.envelopes[0].envelope.0, e1.encode());
+    let p2 = cb.pull(space.space, p1.next, 2).await.unwrap();
+    assert_eq!(
+        p2.envelopes.iter().map(|e| e.cursor).collect::<Vec<_>>(),
+        vec![3]
+    );
+    assert!(!p2.more);
+    let r = signed_at(&relay, &b, "GET", &path, "after=-1", vec![], now_ms()).await;
+    assert_eq!((r.status, r.code()), (400, codes::BAD_REQUEST));
+}
+
+#[tokio::test]
+async fn websocket_stream_catches_up_then_follows() {
+    let (_dir, relay, space, a, b) = setup(&[]).await;
+    let ca = relay.client(&a);
+    let mut chain = Chain::new(&a);
+    let first = chain.next(&space, b"before the stream");
+    ca.append(space.space, vec![first.encode()]).await.unwrap();
+    let mut stream = relay.client(&b).stream(space.space, 0).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.cursor, got.envelope.0), (1, first.encode()));
+    let second = chain.next(&space, b"while streaming");
+    ca.append(space.space, vec![second.encode()]).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.cursor, got.envelope.0), (2, second.encode()));
+    stream.close().await;
+
+    // Without a signature the upgrade is refused with the usual error.
+    let outsider = DeviceIdentity::generate();
+    let err = relay
+        .client(&outsider)
+        .stream(space.space, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::FORBIDDEN));
+}
+
+#[tokio::test]
+async fn delete_space_erases_it() {
+    let (_dir, relay, space, a, b) = setup(&[]).await;
+    let mut chain = Chain::new(&b);
+    relay
+        .client(&b)
+        .append(space.space, vec![chain.next(&space, b"soon gone").encode()])
+        .await
+        .unwrap();
+    let outsider = DeviceIdentity::generate();
+    let r = signed(
+        &relay,
+        &outsider,
+        "DELETE",
+        &format!("/v1/spaces/{}", space.space),
+        vec![],
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
+    let deleted = relay.client(&a).delete_space(space.space).await.unwrap();
+    assert_eq!(deleted["deleted"], json!(true));
+    let err = relay.client(&b).pull(space.space, 0, 10).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::NOT_FOUND));
+    let conn = rusqlite::Connection::open(&relay.db).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+fn pake(from: Role) -> Vec<u8> {
+    PairingMessage {
+        from,
+        payload: PairingPayload::Pake(vec![1; 33]),
+    }
+    .encode()
+}
+
+#[tokio::test]
+async fn pairing_mailbox() {
+    let (_dir, relay, space, a, _b) = setup(&["--max-mailboxes", "2"]).await;
+    let ca = relay.client(&a);
+    let opened = ca.open_mailbox(space.space).await.unwrap();
+    let n = opened.mailbox;
+    assert!(opened.expires_in_secs > 0);
+    let joiner = RelayClient::new(&relay.url, DeviceIdentity::generate());
+
+    // A long poll wakes as soon as the other side posts.
+    let waiting = {
+        let joiner = joiner.clone();
+        tokio::spawn(async move { joiner.mailbox_read(n, Role::Joiner, 0, 20).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let start = std::time::Instant::now();
+    ca.mailbox_post(n, pake(Role::Inviter)).await.unwrap();
+    let got = waiting.await.unwrap().unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(got.messages.len(), 1);
+    assert_eq!(got.messages[0].0, pake(Role::Inviter));
+
+    // One key exchange per side: a second joiner is refused.
+    joiner.mailbox_post(n, pake(Role::Joiner)).await.unwrap();
+    let err = joiner
+        .mailbox_post(n, pake(Role::Joiner))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::MAILBOX_FULL));
+    // Not a pairing message; bad role; bad number.
+    let err = joiner.mailbox_post(n, b"hello".to_vec()).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::BAD_REQUEST));
+    let r = raw(
+        &relay,
+        "GET",
+        &format!("/v1/mailboxes/{n}/messages?role=spy"),
+        vec![],
+        vec![],
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, codes::BAD_REQUEST));
+    let r = raw(
+        &relay,
+        "GET",
+        "/v1/mailboxes/abc/messages?role=joiner",
+        vec![],
+        vec![],
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, codes::BAD_REQUEST));
+
+    // Closed: single use.
+    joiner.mailbox_close(n).await.unwrap();
+    let err = joiner
+        .mailbox_post(n, pake(Role::Joiner))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::MAILBOX_UNAVAILABLE));
+    let err = joiner
+        .mailbox_read(9_999_999, Role::Joiner, 0, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::MAILBOX_UNAVAILABLE));
+
+    // The relay bounds how many are open at once.
+    ca.open_mailbox(space.space).await.unwrap();
+    ca.open_mailbox(space.space).await.unwrap_err();
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        &format!("/v1/spaces/{}/mailboxes", space.space),
+        vec![],
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (503, codes::TOO_MANY_MAILBOXES));
+}
+
+#[tokio::test]
+async fn rate_limit_and_quota() {
+    let (_dir, relay, space, a, _b) =
+        setup(&["--rate", "1", "--burst", "3", "--space-quota", "3000"]).await;
+    let path = format!("/v1/spaces/{}/roster", space.space);
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(signed(&relay, &a, "GET", &path, vec![]).await);
+    }
+    let r = last.unwrap();
+    assert_eq!((r.status, r.code()), (429, codes::RATE_LIMITED));
+    assert!(r.retry_after.is_some(), "429 carries Retry-After");
+
+    // The quota: a second device so the first one's rate limit does not interfere.
+    let (_dir2, relay2, space2, _a2, b2) = setup(&["--space-quota", "1500"]).await;
+    let mut chain = Chain::new(&b2);
+    let cb = relay2.client(&b2);
+    cb.append(space2.space, vec![chain.next(&space2, b"fits").encode()])
+        .await
+        .unwrap();
+    let mut refused = None;
+    for i in 0..10 {
+        let env = chain.next(&space2, format!("more {i}").as_bytes());
+        if let Err(e) = cb.append(space2.space, vec![env.encode()]).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let err = refused.expect("the quota is reached");
+    assert_eq!(err.code(), Some(codes::QUOTA_EXCEEDED));
+    assert!(matches!(
+        err,
+        attune_client::relay::RelayError::Refused { status: 507, .. }
+    ));
+    let _ = space;
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route_and_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let r = raw(&relay, "GET", "/v1/openapi.json", vec![], vec![]).await;
+    assert_eq!(r.status, 200);
+    let doc: openapiv3::OpenAPI =
+        serde_json::from_value(r.body.clone()).expect("the document is valid OpenAPI 3");
+    assert!(doc.openapi.starts_with("3."));
+    let mut documented = 0;
+    for spec in attune_relay::routes::ROUTES {
+        let item = doc
+            .paths
+            .paths
+            .get(spec.path)
+            .and_then(|p| p.as_item())
+            .unwrap_or_else(|| panic!("{} missing from openapi.json", spec.path));
+        let op = match spec.method {
+            "GET" => &item.get,
+            "POST" => &item.post,
+            "DELETE" => &item.delete,
+            m => panic!("unexpected method {m}"),
+        };
+        assert!(op.is_some(), "{} {} missing", spec.method, spec.path);
+        documented += 1;
+        // And the router serves it: never unknown_route or method_not_allowed.
+        let path = spec
+            .path
+            .replace("{space}", "00000000000000000000000000000000")
+            .replace("{mailbox}", "1");
+        let answer = raw(&relay, spec.method, &path, vec![], vec![]).await;
+        assert!(
+            answer.code() != codes::UNKNOWN_ROUTE && answer.code() != codes::METHOD_NOT_ALLOWED,
+            "{} {} is documented but not served",
+            spec.method,
+            spec.path
+        );
+    }
+    let operations: usize = doc
+        .paths
+        .paths
+        .values()
+        .filter_map(|p| p.as_item())
+        .map(|i| i.iter().count())
+        .sum();
+    assert_eq!(
+        operations, documented,
+        "the document lists routes the table does not"
+    );
+}
