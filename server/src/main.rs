@@ -10,6 +10,10 @@ async fn main() -> anyhow::Result<()> {
                 .context("--log is not a valid filter (try `info`)")?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -745,3 +745,46 @@ async fn openapi_lists_every_route_and_is_valid() {
         "the document lists routes the table does not"
     );
 }
+
+#[tokio::test]
+async fn graceful_shutdown_keeps_writes_and_logs_hold_no_content() {
+    let (_dir, mut relay, space, a, _b) = setup(&[]).await;
+    let marker = b"MARKER-relay-log-7f3a91";
+    let mut chain = Chain::new(&a);
+    let env = chain.next(&space, marker);
+    let ack = relay
+        .client(&a)
+        .append(space.space, vec![env.encode()])
+        .await
+        .unwrap();
+    let status = relay.terminate().expect("the relay was running");
+    assert!(
+        status.success(),
+        "SIGTERM ends the relay cleanly: {status:?}"
+    );
+    let log = relay.log_text();
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(
+        log.contains("route=/v1/spaces/{space}/envelopes"),
+        "spans name route templates: {log}"
+    );
+    // No content, no signatures, no ids of spaces in the log.
+    let body = env.encode();
+    for needle in [
+        api::b64(&body),
+        api::b64(&env.signature),
+        hex::encode(env.signature),
+        space.space.to_hex(),
+        String::from_utf8_lossy(marker).to_string(),
+    ] {
+        assert!(!log.contains(&needle), "the log contains {needle}");
+    }
+    // The acknowledged write is there after a restart.
+    relay.restart();
+    let page = relay.client(&a).pull(space.space, 0, 10).await.unwrap();
+    assert_eq!(page.envelopes.len(), 1);
+    assert_eq!(page.envelopes[0].cursor, ack.results[0].cursor);
+}

@@ -1,0 +1,453 @@
+//! Proves "an acknowledged write survives kill -9 of the relay at any moment": four
+//! devices append concurrently to the real `attune-relay` binary, which is killed
+//! with SIGKILL mid-stream 25 times and restarted on the same SQLite file; every
+//! acknowledged envelope is then present exactly once, where it was acknowledged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use attune_client::relay::{RelayClient, RelayError};
+use attune_crypto::DeviceIdentity;
+use attune_proto::{DeviceId, EntryId, Envelope, Hash32, RosterChange};
+use attune_tests::{random16, Chain, Relay, TestSpace};
+
+/// How many times the relay is killed with SIGKILL.
+const KILLS: usize = 25;
+/// Devices appending at once: the creator and three linked devices.
+const DEVICES: usize = 4;
+/// Plaintext bytes per envelope.
+const CONTENT: usize = 1024;
+/// Longest a single request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the writers may take to get their last batch acknowledged.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A uniformly random number in `lo..=hi` (small ranges; the bias is irrelevant).
+fn rand_in(lo: u64, hi: u64) -> u64 {
+    let r = u64::from_le_bytes(random16()[..8].try_into().unwrap());
+    lo + r % (hi - lo + 1)
+}
+
+/// One envelope the relay acknowledged.
+#[derive(Debug, Clone)]
+struct Acked {
+    author: DeviceId,
+    seq: u64,
+    entry: EntryId,
+    cursor: u64,
+    bytes: Vec<u8>,
+}
+
+/// What one writer saw.
+#[derive(Debug, Default)]
+struct WriterReport {
+    acked: Vec<Acked>,
+    /// Envelopes built (the chain's last sequence number).
+    built: u64,
+    requests: u64,
+    /// Requests whose outcome was unknown (connection error or timeout).
+    unreachable: u64,
+    rate_limited: u64,
+    server_errors: u64,
+    /// In-doubt batches the relay had committed before the crash (acknowledged
+    /// later as duplicates).
+    in_doubt_committed: u64,
+    /// In-doubt batches the relay had not committed (stored fresh on a retry).
+    in_doubt_lost_before_commit: u64,
+}
+
+/// Appends batches until `stop` is set, then keeps re-sending its pending batch (the
+/// same bytes) until the relay acknowledges it, so the final state is known.
+async fn writer(
+    client: RelayClient,
+    identity: DeviceIdentity,
+    space: Arc<TestSpace>,
+    stop: Arc<AtomicBool>,
+    acks: Arc<AtomicU64>,
+) -> Result<WriterReport, String> {
+    let mut chain = Chain::new(&identity);
+    let mut report = WriterReport::default();
+    // The batch in flight: its envelopes (bytes exactly as first sent) and how many
+    // attempts ended with an unknown outcome.
+    let mut pending: Option<(Vec<Envelope>, Vec<Vec<u8>>, u32)> = None;
+    loop {
+        if pending.is_none() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            // Half single envelopes, half small batches.
+            let n = if rand_in(0, 1) == 0 {
+                1
+            } else {
+                rand_in(2, 8) as usize
+            };
+            let envs: Vec<Envelope> = (0..n)
+                .map(|_| {
+                    let mut content = vec![0u8; CONTENT];
+                    let tag = format!("{} {} ", identity.id().to_hex(), chain.seq + 1);
+                    for (i, b) in content.iter_mut().enumerate() {
+                        *b = tag.as_bytes()[i % tag.len()];
+                    }
+                    chain.next(&space, &content)
+                })
+                .collect();
+            let bytes = envs.iter().map(Envelope::encode).collect();
+            pending = Some((envs, bytes, 0));
+        }
+        let (envs, bytes, failed) = pending.as_mut().unwrap();
+        report.requests += 1;
+        let outcome =
+            tokio::time::timeout(REQUEST_TIMEOUT, client.append(space.space, bytes.clone())).await;
+        match outcome {
+            Ok(Ok(result)) => {
+                let results = result.results;
+                if results.len() != envs.len() {
+                    return Err(format!(
+                        "{} envelopes sent, {} results",
+                        envs.len(),
+                        results.len()
+                    ));
+                }
+                let dups = results.iter().filter(|r| r.duplicate).count();
+                if dups != 0 && dups != results.len() {
+                    return Err(format!(
+                        "a batch is all or nothing, yet {dups} of {} came back as duplicates",
+                        results.len()
+                    ));
+                }
+                if dups != 0 && *failed == 0 {
+                    return Err("a batch sent for the first time came back as duplicates".into());
+                }
+                if *failed > 0 {
+                    if dups != 0 {
+                        report.in_doubt_committed += 1;
+                    } else {
+                        report.in_doubt_lost_before_commit += 1;
+                    }
+                }
+                for ((env, raw), r) in envs.iter().zip(bytes.iter()).zip(results) {
+                    report.acked.push(Acked {
+                        author: env.header.author,
+                        seq: env.header.seq,
+                        entry: env.header.entry,
+                        cursor: r.cursor,
+                        bytes: raw.clone(),
+                    });
+                }
+                acks.fetch_add(envs.len() as u64, Ordering::SeqCst);
+                pending = None;
+            }
+            // The relay went away mid-request, or was down: the outcome is unknown.
+            Ok(Err(RelayError::Unreachable { .. })) | Err(_) => {
+                report.unreachable += 1;
+                *failed += 1;
+                tokio::time::sleep(Duration::from_millis(rand_in(2, 15))).await;
+            }
+            // Refused before anything was stored: simply try again.
+            Ok(Err(RelayError::Refused { status: 429, .. })) => {
+                report.rate_limited += 1;
+                tokio::time::sleep(Duration::from_millis(rand_in(10, 30))).await;
+            }
+            // A 5xx leaves the outcome unknown too; it is counted and reported.
+            Ok(Err(RelayError::Refused { status, .. })) if status >= 500 => {
+                report.server_errors += 1;
+                *failed += 1;
+                tokio::time::sleep(Duration::from_millis(rand_in(2, 15))).await;
+            }
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "device {} seq {}..={} (after {failed} failed attempts): {e}",
+                    identity.id().to_hex(),
+                    envs[0].header.seq,
+                    envs[envs.len() - 1].header.seq
+                ))
+            }
+        }
+    }
+    report.built = chain.seq;
+    Ok(report)
+}
+
+/// Every stored envelope, in cursor order, paging through `pull`.
+async fn pull_all(client: &RelayClient, space: &TestSpace) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = client
+            .pull(space.space, after, 1000)
+            .await
+            .expect("the relay answers a pull");
+        out.extend(page.envelopes.into_iter().map(|s| (s.cursor, s.envelope.0)));
+        if !page.more {
+            break;
+        }
+        assert!(page.next > after, "pull makes progress");
+        after = page.next;
+    }
+    out
+}
+
+/// Sets up the space with `DEVICES` writers: the creator plus devices it links.
+async fn setup(relay: &Relay) -> (Arc<TestSpace>, Vec<DeviceIdentity>) {
+    let creator = DeviceIdentity::generate();
+    let mut space = TestSpace::new(&creator);
+    let member = match space.events[0].event.change {
+        RosterChange::Create { member, .. } => member,
+        _ => unreachable!("the first roster event creates the space"),
+    };
+    let client = relay.client(&creator);
+    client
+        .create_space(space.create_event())
+        .await
+        .expect("the space is created");
+    let mut devices = vec![creator.clone()];
+    let mut links = Vec::new();
+    for _ in 1..DEVICES {
+        let other = DeviceIdentity::generate();
+        let ev = space.next_event(
+            &creator,
+            RosterChange::Link {
+                member,
+                device: other.public(),
+            },
+        );
+        links.push(ev.encode());
+        space.events.push(ev);
+        devices.push(other);
+    }
+    client
+        .append_roster(space.space, links)
+        .await
+        .expect("the devices are linked");
+    (Arc::new(space), devices)
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(dir.path(), &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let (space, devices) = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), setup(&relay))
+            .await
+            .expect("setup finishes within 30 s")
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            rt.spawn(writer(
+                relay.client(d),
+                d.clone(),
+                space.clone(),
+                stop.clone(),
+                acks.clone(),
+            ))
+        })
+        .collect();
+
+    // Kill the relay at random moments while the writers run; the restart reuses the
+    // same database file and port, so the writers' retries reach the new process.
+    let mut quiet_intervals = 0;
+    for _ in 0..KILLS {
+        let before = acks.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(rand_in(50, 300)));
+        if acks.load(Ordering::SeqCst) == before {
+            quiet_intervals += 1;
+        }
+        relay.kill9();
+        // Sometimes stay down a moment, so writers also meet a refused connection.
+        std::thread::sleep(Duration::from_millis(rand_in(0, 30)));
+        relay.restart();
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the kill loop is taking too long"
+        );
+    }
+
+    // Stop making new batches; every pending one is retried until acknowledged.
+    stop.store(true, Ordering::SeqCst);
+    let reports: Vec<WriterReport> = rt.block_on(async {
+        tokio::time::timeout(DRAIN_TIMEOUT, futures_util::future::join_all(writers))
+            .await
+            .expect("the writers drain within the time limit")
+            .into_iter()
+            .map(|r| r.expect("a writer task does not panic").unwrap())
+            .collect()
+    });
+    let pulled = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            pull_all(&relay.client(&devices[0]), &space),
+        )
+        .await
+        .expect("the final pull finishes within 30 s")
+    });
+
+    // --- What the relay holds. ---
+    let mut by_cursor: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut entries: HashMap<EntryId, usize> = HashMap::new();
+    let mut chains: HashMap<(DeviceId, u64), usize> = HashMap::new();
+    let mut per_author: HashMap<DeviceId, Vec<(u64, Hash32, Hash32)>> = HashMap::new();
+    let mut last_cursor = 0;
+    for (cursor, raw) in &pulled {
+        assert!(
+            *cursor > last_cursor,
+            "cursors strictly increase: {cursor} after {last_cursor}"
+        );
+        last_cursor = *cursor;
+        let env = Envelope::decode(raw).expect("a stored envelope decodes");
+        let h = env.header;
+        assert_eq!(h.space, space.space);
+        *entries.entry(h.entry).or_default() += 1;
+        *chains.entry((h.author, h.seq)).or_default() += 1;
+        per_author
+            .entry(h.author)
+            .or_default()
+            .push((h.seq, h.prev, env.hash()));
+        by_cursor.insert(*cursor, raw.clone());
+    }
+    let dup_entries = entries.values().filter(|&&n| n > 1).count();
+    let dup_seqs = chains.values().filter(|&&n| n > 1).count();
+
+    // --- Every acknowledged envelope, at its cursor, byte for byte, once. ---
+    let acked: Vec<&Acked> = reports.iter().flat_map(|r| r.acked.iter()).collect();
+    let mut lost = Vec::new();
+    let mut acked_cursors = HashSet::new();
+    let mut cursor_reused = 0;
+    for a in &acked {
+        if !acked_cursors.insert(a.cursor) {
+            cursor_reused += 1;
+        }
+        match by_cursor.get(&a.cursor) {
+            Some(stored) if *stored == a.bytes => {}
+            other => lost.push(format!(
+                "device {} seq {} entry {} acknowledged at cursor {}: {}",
+                a.author.to_hex(),
+                a.seq,
+                hex::encode(a.entry.0),
+                a.cursor,
+                match other {
+                    None => "nothing stored there".to_string(),
+                    Some(_) => "other bytes stored there".to_string(),
+                }
+            )),
+        }
+        if entries.get(&a.entry).copied().unwrap_or(0) == 0 {
+            lost.push(format!("entry {} is missing", hex::encode(a.entry.0)));
+        }
+    }
+    let duplicated = dup_entries + dup_seqs + cursor_reused;
+    let lost_n = lost.len();
+
+    // --- Per author: 1..=n, no gap, chained, and n is everything the writer built. ---
+    for (i, r) in reports.iter().enumerate() {
+        let id = devices[i].id();
+        let got = per_author.remove(&id).unwrap_or_default();
+        let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+        let expect: Vec<u64> = (1..=r.built).collect();
+        assert_eq!(
+            seqs,
+            expect,
+            "device {i} ({}): sequence numbers in cursor order are 1..={}",
+            id.to_hex(),
+            r.built
+        );
+        let mut prev = Hash32::ZERO;
+        for (seq, p, hash) in &got {
+            assert_eq!(
+                *p, prev,
+                "device {i}: envelope {seq} chains to its predecessor"
+            );
+            prev = *hash;
+        }
+        assert_eq!(
+            r.acked.len() as u64,
+            r.built,
+            "device {i}: every envelope built was acknowledged in the end"
+        );
+    }
+    assert!(
+        per_author.is_empty(),
+        "no envelopes from unknown authors: {:?}",
+        per_author.keys().map(|k| k.to_hex()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pulled.len(),
+        acked.len(),
+        "the relay holds exactly the acknowledged envelopes"
+    );
+
+    // --- The file itself, after one more kill -9. ---
+    relay.kill9();
+    let integrity: String = {
+        let conn = rusqlite::Connection::open(&relay.db).expect("the database opens");
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check runs")
+    };
+    let rows: i64 = {
+        let conn = rusqlite::Connection::open(&relay.db).expect("the database opens");
+        conn.query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
+            .expect("the envelopes table is readable")
+    };
+    let log = relay.log_text();
+    rt.shutdown_timeout(Duration::from_secs(5));
+
+    let sum = |f: fn(&WriterReport) -> u64| reports.iter().map(f).sum::<u64>();
+    println!(
+        "crash test: {KILLS} kills, {} acknowledged, {lost_n} lost, {duplicated} duplicated, integrity {integrity}",
+        acked.len()
+    );
+    println!(
+        "  {} requests, {} with unknown outcome, {} in-doubt batches had committed, {} had not, \
+         {} rate-limited, {} server errors, {} of {KILLS} intervals without an acknowledgement, \
+         cursors 1..={last_cursor}, {:.1} s",
+        sum(|r| r.requests),
+        sum(|r| r.unreachable),
+        sum(|r| r.in_doubt_committed),
+        sum(|r| r.in_doubt_lost_before_commit),
+        sum(|r| r.rate_limited),
+        sum(|r| r.server_errors),
+        quiet_intervals,
+        started.elapsed().as_secs_f64()
+    );
+
+    assert!(
+        lost.is_empty(),
+        "{lost_n} acknowledged envelopes lost:\n{}",
+        lost.join("\n")
+    );
+    assert_eq!(dup_entries, 0, "no entry id is stored twice");
+    assert_eq!(dup_seqs, 0, "no (author, seq) is stored twice");
+    assert_eq!(cursor_reused, 0, "no cursor was acknowledged twice");
+    assert_eq!(integrity, "ok", "PRAGMA integrity_check");
+    assert_eq!(rows as usize, acked.len(), "rows in the envelopes table");
+    assert!(
+        !log.contains("panicked"),
+        "the relay panicked; see its log:\n{log}"
+    );
+    assert!(
+        acked.len() >= 100,
+        "the writers made real progress ({} acknowledged)",
+        acked.len()
+    );
+    assert!(
+        quiet_intervals <= KILLS / 2,
+        "writes were acknowledged between most kills ({quiet_intervals} quiet intervals)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the crash test is bounded in time"
+    );
+}
