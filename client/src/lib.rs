@@ -1,7 +1,18 @@
-//! attune: the command-line client. Today it holds the relay client; the local
-//! store, sync engine and commands arrive with the CLI issue.
+//! attune: the command-line client. The binary is a thin `main.rs` over this
+//! library: [`cli`] parses and runs commands on a [`profile::Profile`] (keystore +
+//! local SQLite), which seals items into the outbox, [`sync`]s through the
+//! [`relay`] client, and verifies everything it reads.
 
+pub mod cli;
+pub mod db;
+pub mod demo;
+pub mod item;
+pub mod pair;
+pub mod profile;
 pub mod relay;
+pub mod style;
+pub mod sync;
+pub mod vocab;
 
 /// The client's version string, as printed by `attune --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

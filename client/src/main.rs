@@ -1,8 +1,14 @@
-fn main() -> anyhow::Result<()> {
-    println!(
-        "attune {} (protocol v{}): the commands are not built yet",
-        attune_client::VERSION,
-        attune_client::PROTOCOL_VERSION
-    );
-    Ok(())
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = attune_client::cli::Cli::parse();
+    let code = match attune_client::cli::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("attune: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

@@ -458,7 +458,14 @@ async fn envelope_append_and_pull() {
     chain_b2.seq = 1;
     chain_b2.prev = f1.hash();
     let theirs = chain_b2.next(&space, b"b2");
-    let r = signed(&relay, &a, "POST", &path, envelopes_body(&[theirs.clone()])).await;
+    let r = signed(
+        &relay,
+        &a,
+        "POST",
+        &path,
+        envelopes_body(std::slice::from_ref(&theirs)),
+    )
+    .await;
     assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
     let mut broken = theirs.clone();
     broken.signature[0] ^= 1;

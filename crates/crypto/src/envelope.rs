@@ -139,6 +139,13 @@ pub fn open_envelope(
     if matches!(h.key, KeyId::KeyWraps(_)) {
         return Ok(Zeroizing::new(envelope.body.clone()));
     }
+    if let KeyId::MemberPrivate(_) = h.key {
+        let author_member = roster.device(&h.author).map(|d| d.member);
+        if keys.member().is_none() || author_member != keys.member() {
+            // Another member's private entry: not ours to open.
+            return Err(OpenError::MissingKey(h.key));
+        }
+    }
     let key = keys.get(&h.key).ok_or(OpenError::MissingKey(h.key))?;
     if envelope.body.len() < NONCE_LEN + 16 {
         return Err(OpenError::Decrypt);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use attune_proto::{labels, EntryId, KeyId, SpaceId};
+use attune_proto::{labels, EntryId, KeyId, MemberId, SpaceId};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -14,6 +14,8 @@ use crate::secret::SymmetricKey;
 #[derive(Clone, Default)]
 pub struct Keyring {
     keys: BTreeMap<KeyId, SymmetricKey>,
+    /// Whose member-private keys these are: they open only that member's envelopes.
+    member: Option<MemberId>,
 }
 
 impl fmt::Debug for Keyring {
@@ -27,6 +29,16 @@ impl fmt::Debug for Keyring {
 impl Keyring {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Says which member this device belongs to, so `MemberPrivate` keys are used
+    /// only for that member's envelopes (each member's key has the same key ids).
+    pub fn set_member(&mut self, member: MemberId) {
+        self.member = Some(member);
+    }
+
+    pub fn member(&self) -> Option<MemberId> {
+        self.member
     }
 
     pub fn insert(&mut self, id: KeyId, key: SymmetricKey) {

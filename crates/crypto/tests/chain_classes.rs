@@ -245,3 +245,33 @@ fn heads_reveal_withheld_and_forked_history() {
     );
     assert!(a_view.check_heads(&a_view.heads()).is_empty());
 }
+
+#[test]
+fn the_partners_private_entries_are_accepted_but_unreadable() {
+    // Each member holds a private key under the same key id; neither opens the other's.
+    let c = Couple::new();
+    let mut a_keys = c.keys.clone();
+    a_keys.insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
+    a_keys.set_member(c.member_a);
+    let mut b_keys = c.keys.clone();
+    b_keys.insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
+    b_keys.set_member(c.member_b);
+    let header = Author::new(&c.a).next_header(c.space, KeyId::MemberPrivate(0));
+    let private = seal_envelope(
+        &c.a,
+        header,
+        a_keys.get(&KeyId::MemberPrivate(0)).unwrap(),
+        b"only for my own devices",
+    )
+    .unwrap();
+    let mut b_view = ChainVerifier::new(c.roster.clone());
+    let out = b_view.check(&private, &b_keys);
+    assert_eq!(out[0].class, Class::Ok);
+    assert!(out[0].plaintext.is_none(), "the partner cannot read it");
+    let mut a_view = ChainVerifier::new(c.roster.clone());
+    let out = a_view.check(&private, &a_keys);
+    assert_eq!(
+        out[0].plaintext.as_deref().map(|p| p.as_slice()),
+        Some(&b"only for my own devices"[..])
+    );
+}

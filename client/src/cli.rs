@@ -1,0 +1,942 @@
+//! The `attune` command line: argument parsing and the commands.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::item::{Body, CheckIn, Need};
+use crate::pair;
+use crate::profile::{now_ms, read_passphrase, resolve_home, ClientError, Entry, Profile, View};
+use crate::style::Style;
+use crate::sync;
+use crate::vocab;
+
+/// attune: a private, end-to-end encrypted space for two partners to check in,
+/// write to each other and practise understanding each other.
+#[derive(Debug, Parser)]
+#[command(name = "attune", version, about, long_about = None)]
+pub struct Cli {
+    /// Profile directory (keys and local data) [default: the platform data directory].
+    #[arg(long, global = true, env = "ATTUNE_HOME")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this device's identity.
+    Init {
+        /// What your partner will see you as.
+        #[arg(long)]
+        name: String,
+        /// Store the keys without a passphrase (anyone who can read the file has them).
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Pair with your partner.
+    #[command(subcommand)]
+    Pair(PairCommand),
+    /// Show the safety number: compare it with your partner's, in person.
+    Verify,
+    /// Say how you are: mood, feelings, high, low, an appreciation, what you need.
+    Checkin(CheckinArgs),
+    /// Write a journal entry (from -m, $EDITOR on a terminal, or standard input).
+    Journal {
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+        /// Only your own devices can read it; it never reaches your partner.
+        #[arg(long)]
+        private: bool,
+    },
+    /// Replace the text of one of your journal entries.
+    Edit {
+        id: String,
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+    },
+    /// Delete one of your entries (on every device).
+    Delete { id: String },
+    /// Send what is waiting, receive what is new, verify everything.
+    Sync,
+    /// The timeline of both partners, oldest first.
+    Feed(FeedArgs),
+    /// One item in full.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pairing, last sync, what is waiting, your partner's last check-in, problems.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stay connected and print your partner's new items as they arrive.
+    Watch {
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Everything readable on this device, decrypted, for your own keeping.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Erase the space on the relay and this device's copy.
+    Leave {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The emotion words check-ins use, grouped by pleasantness and energy.
+    Feelings,
+    /// Shell completions, e.g. `attune completions bash > ~/.local/share/bash-completion/completions/attune`.
+    Completions { shell: clap_complete::Shell },
+    /// A one-command tour: a relay and two partners on this machine.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairCommand {
+    /// Create the shared space and print a code for your partner.
+    Invite {
+        #[arg(long, env = "ATTUNE_RELAY")]
+        relay: String,
+        /// How long to wait for your partner, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Join your partner's space with the code they show you.
+    Join {
+        code: String,
+        #[arg(long, env = "ATTUNE_RELAY")]
+        relay: String,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckinArgs {
+    /// Mood from 1 (very low) to 10 (very good).
+    #[arg(long)]
+    pub mood: Option<u8>,
+    /// Two or three feelings, comma-separated (see `attune feelings`).
+    #[arg(long)]
+    pub feel: Option<String>,
+    /// The best moment of the day.
+    #[arg(long)]
+    pub high: Option<String>,
+    /// The hardest moment of the day.
+    #[arg(long)]
+    pub low: Option<String>,
+    /// One thing you appreciate about your partner.
+    #[arg(long)]
+    pub appreciate: Option<String>,
+    /// What you need right now.
+    #[arg(long, value_enum)]
+    pub need: Option<Need>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FeedArgs {
+    /// Only items from this date on (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, value_enum)]
+    pub from: Option<Who>,
+    /// Only this kind: checkin or journal.
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Who {
+    Me,
+    Partner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Markdown,
+}
+
+/// Exit code when integrity problems were found (a script must notice).
+pub const EXIT_INTEGRITY: i32 = 3;
+
+pub async fn run(cli: Cli) -> Result<i32, ClientError> {
+    let home = resolve_home(cli.home)?;
+    match cli.command {
+        Command::Init {
+            name,
+            no_passphrase,
+        } => init(&home, &name, no_passphrase),
+        Command::Pair(PairCommand::Invite { relay, timeout }) => {
+            let mut p = Profile::open(&home)?;
+            let paired = pair::invite(&mut p, &relay, Duration::from_secs(timeout), |code| {
+                println!("code: {code}");
+                let _ = std::io::stdout().flush();
+                eprintln!("Give your partner this code; they run: attune pair join {code} --relay {relay}");
+            })
+            .await?;
+            println!("paired with {}", paired.partner_name);
+            println!("Compare `attune verify` with your partner's, in person.");
+            Ok(0)
+        }
+        Command::Pair(PairCommand::Join {
+            code,
+            relay,
+            timeout,
+        }) => {
+            let mut p = Profile::open(&home)?;
+            let paired = pair::join(&mut p, &code, &relay, Duration::from_secs(timeout)).await?;
+            println!("paired with {}", paired.partner_name);
+            println!("Compare `attune verify` with your partner's, in person.");
+            Ok(0)
+        }
+        Command::Verify => {
+            let p = Profile::open(&home)?;
+            let roster = p.roster()?;
+            let members = roster.members();
+            if members.len() < 2 {
+                return Err(ClientError::NotPaired);
+            }
+            let number =
+                attune_crypto::safety_number(&members[0].identity_key, &members[1].identity_key);
+            println!("{number}");
+            Ok(0)
+        }
+        Command::Checkin(args) => {
+            let mut p = paired(&home)?;
+            let checkin = read_checkin(args)?;
+            let id = p.write(Body::CheckIn(checkin), false)?;
+            println!("checked in ({})", id.to_hex());
+            try_push(&mut p).await;
+            Ok(0)
+        }
+        Command::Journal { message, private } => {
+            let mut p = paired(&home)?;
+            let text = read_text(message, "journal")?;
+            let id = p.write(Body::Journal { text }, private)?;
+            println!(
+                "{} ({})",
+                if private { "kept privately" } else { "written" },
+                id.to_hex()
+            );
+            try_push(&mut p).await;
+            Ok(0)
+        }
+        Command::Edit { id, message } => {
+            let mut p = paired(&home)?;
+            let target = own_entry(&p, &id)?;
+            if !matches!(target.item.body, Body::Journal { .. }) {
+                return Err(ClientError::Input(
+                    "only journal entries can be edited".into(),
+                ));
+            }
+            let text = read_text(message, "edit")?;
+            p.write(
+                Body::Edit {
+                    target: target.id.to_hex(),
+                    text,
+                },
+                target.private,
+            )?;
+            println!("edited {}", target.id.to_hex());
+            try_push(&mut p).await;
+            Ok(0)
+        }
+        Command::Delete { id } => {
+            let mut p = paired(&home)?;
+            let target = own_entry(&p, &id)?;
+            p.write(
+                Body::Delete {
+                    target: target.id.to_hex(),
+                },
+                target.private,
+            )?;
+            println!("deleted {}", target.id.to_hex());
+            try_push(&mut p).await;
+            Ok(0)
+        }
+        Command::Sync => {
+            let mut p = paired(&home)?;
+            let waiting = p.db.outbox_len()?;
+            let report = match sync::sync(&mut p, std::io::stderr().is_terminal()).await {
+                Ok(r) => r,
+                Err(ClientError::Relay(e)) => {
+                    eprintln!("could not sync: {e}");
+                    eprintln!("{waiting} item(s) wait in the outbox; nothing is lost. Run `attune sync` again later.");
+                    return Ok(1);
+                }
+                Err(e) => return Err(e),
+            };
+            println!("sent {}, received {}", report.sent, report.received);
+            Ok(report_problems(&report.view))
+        }
+        Command::Feed(args) => feed(&home, args),
+        Command::Show { id, json } => show(&home, &id, json),
+        Command::Status { json } => status(&home, json),
+        Command::Watch { seconds } => watch(&home, seconds).await,
+        Command::Export { format, out } => export(&home, format, out),
+        Command::Leave { yes } => leave(&home, yes).await,
+        Command::Feelings => {
+            for (q, words) in vocab::EMOTIONS {
+                println!("{}: {}", q.label(), words.join(", "));
+            }
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "attune", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Demo => crate::demo::run().await,
+    }
+}
+
+fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i32, ClientError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(ClientError::Input(
+            "--name must be 1 to 64 characters".into(),
+        ));
+    }
+    let passphrase = if no_passphrase {
+        None
+    } else {
+        let p = read_passphrase("choose a passphrase for this device's keys: ")?;
+        if std::env::var_os("ATTUNE_PASSPHRASE").is_none() {
+            let again = read_passphrase("type it again: ")?;
+            if *again != *p {
+                return Err(ClientError::Input("the two passphrases differ".into()));
+            }
+        }
+        if p.is_empty() {
+            return Err(ClientError::Input(
+                "an empty passphrase protects nothing; use --no-passphrase if that is what you want".into(),
+            ));
+        }
+        Some(p)
+    };
+    let p = Profile::init(home, name, passphrase)?;
+    println!("created the identity of {} in {}", p.name(), home.display());
+    println!("next: `attune pair invite --relay URL`, or `attune pair join CODE --relay URL`");
+    Ok(0)
+}
+
+fn paired(home: &std::path::Path) -> Result<Profile, ClientError> {
+    let p = Profile::open(home)?;
+    if !p.is_paired() {
+        return Err(ClientError::NotPaired);
+    }
+    Ok(p)
+}
+
+/// Sends the outbox if the relay is reachable; a relay that is down is a warning.
+async fn try_push(p: &mut Profile) {
+    match sync::push(p).await {
+        Ok(_) => {}
+        Err(ClientError::Relay(e)) => {
+            eprintln!("warning: not sent yet ({e}); it waits in the outbox and goes with the next `attune sync`");
+        }
+        Err(e) => eprintln!("warning: not sent yet: {e}"),
+    }
+}
+
+fn prompt(label: &str) -> Result<String, ClientError> {
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| ClientError::Input(format!("could not read the answer: {e}")))?;
+    Ok(line.trim().to_string())
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+fn parse_mood(s: &str) -> Result<u8, ClientError> {
+    match s.trim().parse::<u8>() {
+        Ok(m) if (1..=10).contains(&m) => Ok(m),
+        _ => Err(ClientError::Input(format!(
+            "mood must be a whole number from 1 to 10, not '{}'",
+            s.trim()
+        ))),
+    }
+}
+
+fn read_checkin(args: CheckinArgs) -> Result<CheckIn, ClientError> {
+    let interactive = args.mood.is_none() && std::io::stdin().is_terminal();
+    if !interactive {
+        let mood = args.mood.ok_or_else(|| {
+            ClientError::Input(
+                "give --mood 1..10 (or run `attune checkin` in a terminal to be asked)".into(),
+            )
+        })?;
+        let mood = parse_mood(&mood.to_string())?;
+        let feelings = match &args.feel {
+            Some(f) => vocab::parse_feelings(f).map_err(ClientError::Input)?,
+            None => vec![],
+        };
+        return Ok(CheckIn {
+            mood,
+            feelings,
+            high: nonempty(args.high),
+            low: nonempty(args.low),
+            appreciate: nonempty(args.appreciate),
+            need: args.need,
+        });
+    }
+    eprintln!("A short check-in. Press Enter to skip any question but the first.");
+    let mood = loop {
+        match parse_mood(&prompt(
+            "How are you, from 1 (very low) to 10 (very good)? ",
+        )?) {
+            Ok(m) => break m,
+            Err(e) => eprintln!("{e}"),
+        }
+    };
+    let feelings = loop {
+        let answer =
+            prompt("Two or three words for what you feel (`attune feelings` lists them): ")?;
+        match vocab::parse_feelings(&answer) {
+            Ok(f) => break f,
+            Err(e) => eprintln!("{e}"),
+        }
+    };
+    let high = nonempty(Some(prompt("The best moment today: ")?));
+    let low = nonempty(Some(prompt("The hardest moment today: ")?));
+    let appreciate = nonempty(Some(prompt(
+        "One thing you appreciate about your partner: ",
+    )?));
+    let need = loop {
+        let answer =
+            prompt("What do you need now? listen, support, suggestions, space, distraction: ")?;
+        if answer.is_empty() {
+            break None;
+        }
+        match Need::from_str(&answer, true) {
+            Ok(n) => break Some(n),
+            Err(_) => eprintln!("please answer with one of the five words, or press Enter"),
+        }
+    };
+    Ok(CheckIn {
+        mood,
+        feelings,
+        high,
+        low,
+        appreciate,
+        need,
+    })
+}
+
+/// Text from -m, else `$EDITOR` on a terminal, else standard input.
+fn read_text(message: Option<String>, what: &str) -> Result<String, ClientError> {
+    let text = if let Some(m) = message {
+        m
+    } else if std::io::stdin().is_terminal() {
+        let editor = std::env::var("VISUAL")
+            .or_else(|_| std::env::var("EDITOR"))
+            .unwrap_or_else(|_| "vi".into());
+        let file = tempfile::Builder::new()
+            .prefix("attune-")
+            .suffix(".md")
+            .tempfile()
+            .map_err(|e| {
+                ClientError::Input(format!("could not create a file for the editor: {e}"))
+            })?;
+        let status = std::process::Command::new(&editor)
+            .arg(file.path())
+            .status()
+            .map_err(|e| {
+                ClientError::Input(format!("could not start the editor '{editor}': {e}"))
+            })?;
+        if !status.success() {
+            return Err(ClientError::Input(format!(
+                "the editor exited with {status}; nothing was saved"
+            )));
+        }
+        std::fs::read_to_string(file.path())
+            .map_err(|e| ClientError::Input(format!("could not read what you wrote: {e}")))?
+    } else {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| ClientError::Input(format!("could not read standard input: {e}")))?;
+        s
+    };
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Err(ClientError::Input(format!(
+            "the {what} is empty; nothing was saved"
+        )));
+    }
+    Ok(text)
+}
+
+/// Finds one of this member's entries by id or unique id prefix.
+fn own_entry(p: &Profile, id: &str) -> Result<Entry, ClientError> {
+    let view = p.view()?;
+    let e = find_entry(&view, id)?;
+    if !e.mine {
+        return Err(ClientError::Input(
+            "you can only change your own entries".into(),
+        ));
+    }
+    if e.deleted {
+        return Err(ClientError::Input("that entry is already deleted".into()));
+    }
+    Ok(e.clone())
+}
+
+fn find_entry<'a>(view: &'a View, id: &str) -> Result<&'a Entry, ClientError> {
+    let id = id.trim().to_lowercase();
+    if id.len() < 4 {
+        return Err(ClientError::Input(
+            "give at least 4 characters of the id".into(),
+        ));
+    }
+    let matches: Vec<&Entry> = view
+        .entries
+        .iter()
+        .filter(|e| e.id.to_hex().starts_with(&id))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ClientError::Input(format!(
+            "no item with id {id}; `attune feed` shows the ids"
+        ))),
+        _ => Err(ClientError::Input(format!(
+            "{id} matches several items; give more of the id"
+        ))),
+    }
+}
+
+fn report_problems(view: &View) -> i32 {
+    if view.problems.is_empty() {
+        return 0;
+    }
+    let s = Style::stdout();
+    eprintln!(
+        "{}",
+        s.bad(&format!(
+            "{} integrity problem(s) in what the relay served:",
+            view.problems.len()
+        ))
+    );
+    for p in &view.problems {
+        eprintln!("  {} {}", s.bad(&format!("[{}]", p.kind)), p.detail);
+    }
+    eprintln!("Nothing affected is shown as genuine. The relay (or the network) may be tampering.");
+    EXIT_INTEGRITY
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+pub fn entry_json(e: &Entry) -> serde_json::Value {
+    let mut v = json!({
+        "id": e.id.to_hex(),
+        "author": if e.mine { "me" } else { "partner" },
+        "device": e.author.to_hex(),
+        "at": e.item.at,
+        "kind": e.item.body.kind(),
+        "private": e.private,
+        "pending": e.pending,
+        "edited": e.edited,
+        "deleted": e.deleted,
+    });
+    if !e.deleted {
+        match &e.item.body {
+            Body::CheckIn(c) => {
+                v["checkin"] = serde_json::to_value(c).unwrap_or_default();
+            }
+            Body::Journal { text } => v["text"] = json!(text),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// One feed line, as the demo prints it.
+pub fn describe_for_demo(e: &Entry, s: &Style, partner: &str) -> String {
+    describe_entry(e, s, partner)
+}
+
+fn describe_entry(e: &Entry, s: &Style, partner: &str) -> String {
+    let who = if e.mine {
+        s.me("you")
+    } else {
+        s.partner(partner)
+    };
+    let mut flags = String::new();
+    if e.private {
+        flags.push_str(" (private)");
+    }
+    if e.pending {
+        flags.push_str(" (not sent yet)");
+    }
+    if e.edited {
+        flags.push_str(" (edited)");
+    }
+    let text = if e.deleted {
+        s.dim("[deleted]")
+    } else {
+        match &e.item.body {
+            Body::CheckIn(c) => {
+                let mut parts = vec![format!("mood {}/10", c.mood)];
+                if !c.feelings.is_empty() {
+                    parts.push(c.feelings.join(", "));
+                }
+                if let Some(h) = &c.high {
+                    parts.push(format!("high: {h}"));
+                }
+                if let Some(l) = &c.low {
+                    parts.push(format!("low: {l}"));
+                }
+                if let Some(a) = &c.appreciate {
+                    parts.push(format!("appreciates: {a}"));
+                }
+                if let Some(n) = c.need {
+                    parts.push(format!("needs {}", n.describe()));
+                }
+                format!("checked in · {}", parts.join(" · "))
+            }
+            Body::Journal { text } => text.clone(),
+            _ => String::new(),
+        }
+    };
+    format!(
+        "{}  {} {}{}  {}  {}",
+        s.dim(&when(e.item.at)),
+        who,
+        e.item.body.kind(),
+        s.dim(&flags),
+        text,
+        s.dim(&e.id.to_hex()[..8])
+    )
+}
+
+fn partner_name(p: &Profile) -> String {
+    p.db.get("partner_name")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "partner".into())
+}
+
+fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
+    let p = paired(home)?;
+    let view = p.view()?;
+    let since = match &args.since {
+        Some(d) => Some(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| {
+                    ClientError::Input(format!("--since takes a date like 2026-01-31, not '{d}'"))
+                })?
+                .and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0),
+        ),
+        None => None,
+    };
+    if let Some(k) = &args.kind {
+        if !["checkin", "journal"].contains(&k.as_str()) {
+            return Err(ClientError::Input(format!(
+                "--kind is checkin or journal, not '{k}'"
+            )));
+        }
+    }
+    let mut entries: Vec<&Entry> = view
+        .entries
+        .iter()
+        .filter(|e| since.is_none_or(|s| e.item.at >= s))
+        .filter(|e| match args.from {
+            Some(Who::Me) => e.mine,
+            Some(Who::Partner) => !e.mine,
+            None => true,
+        })
+        .filter(|e| args.kind.as_deref().is_none_or(|k| e.item.body.kind() == k))
+        .collect();
+    entries.sort_by_key(|e| (e.item.at, e.cursor.unwrap_or(u64::MAX)));
+    if args.json {
+        let out = json!({
+            "entries": entries.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
+            "problems": view.problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        let s = Style::stdout();
+        let partner = partner_name(&p);
+        if entries.is_empty() {
+            println!(
+                "{}",
+                s.dim("nothing yet: `attune checkin` or `attune journal` to begin")
+            );
+        }
+        for e in entries {
+            println!("{}", describe_entry(e, &s, &partner));
+        }
+    }
+    report_problems(&view);
+    Ok(0)
+}
+
+fn show(home: &std::path::Path, id: &str, json_out: bool) -> Result<i32, ClientError> {
+    let p = paired(home)?;
+    let view = p.view()?;
+    let e = find_entry(&view, id)?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entry_json(e)).unwrap_or_default()
+        );
+    } else {
+        let s = Style::stdout();
+        println!("{}", describe_entry(e, &s, &partner_name(&p)));
+        println!(
+            "{}",
+            s.dim(&format!(
+                "id {}  device {}",
+                e.id.to_hex(),
+                e.author.to_hex()
+            ))
+        );
+    }
+    Ok(0)
+}
+
+fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
+    let p = Profile::open(home)?;
+    if !p.is_paired() {
+        if json_out {
+            println!("{}", json!({ "paired": false, "name": p.name() }));
+        } else {
+            println!("{}: not paired yet", p.name());
+        }
+        return Ok(0);
+    }
+    let view = p.view()?;
+    let last_sync: Option<i64> = p.db.get("last_sync_ms")?.and_then(|v| v.parse().ok());
+    let waiting = p.db.outbox_len()?;
+    let partner = partner_name(&p);
+    let last_checkin = view
+        .entries
+        .iter()
+        .filter(|e| !e.mine && !e.deleted && matches!(e.item.body, Body::CheckIn(_)))
+        .max_by_key(|e| e.item.at);
+    let last_heard = view
+        .entries
+        .iter()
+        .filter(|e| !e.mine)
+        .map(|e| e.item.at)
+        .max();
+    if json_out {
+        let out = json!({
+            "paired": true,
+            "name": p.name(),
+            "partner": partner,
+            "relay": p.db.get("relay")?,
+            "space": p.space()?.to_hex(),
+            "last_sync": last_sync,
+            "waiting": waiting,
+            "partner_last_checkin": last_checkin.map(entry_json),
+            "last_heard_from_partner": last_heard,
+            "problems": view.problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        let s = Style::stdout();
+        println!("{} and {}", s.me(&p.name()), s.partner(&partner));
+        println!("relay: {}", p.db.get("relay")?.unwrap_or_default());
+        println!(
+            "last sync: {}",
+            last_sync.map(when).unwrap_or_else(|| "never".into())
+        );
+        println!("waiting to be sent: {waiting}");
+        match last_checkin {
+            Some(e) => println!(
+                "{}'s last check-in: {}",
+                partner,
+                describe_entry(e, &s, &partner)
+            ),
+            None => println!("{partner} has not checked in yet"),
+        }
+        if let Some(t) = last_heard {
+            let days = (now_ms() - t) / 86_400_000;
+            if days >= 2 {
+                println!(
+                    "{}",
+                    s.warn(&format!("nothing new from {partner} for {days} days"))
+                );
+            }
+        }
+        if view.problems.is_empty() {
+            println!("integrity: everything received verifies");
+        }
+    }
+    Ok(report_problems(&view))
+}
+
+async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, ClientError> {
+    let mut p = paired(home)?;
+    let report = sync::sync(&mut p, false).await?;
+    let mut shown: std::collections::HashSet<String> =
+        report.view.entries.iter().map(|e| e.id.to_hex()).collect();
+    let s = Style::stdout();
+    let partner = partner_name(&p);
+    eprintln!("watching for {partner}'s new items (ctrl-c to stop)");
+    let deadline = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let relay = p.relay()?;
+    let space = p.space()?;
+    let after: u64 =
+        p.db.get("last_cursor")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+    let mut stream = relay.stream(space, after).await?;
+    loop {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => break,
+            },
+            None => stream.next().await,
+        };
+        let Some(item) = next else {
+            eprintln!("the relay closed the stream");
+            return Ok(1);
+        };
+        let item = item?;
+        p.db.store_received(&[(item.cursor, item.envelope.0)], now_ms())?;
+        let view = p.view()?;
+        for e in &view.entries {
+            if shown.insert(e.id.to_hex()) && !e.mine {
+                println!("{}", describe_entry(e, &s, &partner));
+                let _ = std::io::stdout().flush();
+            }
+        }
+        if !view.problems.is_empty() {
+            report_problems(&view);
+        }
+    }
+    stream.close().await;
+    Ok(0)
+}
+
+fn export(
+    home: &std::path::Path,
+    format: ExportFormat,
+    out: Option<PathBuf>,
+) -> Result<i32, ClientError> {
+    let p = paired(home)?;
+    let view = p.view()?;
+    let partner = partner_name(&p);
+    let text = match format {
+        ExportFormat::Json => serde_json::to_string_pretty(&json!({
+            "exported_at": now_ms(),
+            "me": p.name(),
+            "partner": partner,
+            "entries": view.entries.iter().map(entry_json).collect::<Vec<_>>(),
+        }))
+        .unwrap_or_default(),
+        ExportFormat::Markdown => {
+            let mut md = format!("# attune: {} and {}\n\n", p.name(), partner);
+            for e in &view.entries {
+                md.push_str(&format!(
+                    "## {} — {} ({})\n\n{}\n\n",
+                    when(e.item.at),
+                    if e.mine { p.name() } else { partner.clone() },
+                    e.item.body.kind(),
+                    markdown_body(e)
+                ));
+            }
+            md
+        }
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(&path, text).map_err(crate::profile::io_err(&path))?;
+            eprintln!("wrote {} item(s) to {}", view.entries.len(), path.display());
+        }
+        None => println!("{text}"),
+    }
+    Ok(0)
+}
+
+fn markdown_body(e: &Entry) -> String {
+    if e.deleted {
+        return "_deleted_".into();
+    }
+    match &e.item.body {
+        Body::CheckIn(c) => {
+            let mut lines = vec![format!("- mood: {}/10", c.mood)];
+            if !c.feelings.is_empty() {
+                lines.push(format!("- feelings: {}", c.feelings.join(", ")));
+            }
+            for (label, v) in [
+                ("high", &c.high),
+                ("low", &c.low),
+                ("appreciates", &c.appreciate),
+            ] {
+                if let Some(v) = v {
+                    lines.push(format!("- {label}: {v}"));
+                }
+            }
+            if let Some(n) = c.need {
+                lines.push(format!("- needs: {}", n.describe()));
+            }
+            lines.join("\n")
+        }
+        Body::Journal { text } => text.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn leave(home: &std::path::Path, yes: bool) -> Result<i32, ClientError> {
+    let p = paired(home)?;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(ClientError::Input(
+                "leaving erases the space for both of you; pass --yes to confirm".into(),
+            ));
+        }
+        eprintln!(
+            "This erases your shared space on the relay, for both of you, and this device's copy."
+        );
+        eprintln!("Keep a copy first with: attune export --format markdown --out attune.md");
+        if prompt("Type 'leave' to confirm: ")? != "leave" {
+            eprintln!("nothing was erased");
+            return Ok(1);
+        }
+    }
+    let relay = p.relay()?;
+    let space = p.space()?;
+    match relay.delete_space(space).await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(attune_proto::api::codes::NOT_FOUND) => {}
+        Err(e) => return Err(e.into()),
+    }
+    p.reset_local()?;
+    println!("left: the space is erased on the relay and on this device");
+    Ok(0)
+}

@@ -1,0 +1,187 @@
+//! The device's local state, in SQLite: the roster, the outbox of sealed envelopes
+//! waiting to be sent, and every envelope received, all as ciphertext. Content is
+//! decrypted only when read, and never written back in the clear.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[error("local database: {0}")]
+pub struct DbError(#[from] rusqlite::Error);
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE roster (seq INTEGER PRIMARY KEY, event BLOB NOT NULL);
+     CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        entry BLOB NOT NULL UNIQUE,
+        envelope BLOB NOT NULL,
+        queued_at INTEGER NOT NULL
+     );
+     CREATE TABLE received (
+        cursor INTEGER PRIMARY KEY,
+        envelope BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+     );",
+];
+
+#[derive(Debug)]
+pub struct LocalDb {
+    conn: Connection,
+}
+
+/// One outbox row: an own envelope sealed and waiting for the relay's ack.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub seq: u64,
+    pub envelope: Vec<u8>,
+}
+
+impl LocalDb {
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")?;
+        let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self { conn })
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set(&self, key: &str, value: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn roster(&self) -> Result<Vec<Vec<u8>>, DbError> {
+        let mut stmt = self.conn.prepare("SELECT event FROM roster ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Replaces the stored roster with a newer verified one.
+    pub fn set_roster(&mut self, events: &[Vec<u8>]) -> Result<(), DbError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM roster", [])?;
+        for (i, e) in events.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO roster (seq, event) VALUES (?1, ?2)",
+                params![(i + 1) as i64, e],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Queues an own envelope and advances the own chain in one transaction, so a
+    /// crash leaves either both or neither.
+    pub fn enqueue(
+        &mut self,
+        seq: u64,
+        entry: &[u8],
+        envelope: &[u8],
+        prev_hash_hex: &str,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO outbox (seq, entry, envelope, queued_at) VALUES (?1, ?2, ?3, ?4)",
+            params![seq as i64, entry, envelope, now_ms],
+        )?;
+        for (k, v) in [
+            ("own_seq", seq.to_string()),
+            ("own_prev", prev_hash_hex.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox(&self) -> Result<Vec<Queued>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, envelope FROM outbox ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Queued {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    envelope: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn outbox_len(&self) -> Result<u64, DbError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// Drops acknowledged envelopes from the outbox.
+    pub fn acknowledge(&mut self, seqs: &[u64]) -> Result<(), DbError> {
+        let tx = self.conn.transaction()?;
+        for s in seqs {
+            tx.execute("DELETE FROM outbox WHERE seq = ?1", [*s as i64])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores served envelopes; a cursor already stored is left as it was.
+    pub fn store_received(&mut self, rows: &[(u64, Vec<u8>)], now_ms: i64) -> Result<(), DbError> {
+        let tx = self.conn.transaction()?;
+        for (cursor, env) in rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO received (cursor, envelope, received_at) VALUES (?1, ?2, ?3)",
+                params![*cursor as i64, env, now_ms],
+            )?;
+        }
+        if let Some((last, _)) = rows.last() {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_cursor', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [last.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn received(&self) -> Result<Vec<(u64, Vec<u8>, i64)>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT cursor, envelope, received_at FROM received ORDER BY cursor")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,164 @@
+//! `attune demo`: a relay on a free loopback port with a temporary database, two
+//! partners in temporary homes, pairing, a check-in and a journal entry each way,
+//! both feeds, and what the relay actually stored.
+
+use std::time::Duration;
+
+use crate::item::{Body, CheckIn, Need};
+use crate::pair;
+use crate::profile::{ClientError, Profile};
+use crate::style::Style;
+use crate::sync;
+
+fn step(s: &Style, text: &str) {
+    println!("\n{}", s.bold(&format!("== {text}")));
+}
+
+pub async fn run() -> Result<i32, ClientError> {
+    let s = Style::stdout();
+    let tmp = tempfile::tempdir()
+        .map_err(|e| ClientError::Input(format!("no temporary directory: {e}")))?;
+    let db = tmp.path().join("relay.sqlite3");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| ClientError::Input(format!("could not open a loopback port: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let url = format!("http://{addr}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = attune_relay::Config::for_tests(db.clone());
+    let relay = tokio::spawn(attune_relay::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    step(
+        &s,
+        &format!("a relay is running on {url}, storing into {}", db.display()),
+    );
+    let mut alex = Profile::init(&tmp.path().join("alex"), "Alex", None)?;
+    let mut sam = Profile::init(&tmp.path().join("sam"), "Sam", None)?;
+    println!("Alex and Sam each created a device identity (their keys never leave their homes).");
+
+    step(&s, "pairing: Alex invites, Sam joins with the short code");
+    let (code_tx, code_rx) = tokio::sync::oneshot::channel::<String>();
+    let url2 = url.clone();
+    let inviter = tokio::spawn(async move {
+        let r = pair::invite(&mut alex, &url2, Duration::from_secs(60), |code| {
+            println!("Alex's screen shows: code: {code}");
+            let _ = code_tx.send(code.to_string());
+        })
+        .await;
+        r.map(|_| alex)
+    });
+    let code = code_rx
+        .await
+        .map_err(|_| ClientError::Pairing("the inviter stopped before showing a code".into()))?;
+    println!("Sam types: attune pair join {code}");
+    pair::join(&mut sam, &code, &url, Duration::from_secs(60)).await?;
+    let mut alex = inviter
+        .await
+        .map_err(|e| ClientError::Pairing(e.to_string()))??;
+    let members = alex.roster()?.members().to_vec();
+    let number = attune_crypto::safety_number(&members[0].identity_key, &members[1].identity_key);
+    println!("Both see the same safety number to compare in person: {number}");
+
+    step(
+        &s,
+        "Alex checks in and writes a journal entry; Sam does the same",
+    );
+    alex.write(
+        Body::CheckIn(CheckIn {
+            mood: 6,
+            feelings: vec!["tired".into(), "hopeful".into()],
+            high: Some("a long walk at lunch".into()),
+            low: Some("a tense meeting".into()),
+            appreciate: Some("the coffee you made me".into()),
+            need: Some(Need::Listen),
+        }),
+        false,
+    )?;
+    alex.write(
+        Body::Journal {
+            text: "I felt unheard in that meeting; I'd like to talk tonight.".into(),
+        },
+        false,
+    )?;
+    alex.write(
+        Body::Journal {
+            text: "Private note: remember to ask about Sam's sister.".into(),
+        },
+        true,
+    )?;
+    sam.write(
+        Body::CheckIn(CheckIn {
+            mood: 8,
+            feelings: vec!["content".into(), "playful".into()],
+            high: Some("finished the book".into()),
+            low: None,
+            appreciate: Some("your patience this week".into()),
+            need: Some(Need::Distraction),
+        }),
+        false,
+    )?;
+    sam.write(
+        Body::Journal {
+            text: "Let's cook together tonight?".into(),
+        },
+        false,
+    )?;
+    // Alex syncs twice so Alex also receives what Sam sent after Alex's first sync.
+    for who in ["Alex", "Sam", "Alex"] {
+        let p = if who == "Alex" { &mut alex } else { &mut sam };
+        let r = sync::sync(p, false).await?;
+        println!("{who} synced: sent {}, received {}", r.sent, r.received);
+    }
+
+    for (name, p) in [("Alex", &alex), ("Sam", &sam)] {
+        step(&s, &format!("{name}'s feed"));
+        let view = p.view()?;
+        let partner = p.db.get("partner_name")?.unwrap_or_default();
+        for e in &view.entries {
+            println!("{}", crate::cli::describe_for_demo(e, &s, &partner));
+        }
+        if !view.problems.is_empty() {
+            for p in &view.problems {
+                println!("{}", s.bad(&format!("integrity problem: {}", p.detail)));
+            }
+        }
+    }
+    println!("(Alex's private note is on Alex's feed only.)");
+
+    step(&s, "what the relay stored: ciphertext, ids and sizes only");
+    let conn = rusqlite::Connection::open(&db).map_err(|e| ClientError::Input(e.to_string()))?;
+    let mut stmt = conn
+        .prepare("SELECT cursor, seq, length(data), hex(substr(data, 120, 24)) FROM envelopes ORDER BY cursor LIMIT 6")
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    println!(
+        "{}",
+        s.dim("cursor  seq  bytes  ciphertext (first 24 bytes)")
+    );
+    for row in rows.flatten() {
+        println!(
+            "{:>6}  {:>3}  {:>5}  {}…",
+            row.0,
+            row.1,
+            row.2,
+            row.3.to_lowercase()
+        );
+    }
+    println!("\nTry it for real: see README.md, \"Use it for real\".");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
+    Ok(0)
+}

@@ -1,0 +1,302 @@
+//! Pairing two partners' devices with a short code (PROTOCOL.md §8): the inviter
+//! creates the space and waits; the joiner types the code; SPAKE2 with key
+//! confirmation runs through the relay's mailbox; then the inviter sends the space,
+//! roster and epoch key sealed under the confirmed key.
+
+use std::time::{Duration, Instant};
+
+use attune_crypto::{Pairing, PairingCode, PairingSession, SymmetricKey};
+use attune_proto::api::{b64, codes, from_b64};
+use attune_proto::{
+    DevicePublic, Hash32, KeyId, MemberId, PairingMessage, Role, Roster, RosterChange, RosterEvent,
+    SignedRosterEvent, SpaceId,
+};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::profile::{now_ms, ClientError, Profile};
+use crate::relay::{RelayClient, RelayError};
+
+#[derive(Serialize, Deserialize)]
+struct JoinerHello {
+    sign: String,
+    kx: String,
+    member: String,
+    name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Welcome {
+    space: String,
+    roster: Vec<String>,
+    epoch: u32,
+    epoch_key: String,
+    name: String,
+}
+
+fn failed(why: &str) -> ClientError {
+    ClientError::Pairing(format!("pairing failed: {why}"))
+}
+
+fn code_rejected(e: RelayError) -> ClientError {
+    match e.code() {
+        Some(codes::MAILBOX_UNAVAILABLE) => {
+            failed("this code is unknown, already used or expired; ask your partner for a new one")
+        }
+        Some(codes::MAILBOX_FULL) => {
+            failed("someone else is already pairing with this code; ask your partner for a new one")
+        }
+        _ => ClientError::Relay(e),
+    }
+}
+
+/// Waits for the other side's message number `index`.
+async fn receive(
+    relay: &RelayClient,
+    mailbox: u32,
+    me: Role,
+    index: usize,
+    deadline: Instant,
+) -> Result<PairingMessage, ClientError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(failed("your partner did not answer in time; start again"));
+        }
+        let got = relay
+            .mailbox_read(mailbox, me, index, left.as_secs().clamp(1, 20))
+            .await
+            .map_err(code_rejected)?;
+        if let Some(raw) = got.messages.first() {
+            return PairingMessage::decode(&raw.0)
+                .map_err(|_| failed("a pairing message was garbled in transit"));
+        }
+        if got.closed {
+            return Err(failed(
+                "the other side gave up (wrong code, or the exchange was tampered with)",
+            ));
+        }
+    }
+}
+
+/// Runs SPAKE2 and key confirmation; on failure, closes the mailbox so the code
+/// cannot be tried again.
+async fn handshake(
+    relay: &RelayClient,
+    mailbox: u32,
+    me: Role,
+    code: &PairingCode,
+    deadline: Instant,
+) -> Result<PairingSession, ClientError> {
+    let (state, pake) = Pairing::start(me, code);
+    relay
+        .mailbox_post(mailbox, pake.encode())
+        .await
+        .map_err(code_rejected)?;
+    let theirs = receive(relay, mailbox, me, 0, deadline).await?;
+    let (state, confirm) = state
+        .receive_pake(&theirs)
+        .map_err(|_| failed("unexpected message from the other side"))?;
+    relay
+        .mailbox_post(mailbox, confirm.encode())
+        .await
+        .map_err(code_rejected)?;
+    let their_confirm = receive(relay, mailbox, me, 1, deadline).await?;
+    match state.receive_confirm(&their_confirm) {
+        Ok(session) => Ok(session),
+        Err(_) => {
+            let _ = relay.mailbox_close(mailbox).await;
+            Err(failed(
+                "the codes did not match (a typo?), or someone tampered with the exchange. Nothing was shared; start again with a new code",
+            ))
+        }
+    }
+}
+
+/// What pairing established, for the caller to print.
+#[derive(Debug)]
+pub struct Paired {
+    pub partner_name: String,
+    pub space: SpaceId,
+}
+
+/// The inviter's side. `on_code` is called with the code as soon as it exists.
+pub async fn invite(
+    profile: &mut Profile,
+    relay_url: &str,
+    timeout: Duration,
+    on_code: impl FnOnce(&str),
+) -> Result<Paired, ClientError> {
+    if profile.is_paired() {
+        return Err(ClientError::AlreadyPaired);
+    }
+    let deadline = Instant::now() + timeout;
+    let relay = RelayClient::new(relay_url, profile.identity.clone());
+    let me = &profile.identity;
+    let space = SpaceId(attune_crypto::secret::random_array());
+    let member = MemberId(attune_crypto::secret::random_array());
+    let create = me.sign_roster_event(RosterEvent {
+        space,
+        seq: 1,
+        prev: Hash32::ZERO,
+        signer: me.id(),
+        at: now_ms(),
+        change: RosterChange::Create {
+            member,
+            device: me.public(),
+        },
+    });
+    relay.create_space(create.encode()).await?;
+    let opened = relay.open_mailbox(space).await?;
+    let code = PairingCode::generate(opened.mailbox);
+    on_code(&code.reveal());
+    let mut session = handshake(&relay, opened.mailbox, Role::Inviter, &code, deadline).await?;
+
+    let hello_msg = receive(&relay, opened.mailbox, Role::Inviter, 2, deadline).await?;
+    let hello_bytes = session
+        .open(&hello_msg)
+        .map_err(|_| failed("the partner's device keys were altered in transit"))?;
+    let hello: JoinerHello = serde_json::from_slice(&hello_bytes)
+        .map_err(|_| failed("the partner's device sent something unexpected"))?;
+    let parse32 = |s: &str| -> Result<[u8; 32], ClientError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| failed("malformed partner keys"))?;
+        Ok(out)
+    };
+    let mut partner_member = [0u8; 16];
+    hex::decode_to_slice(&hello.member, &mut partner_member)
+        .map_err(|_| failed("malformed partner keys"))?;
+    let join = me.sign_roster_event(RosterEvent {
+        space,
+        seq: 2,
+        prev: create.hash(),
+        signer: me.id(),
+        at: now_ms(),
+        change: RosterChange::Join {
+            member: MemberId(partner_member),
+            device: DevicePublic {
+                sign: parse32(&hello.sign)?,
+                kx: parse32(&hello.kx)?,
+            },
+        },
+    });
+    Roster::verify(space, &[create, join])
+        .map_err(|e| failed(&format!("the partner's keys are not acceptable: {e}")))?;
+    relay.append_roster(space, vec![join.encode()]).await?;
+
+    let epoch_key = SymmetricKey::generate();
+    let welcome = Welcome {
+        space: space.to_hex(),
+        roster: vec![b64(&create.encode()), b64(&join.encode())],
+        epoch: 0,
+        epoch_key: b64(epoch_key.expose()),
+        name: profile.name(),
+    };
+    let welcome_bytes = Zeroizing::new(serde_json::to_vec(&welcome).unwrap_or_default());
+    drop(welcome);
+    let sealed = session
+        .seal(&welcome_bytes)
+        .map_err(|_| failed("could not seal the welcome"))?;
+    relay
+        .mailbox_post(opened.mailbox, sealed.encode())
+        .await
+        .map_err(code_rejected)?;
+    let _ = relay.mailbox_close(opened.mailbox).await;
+
+    profile.keys.insert(KeyId::Epoch(0), epoch_key);
+    profile.keys.set_member(member);
+    profile
+        .keys
+        .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
+    profile.save_keys()?;
+    profile.db.set_roster(&[create.encode(), join.encode()])?;
+    profile.db.set("relay", relay_url)?;
+    profile.db.set("member", &hex::encode(member.0))?;
+    profile.db.set("partner_name", &hello.name)?;
+    profile.db.set("space", &space.to_hex())?;
+    Ok(Paired {
+        partner_name: hello.name,
+        space,
+    })
+}
+
+/// The joiner's side.
+pub async fn join(
+    profile: &mut Profile,
+    code: &str,
+    relay_url: &str,
+    timeout: Duration,
+) -> Result<Paired, ClientError> {
+    if profile.is_paired() {
+        return Err(ClientError::AlreadyPaired);
+    }
+    let code = PairingCode::parse(code).map_err(|_| {
+        ClientError::Input(
+            "a pairing code looks like 42-otter-maple: a number and two words from your partner's screen".into(),
+        )
+    })?;
+    let deadline = Instant::now() + timeout;
+    let relay = RelayClient::new(relay_url, profile.identity.clone());
+    let mut session = handshake(&relay, code.mailbox, Role::Joiner, &code, deadline).await?;
+    let member = MemberId(attune_crypto::secret::random_array());
+    let public = profile.identity.public();
+    let hello = JoinerHello {
+        sign: hex::encode(public.sign),
+        kx: hex::encode(public.kx),
+        member: hex::encode(member.0),
+        name: profile.name(),
+    };
+    let sealed = session
+        .seal(&serde_json::to_vec(&hello).unwrap_or_default())
+        .map_err(|_| failed("could not seal this device's keys"))?;
+    relay
+        .mailbox_post(code.mailbox, sealed.encode())
+        .await
+        .map_err(code_rejected)?;
+    let welcome_msg = receive(&relay, code.mailbox, Role::Joiner, 2, deadline).await?;
+    let welcome_bytes = session
+        .open(&welcome_msg)
+        .map_err(|_| failed("the welcome was altered in transit"))?;
+    let welcome: Welcome = serde_json::from_slice(&welcome_bytes)
+        .map_err(|_| failed("the inviter sent something unexpected"))?;
+    let space = SpaceId::from_hex(&welcome.space).map_err(|_| failed("malformed space id"))?;
+    let events: Vec<Vec<u8>> = welcome
+        .roster
+        .iter()
+        .map(|e| from_b64(e).ok_or_else(|| failed("malformed roster")))
+        .collect::<Result<_, _>>()?;
+    let decoded = events
+        .iter()
+        .map(|e| SignedRosterEvent::decode(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| failed("malformed roster"))?;
+    let roster = Roster::verify(space, &decoded)
+        .map_err(|e| failed(&format!("the roster does not verify: {e}")))?;
+    let mine = roster
+        .device(&profile.identity.id())
+        .ok_or_else(|| failed("the roster does not include this device"))?;
+    if mine.member != member {
+        return Err(failed("the roster names this device under another member"));
+    }
+    let key_bytes: [u8; 32] = from_b64(&welcome.epoch_key)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| failed("malformed epoch key"))?;
+    profile.keys.insert(
+        KeyId::Epoch(welcome.epoch),
+        SymmetricKey::from_bytes(key_bytes),
+    );
+    profile.keys.set_member(member);
+    profile
+        .keys
+        .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
+    profile.save_keys()?;
+    profile.db.set_roster(&events)?;
+    profile.db.set("relay", relay_url)?;
+    profile.db.set("member", &hex::encode(member.0))?;
+    profile.db.set("partner_name", &welcome.name)?;
+    profile.db.set("space", &space.to_hex())?;
+    Ok(Paired {
+        partner_name: welcome.name,
+        space,
+    })
+}

@@ -1,0 +1,514 @@
+//! One device's profile: its home directory, keystore, local database and the
+//! operations on them (write an item, sync, build the verified view).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use attune_crypto::{
+    keystore_is_locked, open_keystore, seal_envelope, seal_keystore, write_keystore_file,
+    ChainVerifier, Class, DeviceIdentity, KdfParams, Keyring, KeystoreContents, KeystoreError,
+    Protection, SeenHead,
+};
+use attune_proto::{
+    DeviceId, EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, Roster,
+    SignedRosterEvent, SpaceId,
+};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::db::{DbError, LocalDb};
+use crate::item::{Body, Head, Item};
+use crate::relay::{RelayClient, RelayError};
+
+pub const KEYSTORE_FILE: &str = "keystore.attune";
+pub const DB_FILE: &str = "state.sqlite3";
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("this device has no identity yet in {0}: run `attune init --name NAME` first")]
+    NotInitialised(PathBuf),
+    #[error("this device already has an identity in {0}; use another --home for a second profile")]
+    AlreadyInitialised(PathBuf),
+    #[error("this device is not paired yet: run `attune pair invite --relay URL` or `attune pair join CODE --relay URL`")]
+    NotPaired,
+    #[error("this device is already paired; `attune leave` first to pair again")]
+    AlreadyPaired,
+    #[error("the keystore is locked: type the passphrase in a terminal, or set ATTUNE_PASSPHRASE")]
+    PassphraseNeeded,
+    #[error("wrong passphrase for the keystore")]
+    WrongPassphrase,
+    #[error("the keystore could not be opened: {0}")]
+    Keystore(KeystoreError),
+    #[error("{0}")]
+    Relay(#[from] RelayError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Pairing(String),
+    #[error("could not read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the local state is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl From<KeystoreError> for ClientError {
+    fn from(e: KeystoreError) -> Self {
+        match e {
+            KeystoreError::WrongPassphrase => ClientError::WrongPassphrase,
+            KeystoreError::PassphraseRequired => ClientError::PassphraseNeeded,
+            e => ClientError::Keystore(e),
+        }
+    }
+}
+
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
+    move |source| ClientError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The current time in Unix milliseconds. `ATTUNE_TEST_NOW_MS` overrides it, for
+/// tests that need a history spread over many days.
+pub fn now_ms() -> i64 {
+    if let Some(ms) = std::env::var("ATTUNE_TEST_NOW_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return ms;
+    }
+    crate::relay::now_ms()
+}
+
+/// Where a profile lives: `--home`, `ATTUNE_HOME`, or the platform data directory.
+pub fn resolve_home(explicit: Option<PathBuf>) -> Result<PathBuf, ClientError> {
+    if let Some(h) = explicit {
+        return Ok(h);
+    }
+    directories::ProjectDirs::from("org", "attune", "attune")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| ClientError::Input("no home directory found: pass --home DIR".into()))
+}
+
+/// How the passphrase is obtained: `ATTUNE_PASSPHRASE`, else a prompt on a terminal.
+pub fn read_passphrase(prompt: &str) -> Result<Zeroizing<String>, ClientError> {
+    if let Ok(p) = std::env::var("ATTUNE_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ClientError::PassphraseNeeded);
+    }
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|_| ClientError::PassphraseNeeded)
+}
+
+/// A verified, readable item.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: EntryId,
+    pub cursor: Option<u64>,
+    pub author: DeviceId,
+    pub mine: bool,
+    pub private: bool,
+    pub pending: bool,
+    pub item: Item,
+    /// The latest text after edits, and whether it was deleted.
+    pub edited: bool,
+    pub deleted: bool,
+}
+
+/// An integrity problem found in what the relay served.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub kind: String,
+    pub detail: String,
+    pub cursor: Option<u64>,
+}
+
+/// Everything this device can read, verified, plus the problems found.
+#[derive(Debug, Default)]
+pub struct View {
+    pub entries: Vec<Entry>,
+    pub problems: Vec<Problem>,
+    pub heads: Vec<SeenHead>,
+}
+
+pub struct Profile {
+    pub home: PathBuf,
+    pub db: LocalDb,
+    pub identity: DeviceIdentity,
+    pub keys: Keyring,
+    passphrase: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profile {
+    /// Creates a device identity in `home`.
+    pub fn init(
+        home: &Path,
+        name: &str,
+        passphrase: Option<Zeroizing<String>>,
+    ) -> Result<Self, ClientError> {
+        let ks = home.join(KEYSTORE_FILE);
+        if ks.exists() {
+            return Err(ClientError::AlreadyInitialised(home.to_path_buf()));
+        }
+        std::fs::create_dir_all(home).map_err(io_err(home))?;
+        let db = LocalDb::open(&home.join(DB_FILE))?;
+        db.set("device_name", name)?;
+        let profile = Self {
+            home: home.to_path_buf(),
+            db,
+            identity: DeviceIdentity::generate(),
+            keys: Keyring::new(),
+            passphrase,
+        };
+        profile.save_keys()?;
+        Ok(profile)
+    }
+
+    /// Opens the profile in `home`, asking for the passphrase if the keystore is locked.
+    pub fn open(home: &Path) -> Result<Self, ClientError> {
+        let ks = home.join(KEYSTORE_FILE);
+        let bytes = match std::fs::read(&ks) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ClientError::NotInitialised(home.to_path_buf()))
+            }
+            Err(e) => return Err(io_err(&ks)(e)),
+        };
+        let passphrase = if keystore_is_locked(&bytes)? {
+            Some(read_passphrase("attune passphrase: ")?)
+        } else {
+            None
+        };
+        let contents = open_keystore(&bytes, passphrase.as_ref().map(|p| p.as_bytes()))?;
+        let db = LocalDb::open(&home.join(DB_FILE))?;
+        let mut profile = Self {
+            home: home.to_path_buf(),
+            db,
+            identity: contents.identity,
+            keys: contents.keys,
+            passphrase,
+        };
+        if let Ok(member) = profile.member() {
+            profile.keys.set_member(member);
+        }
+        Ok(profile)
+    }
+
+    pub fn save_keys(&self) -> Result<(), ClientError> {
+        let contents = KeystoreContents {
+            identity: self.identity.clone(),
+            keys: self.keys.clone(),
+        };
+        let protection = match &self.passphrase {
+            Some(p) => Protection::Passphrase(p.as_bytes(), KdfParams::DEFAULT),
+            None => Protection::Unprotected,
+        };
+        let bytes = seal_keystore(&contents, protection)?;
+        let path = self.home.join(KEYSTORE_FILE);
+        write_keystore_file(&path, &bytes)?;
+        Ok(())
+    }
+
+    /// Forgets the space: its keys and this device's copy. The identity stays, so
+    /// the device can pair again.
+    pub fn reset_local(mut self) -> Result<(), ClientError> {
+        let name = self.name();
+        self.keys = Keyring::new();
+        self.save_keys()?;
+        let home = self.home.clone();
+        drop(self);
+        for f in [DB_FILE, "state.sqlite3-wal", "state.sqlite3-shm"] {
+            let path = home.join(f);
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        LocalDb::open(&home.join(DB_FILE))?.set("device_name", &name)?;
+        Ok(())
+    }
+
+    pub fn name(&self) -> String {
+        self.db
+            .get("device_name")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub fn space(&self) -> Result<SpaceId, ClientError> {
+        let hex = self.db.get("space")?.ok_or(ClientError::NotPaired)?;
+        SpaceId::from_hex(&hex).map_err(|_| ClientError::Corrupt("space id".into()))
+    }
+
+    pub fn is_paired(&self) -> bool {
+        matches!(self.db.get("space"), Ok(Some(_)))
+    }
+
+    pub fn relay(&self) -> Result<RelayClient, ClientError> {
+        let url = self.db.get("relay")?.ok_or(ClientError::NotPaired)?;
+        Ok(RelayClient::new(&url, self.identity.clone()))
+    }
+
+    pub fn member(&self) -> Result<MemberId, ClientError> {
+        let hex = self.db.get("member")?.ok_or(ClientError::NotPaired)?;
+        let mut m = [0u8; 16];
+        hex::decode_to_slice(hex, &mut m).map_err(|_| ClientError::Corrupt("member id".into()))?;
+        Ok(MemberId(m))
+    }
+
+    pub fn roster(&self) -> Result<Roster, ClientError> {
+        let events = self
+            .db
+            .roster()?
+            .iter()
+            .map(|e| SignedRosterEvent::decode(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Corrupt(format!("stored roster: {e}")))?;
+        Roster::verify(self.space()?, &events)
+            .map_err(|e| ClientError::Corrupt(format!("stored roster: {e}")))
+    }
+
+    /// Seals an item and puts it in the outbox: nothing touches the network here.
+    pub fn write(&mut self, body: Body, private: bool) -> Result<EntryId, ClientError> {
+        let space = self.space()?;
+        let key_id = if private {
+            KeyId::MemberPrivate(0)
+        } else {
+            self.keys
+                .current_epoch()
+                .ok_or_else(|| ClientError::Corrupt("no epoch key".into()))?
+        };
+        let key = self
+            .keys
+            .get(&key_id)
+            .ok_or_else(|| ClientError::Corrupt("missing key".into()))?;
+        let heads: Vec<Head> = self
+            .db
+            .get("heads")?
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .unwrap_or_default();
+        let item = Item {
+            v: 1,
+            at: now_ms(),
+            body,
+            heads,
+        };
+        let seq: u64 = self
+            .db
+            .get("own_seq")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let prev = match self.db.get("own_prev")? {
+            Some(h) => {
+                Hash32::from_hex(&h).map_err(|_| ClientError::Corrupt("own chain".into()))?
+            }
+            None => Hash32::ZERO,
+        };
+        let entry = EntryId(attune_crypto::secret::random_array());
+        let header = EnvelopeHeader {
+            space,
+            author: self.identity.id(),
+            seq: seq + 1,
+            prev,
+            key: key_id,
+            entry,
+        };
+        let plaintext = Zeroizing::new(item.to_bytes());
+        let env = seal_envelope(&self.identity, header, key, &plaintext)
+            .map_err(|e| ClientError::Input(format!("cannot seal this item: {e}")))?;
+        self.db.enqueue(
+            seq + 1,
+            &entry.0,
+            &env.encode(),
+            &env.hash().to_hex(),
+            now_ms(),
+        )?;
+        Ok(entry)
+    }
+
+    /// Verifies everything received, in the order the relay served it, and adds the
+    /// outbox (own items not yet acknowledged).
+    pub fn view(&self) -> Result<View, ClientError> {
+        let roster = self.roster()?;
+        let my_member = roster.device(&self.identity.id()).map(|d| d.member);
+        let mut verifier = ChainVerifier::new(roster.clone());
+        let mut view = View::default();
+        let mut raw: Vec<Entry> = Vec::new();
+        for (cursor, bytes, _) in self.db.received()? {
+            let env = match Envelope::decode(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    view.problems.push(Problem {
+                        kind: "malformed".into(),
+                        detail: format!("the relay served bytes that are not an envelope: {e}"),
+                        cursor: Some(cursor),
+                    });
+                    continue;
+                }
+            };
+            for checked in verifier.check(&env, &self.keys) {
+                let h = checked.envelope.header;
+                if !checked.class.is_accepted() {
+                    view.problems.push(describe(checked.class, &h, cursor));
+                    continue;
+                }
+                if checked.class == Class::Reordered {
+                    view.problems.push(describe(checked.class, &h, cursor));
+                }
+                let Some(plain) = checked.plaintext else {
+                    continue; // the partner's private entries: not ours to read
+                };
+                let Ok(item) = Item::from_bytes(&plain) else {
+                    view.problems.push(Problem {
+                        kind: "unreadable".into(),
+                        detail: format!("item {} decrypted but is not a known format", h.entry),
+                        cursor: Some(cursor),
+                    });
+                    continue;
+                };
+                let heads: Vec<SeenHead> = item
+                    .heads
+                    .iter()
+                    .filter_map(|hd| {
+                        Some(SeenHead {
+                            device: DeviceId::from_hex(&hd.device).ok()?,
+                            seq: hd.seq,
+                            hash: Hash32::from_hex(&hd.hash).ok()?,
+                        })
+                    })
+                    .filter(|s| s.device != h.author)
+                    .collect();
+                for p in verifier.check_heads(&heads) {
+                    view.problems.push(Problem {
+                        kind: match p {
+                            attune_crypto::HeadsProblem::Withheld { .. } => "withheld".into(),
+                            attune_crypto::HeadsProblem::Fork { .. } => "fork".into(),
+                        },
+                        detail: match p {
+                            attune_crypto::HeadsProblem::Withheld { device, have, seen } => format!(
+                                "an item says its author had seen envelope {seen} of device {}, but the relay has served only up to {have}: the relay is withholding envelopes",
+                                short(&device)
+                            ),
+                            attune_crypto::HeadsProblem::Fork { device, seq } => format!(
+                                "an item says its author saw a different envelope {seq} of device {} than this device did: the relay showed you different histories",
+                                short(&device)
+                            ),
+                        },
+                        cursor: Some(cursor),
+                    });
+                }
+                let author_member = roster.device(&h.author).map(|d| d.member);
+                raw.push(Entry {
+                    id: h.entry,
+                    cursor: Some(cursor),
+                    author: h.author,
+                    mine: author_member.is_some() && author_member == my_member,
+                    private: matches!(h.key, KeyId::MemberPrivate(_)),
+                    pending: false,
+                    item,
+                    edited: false,
+                    deleted: false,
+                });
+            }
+        }
+        view.heads = verifier.heads();
+        // Own items not yet acknowledged by the relay.
+        for q in self.db.outbox()? {
+            let Ok(env) = Envelope::decode(&q.envelope) else {
+                continue;
+            };
+            if raw.iter().any(|e| e.id == env.header.entry) {
+                continue;
+            }
+            if let Ok(plain) = attune_crypto::open_envelope(&env, &roster, &self.keys) {
+                if let Ok(item) = Item::from_bytes(&plain) {
+                    raw.push(Entry {
+                        id: env.header.entry,
+                        cursor: None,
+                        author: env.header.author,
+                        mine: true,
+                        private: matches!(env.header.key, KeyId::MemberPrivate(_)),
+                        pending: true,
+                        item,
+                        edited: false,
+                        deleted: false,
+                    });
+                }
+            }
+        }
+        view.entries = apply_edits(raw, &roster);
+        Ok(view)
+    }
+}
+
+/// Folds edits and tombstones into the items they target. Only the target's own
+/// member may change it; anything else is ignored.
+fn apply_edits(raw: Vec<Entry>, roster: &Roster) -> Vec<Entry> {
+    let member = |d: &DeviceId| roster.device(d).map(|x| x.member);
+    let mut out: Vec<Entry> = Vec::new();
+    for e in raw {
+        match &e.item.body {
+            Body::Edit { target, text } => {
+                if let Some(t) = out
+                    .iter_mut()
+                    .find(|t| t.id.to_hex() == *target && member(&t.author) == member(&e.author))
+                {
+                    // Only journal entries are edited; a new check-in says how things are now.
+                    if let Body::Journal { text: old } = &mut t.item.body {
+                        *old = text.clone();
+                        t.edited = true;
+                    }
+                }
+            }
+            Body::Delete { target } => {
+                if let Some(t) = out
+                    .iter_mut()
+                    .find(|t| t.id.to_hex() == *target && member(&t.author) == member(&e.author))
+                {
+                    t.deleted = true;
+                }
+            }
+            _ => out.push(e),
+        }
+    }
+    out
+}
+
+pub fn short(d: &DeviceId) -> String {
+    d.to_hex()[..8].to_string()
+}
+
+fn describe(class: Class, h: &EnvelopeHeader, cursor: u64) -> Problem {
+    let who = short(&h.author);
+    let (kind, detail) = match class {
+        Class::Ok => ("ok", String::new()),
+        Class::Forged => ("forged", format!("envelope at cursor {cursor} claims device {who}, which is not a device of this space: forged")),
+        Class::Altered => ("altered", format!("envelope {} of device {who} does not verify: it was altered after it was written", h.seq)),
+        Class::ForeignSpace => ("foreign", format!("envelope at cursor {cursor} belongs to another space")),
+        Class::Replayed => ("replayed", format!("envelope {} of device {who} was served again (a replay)", h.seq)),
+        Class::Gap { expected, found } => ("gap", format!("device {who}: envelope {found} arrived but {expected}..{} are missing: the relay dropped or is holding back envelopes", found - 1)),
+        Class::Reordered => ("reordered", format!("envelope {} of device {who} was served out of order", h.seq)),
+        Class::Fork { seq } => ("fork", format!("device {who} has two different envelopes numbered {seq}: the relay is showing a forked history")),
+    };
+    Problem {
+        kind: kind.into(),
+        detail,
+        cursor: Some(cursor),
+    }
+}

@@ -1,0 +1,138 @@
+//! Sync: push the outbox, refresh the roster, pull new envelopes, verify.
+//! Every step is idempotent, so a sync killed at any point loses nothing and
+//! duplicates nothing when run again.
+
+use attune_proto::{Roster, SignedRosterEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::item::Head;
+use crate::profile::{now_ms, ClientError, Profile, View};
+
+/// Envelopes per append request.
+const PUSH_BATCH: usize = 100;
+/// Envelopes per pull page.
+const PULL_PAGE: usize = 500;
+
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    pub sent: usize,
+    pub received: usize,
+    pub view: View,
+}
+
+/// Sends every queued envelope, in sequence order. A repeat of an envelope the
+/// relay already stored comes back as a duplicate and is simply acknowledged.
+pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
+    let relay = profile.relay()?;
+    let space = profile.space()?;
+    let queued = profile.db.outbox()?;
+    let mut sent = 0;
+    for chunk in queued.chunks(PUSH_BATCH) {
+        relay
+            .append(space, chunk.iter().map(|q| q.envelope.clone()).collect())
+            .await?;
+        let seqs: Vec<u64> = chunk.iter().map(|q| q.seq).collect();
+        profile.db.acknowledge(&seqs)?;
+        sent += chunk.len();
+    }
+    Ok(sent)
+}
+
+/// Fetches the roster and keeps it only if it verifies and extends the one held.
+pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
+    let relay = profile.relay()?;
+    let space = profile.space()?;
+    let events = relay.roster(space).await?;
+    let decoded = events
+        .iter()
+        .map(|e| SignedRosterEvent::decode(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Pairing(format!("the relay served a malformed roster: {e}")))?;
+    let roster = Roster::verify(space, &decoded).map_err(|e| {
+        ClientError::Pairing(format!(
+            "the relay served a roster that does not verify ({e}); keeping the one this device had"
+        ))
+    })?;
+    let held = profile.db.roster()?;
+    if held.len() > events.len() || held[..] != events[..held.len()] {
+        return Err(ClientError::Pairing(
+            "the relay served a roster that rewrites history this device already holds; keeping the one this device had".into(),
+        ));
+    }
+    if roster.device(&profile.identity.id()).is_none() {
+        return Err(ClientError::Pairing(
+            "the relay served a roster without this device".into(),
+        ));
+    }
+    profile.db.set_roster(&events)?;
+    Ok(())
+}
+
+/// Pulls everything after the last cursor, with a progress bar when it is long.
+pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, ClientError> {
+    let relay = profile.relay()?;
+    let space = profile.space()?;
+    let mut after: u64 = profile
+        .db
+        .get("last_cursor")?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut received = 0;
+    let mut bar: Option<ProgressBar> = None;
+    loop {
+        let page = relay.pull(space, after, PULL_PAGE).await?;
+        let rows: Vec<(u64, Vec<u8>)> = page
+            .envelopes
+            .into_iter()
+            .map(|e| (e.cursor, e.envelope.0))
+            .collect();
+        received += rows.len();
+        profile.db.store_received(&rows, now_ms())?;
+        after = page.next;
+        if page.more && bar.is_none() && show_progress {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} receiving: {pos} envelopes ({per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_position(received as u64);
+        }
+        if !page.more {
+            break;
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(received)
+}
+
+/// A full sync: push, roster, pull, verify; remembers the heads it has seen.
+pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncReport, ClientError> {
+    let sent = push(profile).await?;
+    refresh_roster(profile).await?;
+    let received = pull(profile, show_progress).await?;
+    let view = profile.view()?;
+    let heads: Vec<Head> = view
+        .heads
+        .iter()
+        .filter(|h| h.device != profile.identity.id())
+        .map(|h| Head {
+            device: h.device.to_hex(),
+            seq: h.seq,
+            hash: h.hash.to_hex(),
+        })
+        .collect();
+    profile
+        .db
+        .set("heads", &serde_json::to_string(&heads).unwrap_or_default())?;
+    profile.db.set("last_sync_ms", &now_ms().to_string())?;
+    Ok(SyncReport {
+        sent,
+        received,
+        view,
+    })
+}
