@@ -50,6 +50,7 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay whose database and log live in `dir`.
     pub fn start(dir: &Path, extra: &[&str]) -> Relay {
+        std::fs::create_dir_all(dir).expect("relay directory");
         let db = dir.join("relay.sqlite3");
         let log = dir.join("relay.log");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -251,4 +252,133 @@ impl Chain {
         self.prev = env.hash();
         env
     }
+}
+
+/// One `attune` profile (a device) with its own home directory, driven through the
+/// real `attune` binary.
+#[derive(Debug, Clone)]
+pub struct Attune {
+    pub home: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// What one `attune` run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "attune failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl Attune {
+    pub fn new(home: &Path) -> Self {
+        Self {
+            home: home.to_path_buf(),
+            env: vec![],
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("attune"));
+        c.arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("ATTUNE_PASSPHRASE")
+            .env_remove("ATTUNE_HOME")
+            .env_remove("ATTUNE_RELAY")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `attune ARGS` to completion (at most 120 s).
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut c = self.command(args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if stdin.is_some() {
+            c.stdin(Stdio::piped());
+        }
+        let mut child = c.spawn().expect("attune starts");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            let mut s = child.stdin.take().expect("stdin is piped");
+            let _ = s.write_all(input.as_bytes());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("attune {args:?} did not finish within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().expect("attune output");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn init(&self, name: &str) {
+        self.run(&["init", "--name", name, "--no-passphrase"]).ok();
+    }
+}
+
+/// Pairs two initialised profiles through the real binaries: `a` invites and
+/// prints the code on its first stdout line, `b` joins with it.
+pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
+    let mut inviter = a
+        .command(&["pair", "invite", "--relay", relay_url, "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pair invite starts");
+    let stdout = inviter.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut reader = BufReader::new(stdout);
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the inviter prints its code");
+    let code = line
+        .trim()
+        .strip_prefix("code: ")
+        .unwrap_or_else(|| panic!("unexpected first line from pair invite: {line:?}"))
+        .to_string();
+    b.run(&["pair", "join", &code, "--relay", relay_url]).ok();
+    let status = inviter.wait().expect("pair invite ends");
+    assert!(status.success(), "pair invite failed");
 }
