@@ -18,7 +18,8 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER PRIMARY KEY,
         entry BLOB NOT NULL UNIQUE,
         envelope BLOB NOT NULL,
-        queued_at INTEGER NOT NULL
+        queued_at INTEGER NOT NULL,
+        acked INTEGER NOT NULL DEFAULT 0
      );
      CREATE TABLE received (
         cursor INTEGER PRIMARY KEY,
@@ -32,7 +33,8 @@ pub struct LocalDb {
     conn: Connection,
 }
 
-/// One outbox row: an own envelope sealed and waiting for the relay's ack.
+/// One outbox row: an own envelope, sealed; kept after the relay's ack so it stays
+/// readable here before it comes back in a pull.
 #[derive(Debug, Clone)]
 pub struct Queued {
     pub seq: u64,
@@ -121,10 +123,23 @@ impl LocalDb {
         Ok(())
     }
 
+    /// Own envelopes the relay has not acknowledged yet, in sequence order.
     pub fn outbox(&self) -> Result<Vec<Queued>, DbError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, envelope FROM outbox ORDER BY seq")?;
+        self.own(false)
+    }
+
+    /// Every own envelope written on this device, acknowledged or not.
+    pub fn own_envelopes(&self) -> Result<Vec<Queued>, DbError> {
+        self.own(true)
+    }
+
+    fn own(&self, include_acked: bool) -> Result<Vec<Queued>, DbError> {
+        let sql = if include_acked {
+            "SELECT seq, envelope FROM outbox ORDER BY seq"
+        } else {
+            "SELECT seq, envelope FROM outbox WHERE acked = 0 ORDER BY seq"
+        };
+        let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(Queued {
@@ -143,11 +158,11 @@ impl LocalDb {
             as u64)
     }
 
-    /// Drops acknowledged envelopes from the outbox.
+    /// Marks envelopes as stored by the relay; they are not sent again.
     pub fn acknowledge(&mut self, seqs: &[u64]) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
         for s in seqs {
-            tx.execute("DELETE FROM outbox WHERE seq = ?1", [*s as i64])?;
+            tx.execute("UPDATE outbox SET acked = 1 WHERE seq = ?1", [*s as i64])?;
         }
         tx.commit()?;
         Ok(())

@@ -428,8 +428,10 @@ impl Profile {
             }
         }
         view.heads = verifier.heads();
-        // Own items not yet acknowledged by the relay.
-        for q in self.db.outbox()? {
+        // Own items this device wrote that the relay has not served back (yet).
+        let unacked: std::collections::HashSet<u64> =
+            self.db.outbox()?.iter().map(|q| q.seq).collect();
+        for q in self.db.own_envelopes()? {
             let Ok(env) = Envelope::decode(&q.envelope) else {
                 continue;
             };
@@ -444,7 +446,7 @@ impl Profile {
                         author: env.header.author,
                         mine: true,
                         private: matches!(env.header.key, KeyId::MemberPrivate(_)),
-                        pending: true,
+                        pending: unacked.contains(&q.seq),
                         item,
                         edited: false,
                         deleted: false,
