@@ -126,8 +126,8 @@ pub enum PairCommand {
 #[derive(Debug, clap::Args)]
 pub struct CheckinArgs {
     /// Mood from 1 (very low) to 10 (very good).
-    #[arg(long)]
-    pub mood: Option<u8>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub mood: Option<String>,
     /// Two or three feelings, comma-separated (see `attune feelings`).
     #[arg(long)]
     pub feel: Option<String>,
@@ -386,7 +386,7 @@ fn read_checkin(args: CheckinArgs) -> Result<CheckIn, ClientError> {
                 "give --mood 1..10 (or run `attune checkin` in a terminal to be asked)".into(),
             )
         })?;
-        let mood = parse_mood(&mood.to_string())?;
+        let mood = parse_mood(&mood)?;
         let feelings = match &args.feel {
             Some(f) => vocab::parse_feelings(f).map_err(ClientError::Input)?,
             None => vec![],

@@ -38,14 +38,27 @@ fn failed(why: &str) -> ClientError {
     ClientError::Pairing(format!("pairing failed: {why}"))
 }
 
-fn code_rejected(e: RelayError) -> ClientError {
-    match e.code() {
-        Some(codes::MAILBOX_UNAVAILABLE) => {
-            failed("this code is unknown, already used or expired; ask your partner for a new one")
-        }
-        Some(codes::MAILBOX_FULL) => {
-            failed("someone else is already pairing with this code; ask your partner for a new one")
-        }
+/// Where in pairing a refusal happened, to explain it correctly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    Exchange,
+}
+
+fn refused(e: RelayError, me: Role, phase: Phase) -> ClientError {
+    match (e.code(), phase, me) {
+        (Some(codes::MAILBOX_UNAVAILABLE), Phase::Exchange, _) => failed(
+            "the other side stopped: the codes did not match, or the exchange was tampered with. Nothing was shared; start again with a new code",
+        ),
+        (Some(codes::MAILBOX_UNAVAILABLE), Phase::Handshake, Role::Inviter) => failed(
+            "the code expired before your partner joined; run `attune pair invite` again for a new one",
+        ),
+        (Some(codes::MAILBOX_UNAVAILABLE), Phase::Handshake, Role::Joiner) => failed(
+            "this code is unknown, already used or expired; ask your partner for a new one",
+        ),
+        (Some(codes::MAILBOX_FULL), _, _) => failed(
+            "someone else is already pairing with this code; ask your partner for a new one",
+        ),
         _ => ClientError::Relay(e),
     }
 }
@@ -57,6 +70,7 @@ async fn receive(
     me: Role,
     index: usize,
     deadline: Instant,
+    phase: Phase,
 ) -> Result<PairingMessage, ClientError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -66,17 +80,30 @@ async fn receive(
         let got = relay
             .mailbox_read(mailbox, me, index, left.as_secs().clamp(1, 20))
             .await
-            .map_err(code_rejected)?;
+            .map_err(|e| refused(e, me, phase))?;
         if let Some(raw) = got.messages.first() {
             return PairingMessage::decode(&raw.0)
                 .map_err(|_| failed("a pairing message was garbled in transit"));
         }
         if got.closed {
             return Err(failed(
-                "the other side gave up (wrong code, or the exchange was tampered with)",
+                "the other side stopped: the codes did not match, or the exchange was tampered with. Nothing was shared; start again with a new code",
             ));
         }
     }
+}
+
+async fn post(
+    relay: &RelayClient,
+    mailbox: u32,
+    me: Role,
+    msg: &PairingMessage,
+    phase: Phase,
+) -> Result<(), ClientError> {
+    relay
+        .mailbox_post(mailbox, msg.encode())
+        .await
+        .map_err(|e| refused(e, me, phase))
 }
 
 /// Runs SPAKE2 and key confirmation; on failure, closes the mailbox so the code
@@ -89,19 +116,13 @@ async fn handshake(
     deadline: Instant,
 ) -> Result<PairingSession, ClientError> {
     let (state, pake) = Pairing::start(me, code);
-    relay
-        .mailbox_post(mailbox, pake.encode())
-        .await
-        .map_err(code_rejected)?;
-    let theirs = receive(relay, mailbox, me, 0, deadline).await?;
+    post(relay, mailbox, me, &pake, Phase::Handshake).await?;
+    let theirs = receive(relay, mailbox, me, 0, deadline, Phase::Handshake).await?;
     let (state, confirm) = state
         .receive_pake(&theirs)
         .map_err(|_| failed("unexpected message from the other side"))?;
-    relay
-        .mailbox_post(mailbox, confirm.encode())
-        .await
-        .map_err(code_rejected)?;
-    let their_confirm = receive(relay, mailbox, me, 1, deadline).await?;
+    post(relay, mailbox, me, &confirm, Phase::Exchange).await?;
+    let their_confirm = receive(relay, mailbox, me, 1, deadline, Phase::Exchange).await?;
     match state.receive_confirm(&their_confirm) {
         Ok(session) => Ok(session),
         Err(_) => {
@@ -133,6 +154,7 @@ pub async fn invite(
     let deadline = Instant::now() + timeout;
     let relay = RelayClient::new(relay_url, profile.identity.clone());
     let me = &profile.identity;
+    let name = profile.name();
     let space = SpaceId(attune_crypto::secret::random_array());
     let member = MemberId(attune_crypto::secret::random_array());
     let create = me.sign_roster_event(RosterEvent {
@@ -147,12 +169,64 @@ pub async fn invite(
         },
     });
     relay.create_space(create.encode()).await?;
-    let opened = relay.open_mailbox(space).await?;
-    let code = PairingCode::generate(opened.mailbox);
-    on_code(&code.reveal());
-    let mut session = handshake(&relay, opened.mailbox, Role::Inviter, &code, deadline).await?;
+    let result = async {
+        let opened = relay.open_mailbox(space).await?;
+        let code = PairingCode::generate(opened.mailbox);
+        on_code(&code.reveal());
+        let exchanged = invite_exchange(
+            &relay,
+            opened.mailbox,
+            &code,
+            space,
+            create,
+            &name,
+            deadline,
+        )
+        .await;
+        // Single use, whatever happened.
+        let _ = relay.mailbox_close(opened.mailbox).await;
+        exchanged
+    }
+    .await;
+    let (join, epoch_key, partner_name) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing was established: remove the half-made space from the relay.
+            let _ = relay.delete_space(space).await;
+            return Err(e);
+        }
+    };
+    profile.keys.insert(KeyId::Epoch(0), epoch_key);
+    profile.keys.set_member(member);
+    profile
+        .keys
+        .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
+    profile.save_keys()?;
+    profile.db.set_roster(&[create.encode(), join.encode()])?;
+    profile.db.set("relay", relay_url)?;
+    profile.db.set("member", &hex::encode(member.0))?;
+    profile.db.set("partner_name", &partner_name)?;
+    profile.db.set("space", &space.to_hex())?;
+    Ok(Paired {
+        partner_name,
+        space,
+    })
+}
 
-    let hello_msg = receive(&relay, opened.mailbox, Role::Inviter, 2, deadline).await?;
+/// After the code: handshake, the joiner's keys, the roster, the welcome, and the
+/// joiner's acknowledgement. Returns the join event, the epoch key and the name.
+async fn invite_exchange(
+    relay: &RelayClient,
+    mailbox: u32,
+    code: &PairingCode,
+    space: SpaceId,
+    create: SignedRosterEvent,
+    my_name: &str,
+    deadline: Instant,
+) -> Result<(SignedRosterEvent, SymmetricKey, String), ClientError> {
+    let me = relay.identity();
+    let mut session = handshake(relay, mailbox, Role::Inviter, code, deadline).await?;
+    let hello_msg = receive(relay, mailbox, Role::Inviter, 2, deadline, Phase::Exchange).await?;
     let hello_bytes = session
         .open(&hello_msg)
         .map_err(|_| failed("the partner's device keys were altered in transit"))?;
@@ -190,35 +264,27 @@ pub async fn invite(
         roster: vec![b64(&create.encode()), b64(&join.encode())],
         epoch: 0,
         epoch_key: b64(epoch_key.expose()),
-        name: profile.name(),
+        name: my_name.to_string(),
     };
     let welcome_bytes = Zeroizing::new(serde_json::to_vec(&welcome).unwrap_or_default());
     drop(welcome);
     let sealed = session
         .seal(&welcome_bytes)
         .map_err(|_| failed("could not seal the welcome"))?;
-    relay
-        .mailbox_post(opened.mailbox, sealed.encode())
-        .await
-        .map_err(code_rejected)?;
-    let _ = relay.mailbox_close(opened.mailbox).await;
-
-    profile.keys.insert(KeyId::Epoch(0), epoch_key);
-    profile.keys.set_member(member);
-    profile
-        .keys
-        .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
-    profile.save_keys()?;
-    profile.db.set_roster(&[create.encode(), join.encode()])?;
-    profile.db.set("relay", relay_url)?;
-    profile.db.set("member", &hex::encode(member.0))?;
-    profile.db.set("partner_name", &hello.name)?;
-    profile.db.set("space", &space.to_hex())?;
-    Ok(Paired {
-        partner_name: hello.name,
-        space,
-    })
+    post(relay, mailbox, Role::Inviter, &sealed, Phase::Exchange).await?;
+    // The joiner confirms it received and accepted the welcome.
+    let ack = receive(relay, mailbox, Role::Inviter, 3, deadline, Phase::Exchange).await?;
+    let ack = session
+        .open(&ack)
+        .map_err(|_| failed("the partner's confirmation was altered in transit"))?;
+    if ack.as_slice() != ACK {
+        return Err(failed("the partner's device did not accept the welcome"));
+    }
+    Ok((join, epoch_key, hello.name))
 }
+
+/// What the joiner sends once it has verified and accepted the welcome.
+const ACK: &[u8] = b"attune/v1/pairing/welcome-accepted";
 
 /// The joiner's side.
 pub async fn join(
@@ -238,6 +304,47 @@ pub async fn join(
     let deadline = Instant::now() + timeout;
     let relay = RelayClient::new(relay_url, profile.identity.clone());
     let mut session = handshake(&relay, code.mailbox, Role::Joiner, &code, deadline).await?;
+    let result = join_exchange(profile, &relay, &mut session, code.mailbox, deadline).await;
+    if result.is_err() {
+        let _ = relay.mailbox_close(code.mailbox).await;
+    }
+    let (space, member, events, epoch, key_bytes, partner_name) = result?;
+    profile
+        .keys
+        .insert(KeyId::Epoch(epoch), SymmetricKey::from_bytes(*key_bytes));
+    profile.keys.set_member(member);
+    profile
+        .keys
+        .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
+    profile.save_keys()?;
+    profile.db.set_roster(&events)?;
+    profile.db.set("relay", relay_url)?;
+    profile.db.set("member", &hex::encode(member.0))?;
+    profile.db.set("partner_name", &partner_name)?;
+    profile.db.set("space", &space.to_hex())?;
+    Ok(Paired {
+        partner_name,
+        space,
+    })
+}
+
+type Accepted = (
+    SpaceId,
+    MemberId,
+    Vec<Vec<u8>>,
+    u32,
+    Zeroizing<[u8; 32]>,
+    String,
+);
+
+/// After the handshake: send this device's keys, verify the welcome, acknowledge it.
+async fn join_exchange(
+    profile: &Profile,
+    relay: &RelayClient,
+    session: &mut PairingSession,
+    mailbox: u32,
+    deadline: Instant,
+) -> Result<Accepted, ClientError> {
     let member = MemberId(attune_crypto::secret::random_array());
     let public = profile.identity.public();
     let hello = JoinerHello {
@@ -249,11 +356,8 @@ pub async fn join(
     let sealed = session
         .seal(&serde_json::to_vec(&hello).unwrap_or_default())
         .map_err(|_| failed("could not seal this device's keys"))?;
-    relay
-        .mailbox_post(code.mailbox, sealed.encode())
-        .await
-        .map_err(code_rejected)?;
-    let welcome_msg = receive(&relay, code.mailbox, Role::Joiner, 2, deadline).await?;
+    post(relay, mailbox, Role::Joiner, &sealed, Phase::Exchange).await?;
+    let welcome_msg = receive(relay, mailbox, Role::Joiner, 2, deadline, Phase::Exchange).await?;
     let welcome_bytes = session
         .open(&welcome_msg)
         .map_err(|_| failed("the welcome was altered in transit"))?;
@@ -281,22 +385,16 @@ pub async fn join(
     let key_bytes: [u8; 32] = from_b64(&welcome.epoch_key)
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| failed("malformed epoch key"))?;
-    profile.keys.insert(
-        KeyId::Epoch(welcome.epoch),
-        SymmetricKey::from_bytes(key_bytes),
-    );
-    profile.keys.set_member(member);
-    profile
-        .keys
-        .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
-    profile.save_keys()?;
-    profile.db.set_roster(&events)?;
-    profile.db.set("relay", relay_url)?;
-    profile.db.set("member", &hex::encode(member.0))?;
-    profile.db.set("partner_name", &welcome.name)?;
-    profile.db.set("space", &space.to_hex())?;
-    Ok(Paired {
-        partner_name: welcome.name,
+    let ack = session
+        .seal(ACK)
+        .map_err(|_| failed("could not seal the acknowledgement"))?;
+    post(relay, mailbox, Role::Joiner, &ack, Phase::Exchange).await?;
+    Ok((
         space,
-    })
+        member,
+        events,
+        welcome.epoch,
+        Zeroizing::new(key_bytes),
+        welcome.name,
+    ))
 }

@@ -12,8 +12,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum RelayError {
-    #[error("could not reach the relay at {url}: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
+    #[error("could not reach the relay at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
     #[error("the relay refused the request ({status} {code}): {message}")]
     Refused {
         status: u16,
@@ -35,6 +35,20 @@ impl RelayError {
 }
 
 /// The four authentication headers of a signed request.
+/// The error and its causes, e.g. "error sending request: connection refused".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
 pub fn sign_headers(
     identity: &DeviceIdentity,
     method: &str,
@@ -131,18 +145,15 @@ impl RelayClient {
         if !body.is_empty() {
             req = req.header("content-type", "application/json").body(body);
         }
-        let resp = req.send().await.map_err(|source| RelayError::Unreachable {
+        let resp = req.send().await.map_err(|e| RelayError::Unreachable {
             url: self.base.clone(),
-            source,
+            detail: chain(&e),
         })?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| RelayError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        let bytes = resp.bytes().await.map_err(|e| RelayError::Unreachable {
+            url: self.base.clone(),
+            detail: chain(&e),
+        })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(e) => RelayError::Refused {
