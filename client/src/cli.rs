@@ -49,7 +49,8 @@ pub enum Command {
     Journal {
         #[arg(short = 'm', long = "message")]
         message: Option<String>,
-        /// Only your own devices can read it; it never reaches your partner.
+        /// Only your own devices can read it: your partner's device receives it
+        /// encrypted under a key it does not have (it sees only that one exists).
         #[arg(long)]
         private: bool,
     },
@@ -184,13 +185,13 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Pair(PairCommand::Invite { relay, timeout }) => {
             let mut p = Profile::open(&home)?;
             let paired = pair::invite(&mut p, &relay, Duration::from_secs(timeout), |code| {
-                println!("code: {code}");
+                outln!("code: {code}");
                 let _ = std::io::stdout().flush();
                 eprintln!("Give your partner this code; they run: attune pair join {code} --relay {relay}");
             })
             .await?;
-            println!("paired with {}", paired.partner_name);
-            println!("Compare `attune verify` with your partner's, in person.");
+            outln!("paired with {}", paired.partner_name);
+            outln!("Compare `attune verify` with your partner's, in person.");
             Ok(0)
         }
         Command::Pair(PairCommand::Join {
@@ -200,8 +201,8 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         }) => {
             let mut p = Profile::open(&home)?;
             let paired = pair::join(&mut p, &code, &relay, Duration::from_secs(timeout)).await?;
-            println!("paired with {}", paired.partner_name);
-            println!("Compare `attune verify` with your partner's, in person.");
+            outln!("paired with {}", paired.partner_name);
+            outln!("Compare `attune verify` with your partner's, in person.");
             Ok(0)
         }
         Command::Verify => {
@@ -213,14 +214,14 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             }
             let number =
                 attune_crypto::safety_number(&members[0].identity_key, &members[1].identity_key);
-            println!("{number}");
+            outln!("{number}");
             Ok(0)
         }
         Command::Checkin(args) => {
             let mut p = paired(&home)?;
             let checkin = read_checkin(args)?;
             let id = p.write(Body::CheckIn(checkin), false)?;
-            println!("checked in ({})", id.to_hex());
+            outln!("checked in ({})", id.to_hex());
             try_push(&mut p).await;
             Ok(0)
         }
@@ -228,7 +229,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             let mut p = paired(&home)?;
             let text = read_text(message, "journal")?;
             let id = p.write(Body::Journal { text }, private)?;
-            println!(
+            outln!(
                 "{} ({})",
                 if private { "kept privately" } else { "written" },
                 id.to_hex()
@@ -252,7 +253,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 },
                 target.private,
             )?;
-            println!("edited {}", target.id.to_hex());
+            outln!("edited {}", target.id.to_hex());
             try_push(&mut p).await;
             Ok(0)
         }
@@ -265,7 +266,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 },
                 target.private,
             )?;
-            println!("deleted {}", target.id.to_hex());
+            outln!("deleted {}", target.id.to_hex());
             try_push(&mut p).await;
             Ok(0)
         }
@@ -281,7 +282,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 }
                 Err(e) => return Err(e),
             };
-            println!("sent {}, received {}", report.sent, report.received);
+            outln!("sent {}, received {}", report.sent, report.received);
             Ok(report_problems(&report.view))
         }
         Command::Feed(args) => feed(&home, args),
@@ -292,7 +293,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Leave { yes } => leave(&home, yes).await,
         Command::Feelings => {
             for (q, words) in vocab::EMOTIONS {
-                println!("{}: {}", q.label(), words.join(", "));
+                outln!("{}: {}", q.label(), words.join(", "));
             }
             Ok(0)
         }
@@ -329,8 +330,8 @@ fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i32, 
         Some(p)
     };
     let p = Profile::init(home, name, passphrase)?;
-    println!("created the identity of {} in {}", p.name(), home.display());
-    println!("next: `attune pair invite --relay URL`, or `attune pair join CODE --relay URL`");
+    outln!("created the identity of {} in {}", p.name(), home.display());
+    outln!("next: `attune pair invite --relay URL`, or `attune pair join CODE --relay URL`");
     Ok(0)
 }
 
@@ -684,18 +685,18 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
             "entries": entries.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
             "problems": view.problems,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         let s = Style::stdout();
         let partner = partner_name(&p);
         if entries.is_empty() {
-            println!(
+            outln!(
                 "{}",
                 s.dim("nothing yet: `attune checkin` or `attune journal` to begin")
             );
         }
         for e in entries {
-            println!("{}", describe_entry(e, &s, &partner));
+            outln!("{}", describe_entry(e, &s, &partner));
         }
     }
     report_problems(&view);
@@ -707,14 +708,14 @@ fn show(home: &std::path::Path, id: &str, json_out: bool) -> Result<i32, ClientE
     let view = p.view()?;
     let e = find_entry(&view, id)?;
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&entry_json(e)).unwrap_or_default()
         );
     } else {
         let s = Style::stdout();
-        println!("{}", describe_entry(e, &s, &partner_name(&p)));
-        println!(
+        outln!("{}", describe_entry(e, &s, &partner_name(&p)));
+        outln!(
             "{}",
             s.dim(&format!(
                 "id {}  device {}",
@@ -730,9 +731,9 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
     let p = Profile::open(home)?;
     if !p.is_paired() {
         if json_out {
-            println!("{}", json!({ "paired": false, "name": p.name() }));
+            outln!("{}", json!({ "paired": false, "name": p.name() }));
         } else {
-            println!("{}: not paired yet", p.name());
+            outln!("{}: not paired yet", p.name());
         }
         return Ok(0);
     }
@@ -764,35 +765,35 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
             "last_heard_from_partner": last_heard,
             "problems": view.problems,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         let s = Style::stdout();
-        println!("{} and {}", s.me(&p.name()), s.partner(&partner));
-        println!("relay: {}", p.db.get("relay")?.unwrap_or_default());
-        println!(
+        outln!("{} and {}", s.me(&p.name()), s.partner(&partner));
+        outln!("relay: {}", p.db.get("relay")?.unwrap_or_default());
+        outln!(
             "last sync: {}",
             last_sync.map(when).unwrap_or_else(|| "never".into())
         );
-        println!("waiting to be sent: {waiting}");
+        outln!("waiting to be sent: {waiting}");
         match last_checkin {
-            Some(e) => println!(
+            Some(e) => outln!(
                 "{}'s last check-in: {}",
                 partner,
                 describe_entry(e, &s, &partner)
             ),
-            None => println!("{partner} has not checked in yet"),
+            None => outln!("{partner} has not checked in yet"),
         }
         if let Some(t) = last_heard {
             let days = (now_ms() - t) / 86_400_000;
             if days >= 2 {
-                println!(
+                outln!(
                     "{}",
                     s.warn(&format!("nothing new from {partner} for {days} days"))
                 );
             }
         }
         if view.problems.is_empty() {
-            println!("integrity: everything received verifies");
+            outln!("integrity: everything received verifies");
         }
     }
     Ok(report_problems(&view))
@@ -831,7 +832,7 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
         let view = p.view()?;
         for e in &view.entries {
             if shown.insert(e.id.to_hex()) && !e.mine {
-                println!("{}", describe_entry(e, &s, &partner));
+                outln!("{}", describe_entry(e, &s, &partner));
                 let _ = std::io::stdout().flush();
             }
         }
@@ -878,7 +879,7 @@ fn export(
             std::fs::write(&path, text).map_err(crate::profile::io_err(&path))?;
             eprintln!("wrote {} item(s) to {}", view.entries.len(), path.display());
         }
-        None => println!("{text}"),
+        None => outln!("{text}"),
     }
     Ok(0)
 }
@@ -937,6 +938,6 @@ async fn leave(home: &std::path::Path, yes: bool) -> Result<i32, ClientError> {
         Err(e) => return Err(e.into()),
     }
     p.reset_local()?;
-    println!("left: the space is erased on the relay and on this device");
+    outln!("left: the space is erased on the relay and on this device");
     Ok(0)
 }

@@ -12,20 +12,22 @@ use thiserror::Error;
 pub struct DbError(#[from] rusqlite::Error);
 
 const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE roster (seq INTEGER PRIMARY KEY, event BLOB NOT NULL);
      CREATE TABLE outbox (
         seq INTEGER PRIMARY KEY,
         entry BLOB NOT NULL UNIQUE,
         envelope BLOB NOT NULL,
-        queued_at INTEGER NOT NULL,
-        acked INTEGER NOT NULL DEFAULT 0
+        queued_at INTEGER NOT NULL
      );
      CREATE TABLE received (
         cursor INTEGER PRIMARY KEY,
         envelope BLOB NOT NULL,
         received_at INTEGER NOT NULL
      );",
+    // 2: own envelopes stay after the relay's ack, so they stay readable here.
+    "ALTER TABLE outbox ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug)]
@@ -94,33 +96,43 @@ impl LocalDb {
         Ok(())
     }
 
-    /// Queues an own envelope and advances the own chain in one transaction, so a
-    /// crash leaves either both or neither.
-    pub fn enqueue(
+    /// Seals and queues the next own envelope in one immediate transaction: the
+    /// chain position is read and advanced atomically, so two commands writing at
+    /// once get consecutive numbers, and a crash leaves all or nothing.
+    ///
+    /// `seal(next_seq, prev_hash_hex)` returns `(entry id, envelope bytes, envelope hash hex)`.
+    pub fn enqueue_next<T, E: From<DbError>>(
         &mut self,
-        seq: u64,
-        entry: &[u8],
-        envelope: &[u8],
-        prev_hash_hex: &str,
         now_ms: i64,
-    ) -> Result<(), DbError> {
-        let tx = self.conn.transaction()?;
+        seal: impl FnOnce(u64, Option<String>) -> Result<(Vec<u8>, Vec<u8>, String, T), E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(DbError::from)?;
+        let get = |k: &str| -> Result<Option<String>, DbError> {
+            Ok(tx
+                .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .optional()?)
+        };
+        let seq: u64 = get("own_seq")?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        let prev = get("own_prev")?;
+        let (entry, envelope, hash, out) = seal(seq + 1, prev)?;
         tx.execute(
             "INSERT INTO outbox (seq, entry, envelope, queued_at) VALUES (?1, ?2, ?3, ?4)",
-            params![seq as i64, entry, envelope, now_ms],
-        )?;
-        for (k, v) in [
-            ("own_seq", seq.to_string()),
-            ("own_prev", prev_hash_hex.to_string()),
-        ] {
+            params![(seq + 1) as i64, entry, envelope, now_ms],
+        )
+        .map_err(DbError::from)?;
+        for (k, v) in [("own_seq", (seq + 1).to_string()), ("own_prev", hash)] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![k, v],
-            )?;
+            )
+            .map_err(DbError::from)?;
         }
-        tx.commit()?;
-        Ok(())
+        tx.commit().map_err(DbError::from)?;
+        Ok(out)
     }
 
     /// Own envelopes the relay has not acknowledged yet, in sequence order.
@@ -154,8 +166,9 @@ impl LocalDb {
     pub fn outbox_len(&self) -> Result<u64, DbError> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
-            as u64)
+            .query_row("SELECT COUNT(*) FROM outbox WHERE acked = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
 
     /// Marks envelopes as stored by the relay; they are not sent again.

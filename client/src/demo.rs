@@ -11,7 +11,7 @@ use crate::style::Style;
 use crate::sync;
 
 fn step(s: &Style, text: &str) {
-    println!("\n{}", s.bold(&format!("== {text}")));
+    outln!("\n{}", s.bold(&format!("== {text}")));
 }
 
 pub async fn run() -> Result<i32, ClientError> {
@@ -38,14 +38,14 @@ pub async fn run() -> Result<i32, ClientError> {
     );
     let mut alex = Profile::init(&tmp.path().join("alex"), "Alex", None)?;
     let mut sam = Profile::init(&tmp.path().join("sam"), "Sam", None)?;
-    println!("Alex and Sam each created a device identity (their keys never leave their homes).");
+    outln!("Alex and Sam each created a device identity (their keys never leave their homes).");
 
     step(&s, "pairing: Alex invites, Sam joins with the short code");
     let (code_tx, code_rx) = tokio::sync::oneshot::channel::<String>();
     let url2 = url.clone();
     let inviter = tokio::spawn(async move {
         let r = pair::invite(&mut alex, &url2, Duration::from_secs(60), |code| {
-            println!("Alex's screen shows: code: {code}");
+            outln!("Alex's screen shows: code: {code}");
             let _ = code_tx.send(code.to_string());
         })
         .await;
@@ -54,14 +54,14 @@ pub async fn run() -> Result<i32, ClientError> {
     let code = code_rx
         .await
         .map_err(|_| ClientError::Pairing("the inviter stopped before showing a code".into()))?;
-    println!("Sam types: attune pair join {code}");
+    outln!("Sam types: attune pair join {code}");
     pair::join(&mut sam, &code, &url, Duration::from_secs(60)).await?;
     let mut alex = inviter
         .await
         .map_err(|e| ClientError::Pairing(e.to_string()))??;
     let members = alex.roster()?.members().to_vec();
     let number = attune_crypto::safety_number(&members[0].identity_key, &members[1].identity_key);
-    println!("Both see the same safety number to compare in person: {number}");
+    outln!("Both see the same safety number to compare in person: {number}");
 
     step(
         &s,
@@ -111,7 +111,7 @@ pub async fn run() -> Result<i32, ClientError> {
     for who in ["Alex", "Sam", "Alex"] {
         let p = if who == "Alex" { &mut alex } else { &mut sam };
         let r = sync::sync(p, false).await?;
-        println!("{who} synced: sent {}, received {}", r.sent, r.received);
+        outln!("{who} synced: sent {}, received {}", r.sent, r.received);
     }
 
     for (name, p) in [("Alex", &alex), ("Sam", &sam)] {
@@ -119,15 +119,15 @@ pub async fn run() -> Result<i32, ClientError> {
         let view = p.view()?;
         let partner = p.db.get("partner_name")?.unwrap_or_default();
         for e in &view.entries {
-            println!("{}", crate::cli::describe_for_demo(e, &s, &partner));
+            outln!("{}", crate::cli::describe_for_demo(e, &s, &partner));
         }
         if !view.problems.is_empty() {
             for p in &view.problems {
-                println!("{}", s.bad(&format!("integrity problem: {}", p.detail)));
+                outln!("{}", s.bad(&format!("integrity problem: {}", p.detail)));
             }
         }
     }
-    println!("(Alex's private note is on Alex's feed only.)");
+    outln!("(Alex's private note is on Alex's feed only.)");
 
     step(&s, "what the relay stored: ciphertext, ids and sizes only");
     let conn = rusqlite::Connection::open(&db).map_err(|e| ClientError::Input(e.to_string()))?;
@@ -144,12 +144,12 @@ pub async fn run() -> Result<i32, ClientError> {
             ))
         })
         .map_err(|e| ClientError::Input(e.to_string()))?;
-    println!(
+    outln!(
         "{}",
         s.dim("cursor  seq  bytes  ciphertext (first 24 bytes)")
     );
     for row in rows.flatten() {
-        println!(
+        outln!(
             "{:>6}  {:>3}  {:>5}  {}…",
             row.0,
             row.1,
@@ -157,7 +157,7 @@ pub async fn run() -> Result<i32, ClientError> {
             row.3.to_lowercase()
         );
     }
-    println!("\nTry it for real: see README.md, \"Use it for real\".");
+    outln!("\nTry it for real: see README.md, \"Use it for real\".");
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
     Ok(0)

@@ -42,6 +42,52 @@ pub struct CheckIn {
     pub need: Option<Need>,
 }
 
+/// A guess of the partner's state, made before seeing their check-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Guess {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mood: Option<u8>,
+    #[serde(default)]
+    pub feelings: Vec<String>,
+}
+
+/// What a sealed answer contains (encrypted under its own key until revealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// The day's check-in, with a guess of the partner's.
+    CheckIn {
+        day: String,
+        checkin: CheckIn,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        guess: Option<Guess>,
+    },
+    /// An answer to a blind exercise.
+    Exercise { text: String },
+}
+
+impl Answer {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The blind exercises both partners answer before seeing each other's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ExerciseKind {
+    /// What you believe your partner felt during a recent disagreement.
+    PerspectiveSwap,
+    /// What your partner thinks, feels, says and does about something.
+    EmpathyMap,
+    /// Three emotions you felt, after a conflict.
+    EmotionNaming,
+    /// The high and the low of your week.
+    HighLow,
+    /// An open question for both of you.
+    Question,
+}
+
 /// The content kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -59,6 +105,61 @@ pub enum Body {
     Delete {
         target: String,
     },
+    /// A sealed answer (a day's check-in or an exercise answer): readable only once
+    /// its key is revealed, which happens after the partner has sealed theirs.
+    Sealed {
+        exercise: String,
+        sealed: String,
+    },
+    /// This member's own key to one of its sealed answers (sent privately, so each
+    /// of the member's devices can read and reveal it).
+    AnswerKey {
+        exercise: String,
+        key: String,
+    },
+    /// Reveals the author's answer key for an exercise both have answered.
+    Reveal {
+        exercise: String,
+        key: String,
+    },
+    /// Starts a blind exercise; its entry id is the exercise id.
+    Exercise {
+        exercise_kind: ExerciseKind,
+        prompt: String,
+    },
+    /// Marks the partner's revealed answer as accurate or not.
+    Mark {
+        exercise: String,
+        accurate: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Reflects back, in one's own words, what one heard in the partner's item.
+    Reflect {
+        target: String,
+        text: String,
+    },
+    /// The author of the reflected item: "yes, that is it".
+    Confirm {
+        target: String,
+    },
+    /// The author of the reflected item: "not quite — here is what you missed".
+    Correct {
+        target: String,
+        text: String,
+    },
+    /// A pause in a difficult conversation.
+    Timeout {
+        minutes: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// Ends one's own pause early.
+    Resume,
+    /// Something one appreciates about the partner.
+    Appreciation {
+        text: String,
+    },
 }
 
 impl Body {
@@ -68,6 +169,17 @@ impl Body {
             Body::Journal { .. } => "journal",
             Body::Edit { .. } => "edit",
             Body::Delete { .. } => "delete",
+            Body::Sealed { .. } => "sealed",
+            Body::AnswerKey { .. } => "answer_key",
+            Body::Reveal { .. } => "reveal",
+            Body::Exercise { .. } => "exercise",
+            Body::Mark { .. } => "mark",
+            Body::Reflect { .. } => "reflect",
+            Body::Confirm { .. } => "confirm",
+            Body::Correct { .. } => "correct",
+            Body::Timeout { .. } => "timeout",
+            Body::Resume => "resume",
+            Body::Appreciation { .. } => "appreciation",
         }
     }
 }

@@ -3,11 +3,22 @@
 //! local SQLite), which seals items into the outbox, [`sync`]s through the
 //! [`relay`] client, and verifies everything it reads.
 
+/// `println!` that ends the process quietly when stdout is closed (`attune feed | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod item;
 pub mod pair;
+pub mod practice;
 pub mod profile;
 pub mod relay;
 pub mod style;

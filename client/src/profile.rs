@@ -309,36 +309,29 @@ impl Profile {
             body,
             heads,
         };
-        let seq: u64 = self
-            .db
-            .get("own_seq")?
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let prev = match self.db.get("own_prev")? {
-            Some(h) => {
-                Hash32::from_hex(&h).map_err(|_| ClientError::Corrupt("own chain".into()))?
-            }
-            None => Hash32::ZERO,
-        };
         let entry = EntryId(attune_crypto::secret::random_array());
-        let header = EnvelopeHeader {
-            space,
-            author: self.identity.id(),
-            seq: seq + 1,
-            prev,
-            key: key_id,
-            entry,
-        };
         let plaintext = Zeroizing::new(item.to_bytes());
-        let env = seal_envelope(&self.identity, header, key, &plaintext)
-            .map_err(|e| ClientError::Input(format!("cannot seal this item: {e}")))?;
-        self.db.enqueue(
-            seq + 1,
-            &entry.0,
-            &env.encode(),
-            &env.hash().to_hex(),
-            now_ms(),
-        )?;
+        let identity = &self.identity;
+        let author = identity.id();
+        self.db.enqueue_next(now_ms(), |seq, prev| {
+            let prev = match prev {
+                Some(h) => {
+                    Hash32::from_hex(&h).map_err(|_| ClientError::Corrupt("own chain".into()))?
+                }
+                None => Hash32::ZERO,
+            };
+            let header = EnvelopeHeader {
+                space,
+                author,
+                seq,
+                prev,
+                key: key_id,
+                entry,
+            };
+            let env = seal_envelope(identity, header, key, &plaintext)
+                .map_err(|e| ClientError::Input(format!("cannot seal this item: {e}")))?;
+            Ok::<_, ClientError>((entry.0.to_vec(), env.encode(), env.hash().to_hex(), ()))
+        })?;
         Ok(entry)
     }
 

@@ -327,18 +327,19 @@ impl Attune {
             let mut s = child.stdin.take().expect("stdin is piped");
             let _ = s.write_all(input.as_bytes());
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
+        // Read the output while waiting, so a large output cannot block the child.
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(out) => out.expect("attune output"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
                 panic!("attune {args:?} did not finish within 120 s");
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let out = child.wait_with_output().expect("attune output");
+        };
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,378 @@
+//! The empathy practices, computed on the device from verified items: blind
+//! exchanges (sealed check-ins with guesses, exercises) and their reveals, the
+//! reflect-back loop, timeouts and appreciations.
+
+use std::collections::BTreeMap;
+
+use attune_crypto::{open_revealed, RevealError, SymmetricKey};
+use attune_proto::api::from_b64;
+use attune_proto::{AnswerContext, DeviceId, EntryId, SealedAnswer, SpaceId};
+use serde::Serialize;
+
+use crate::item::{Answer, Body, CheckIn, ExerciseKind, Guess};
+use crate::profile::{Entry, Problem};
+
+/// The exercise id of the day's check-in: both partners derive the same one.
+pub fn day_exercise(day: &str) -> String {
+    let h = attune_proto::ids::hash_labelled(b"attune/v1/checkin-day", &[day.as_bytes()]);
+    hex::encode(&h.0[..16])
+}
+
+/// The local calendar day of a Unix-millisecond time.
+pub fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+pub fn parse_id(hex: &str) -> Option<EntryId> {
+    EntryId::from_hex(hex).ok()
+}
+
+/// One partner's side of a blind exchange.
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub entry: EntryId,
+    pub author: DeviceId,
+    pub at: i64,
+    pub sealed: SealedAnswer,
+    /// The answer, once readable here (always for one's own, after reveal for the partner's).
+    pub answer: Option<Answer>,
+    pub revealed: bool,
+}
+
+/// A blind exchange: a day's check-in or an exercise.
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    pub id: String,
+    pub day: Option<String>,
+    pub exercise: Option<(ExerciseKind, String)>,
+    pub started_by_me: bool,
+    pub started_at: i64,
+    pub mine: Option<Side>,
+    pub theirs: Option<Side>,
+    /// (marked by me, accurate, note)
+    pub marks: Vec<(bool, bool, Option<String>)>,
+}
+
+impl Exchange {
+    pub fn both_sealed(&self) -> bool {
+        self.mine.is_some() && self.theirs.is_some()
+    }
+
+    /// The partner's answer: shown only once both have sealed and it verified.
+    pub fn their_answer(&self) -> Option<&Answer> {
+        if !self.both_sealed() {
+            return None;
+        }
+        self.theirs.as_ref().and_then(|s| s.answer.as_ref())
+    }
+}
+
+/// How close a guess was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Accuracy {
+    /// |guessed mood - actual mood|, if a mood was guessed.
+    pub mood_error: Option<u8>,
+    /// Guessed feelings that the partner named.
+    pub feelings_hit: usize,
+    pub feelings_guessed: usize,
+    pub feelings_actual: usize,
+}
+
+pub fn accuracy(guess: &Guess, actual: &CheckIn) -> Accuracy {
+    Accuracy {
+        mood_error: guess.mood.map(|m| m.abs_diff(actual.mood)),
+        feelings_hit: guess
+            .feelings
+            .iter()
+            .filter(|f| actual.feelings.contains(f))
+            .count(),
+        feelings_guessed: guess.feelings.len(),
+        feelings_actual: actual.feelings.len(),
+    }
+}
+
+/// One reflect-back loop around a partner's item.
+#[derive(Debug, Clone, Default)]
+pub struct Thread {
+    pub root: String,
+    /// (reflection entry id, by me, text, response) in order.
+    pub rounds: Vec<Round>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Round {
+    pub id: EntryId,
+    pub by_me: bool,
+    pub at: i64,
+    pub text: String,
+    pub response: Option<Response>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Response {
+    Confirmed { at: i64 },
+    Corrected { at: i64, text: String },
+}
+
+impl Thread {
+    pub fn confirmed(&self) -> bool {
+        self.rounds
+            .iter()
+            .any(|r| matches!(r.response, Some(Response::Confirmed { .. })))
+    }
+}
+
+/// A pause one partner asked for.
+#[derive(Debug, Clone)]
+pub struct Pause {
+    pub by_me: bool,
+    pub at: i64,
+    pub until: i64,
+    pub text: Option<String>,
+    pub ended_early: bool,
+}
+
+/// Everything the practices derive from the verified items.
+#[derive(Debug, Default)]
+pub struct Practice {
+    pub exchanges: Vec<Exchange>,
+    pub threads: Vec<Thread>,
+    pub pauses: Vec<Pause>,
+    /// (by me, at, text)
+    pub appreciations: Vec<(bool, i64, String)>,
+    pub problems: Vec<Problem>,
+    /// Exercises whose key this member should reveal now: (exercise, key).
+    pub reveals_due: Vec<(String, String)>,
+}
+
+impl Practice {
+    pub fn exchange(&self, id: &str) -> Option<&Exchange> {
+        self.exchanges.iter().find(|e| e.id == id)
+    }
+
+    /// The pause in force at `now`, if any.
+    pub fn active_pause(&self, now: i64) -> Option<&Pause> {
+        self.pauses
+            .iter()
+            .rev()
+            .find(|p| !p.ended_early && p.at <= now && now < p.until)
+    }
+}
+
+fn key_from(b64: &str) -> Option<SymmetricKey> {
+    let bytes: [u8; 32] = from_b64(b64)?.try_into().ok()?;
+    Some(SymmetricKey::from_bytes(bytes))
+}
+
+fn open_side(space: SpaceId, id: &str, side: &Side, key: &SymmetricKey) -> Result<Answer, String> {
+    let exercise = parse_id(id).ok_or("bad exercise id")?;
+    let ctx = AnswerContext {
+        space,
+        exercise,
+        author: side.author,
+    };
+    match open_revealed(&ctx, &side.sealed, key) {
+        Ok(plain) => serde_json::from_slice(&plain).map_err(|_| "unreadable answer".to_string()),
+        Err(RevealError::CommitmentMismatch) => {
+            Err("the revealed key does not match the key the answer was sealed with".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Folds verified entries (in the order they were received) into the practices.
+pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
+    let mut p = Practice::default();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut my_keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut reveals: BTreeMap<(String, bool), String> = BTreeMap::new();
+    let mut threads: BTreeMap<String, usize> = BTreeMap::new();
+    let problem = |kind: &str, detail: String| Problem {
+        kind: kind.into(),
+        detail,
+        cursor: None,
+    };
+    fn slot(p: &mut Practice, index: &mut BTreeMap<String, usize>, id: &str, at: i64) -> usize {
+        *index.entry(id.to_string()).or_insert_with(|| {
+            p.exchanges.push(Exchange {
+                id: id.to_string(),
+                started_at: at,
+                ..Exchange::default()
+            });
+            p.exchanges.len() - 1
+        })
+    }
+    for e in entries.iter().filter(|e| !e.deleted) {
+        match &e.item.body {
+            Body::Exercise {
+                exercise_kind,
+                prompt,
+            } => {
+                let i = slot(&mut p, &mut index, &e.id.to_hex(), e.item.at);
+                let x = &mut p.exchanges[i];
+                x.exercise = Some((*exercise_kind, prompt.clone()));
+                x.started_by_me = e.mine;
+                x.started_at = e.item.at;
+            }
+            Body::Sealed { exercise, sealed } => {
+                let Some(sealed) = from_b64(sealed).and_then(|b| SealedAnswer::decode(&b).ok())
+                else {
+                    p.problems.push(problem(
+                        "unreadable",
+                        format!("a sealed answer ({}) is malformed", e.id),
+                    ));
+                    continue;
+                };
+                let i = slot(&mut p, &mut index, exercise, e.item.at);
+                let x = &mut p.exchanges[i];
+                let side = if e.mine { &mut x.mine } else { &mut x.theirs };
+                if side.is_some() {
+                    p.problems.push(problem(
+                        "changed",
+                        format!(
+                            "{} sealed a second answer for the same exchange; answers cannot change once sealed, so it is refused",
+                            if e.mine { "you" } else { "your partner" }
+                        ),
+                    ));
+                    continue;
+                }
+                *side = Some(Side {
+                    entry: e.id,
+                    author: e.author,
+                    at: e.item.at,
+                    sealed,
+                    answer: None,
+                    revealed: false,
+                });
+            }
+            Body::AnswerKey { exercise, key } if e.mine => {
+                my_keys
+                    .entry(exercise.clone())
+                    .or_insert_with(|| key.clone());
+            }
+            Body::Reveal { exercise, key } => {
+                reveals
+                    .entry((exercise.clone(), e.mine))
+                    .or_insert_with(|| key.clone());
+            }
+            Body::Mark {
+                exercise,
+                accurate,
+                note,
+            } => {
+                if let Some(&i) = index.get(exercise) {
+                    p.exchanges[i].marks.push((e.mine, *accurate, note.clone()));
+                }
+            }
+            Body::Reflect { target, text } => {
+                let t = *threads.entry(target.clone()).or_insert_with(|| {
+                    p.threads.push(Thread {
+                        root: target.clone(),
+                        rounds: vec![],
+                    });
+                    p.threads.len() - 1
+                });
+                p.threads[t].rounds.push(Round {
+                    id: e.id,
+                    by_me: e.mine,
+                    at: e.item.at,
+                    text: text.clone(),
+                    response: None,
+                });
+            }
+            Body::Confirm { target } | Body::Correct { target, .. } => {
+                let response = match &e.item.body {
+                    Body::Correct { text, .. } => Response::Corrected {
+                        at: e.item.at,
+                        text: text.clone(),
+                    },
+                    _ => Response::Confirmed { at: e.item.at },
+                };
+                // Only the author of the reflected item answers, and only once.
+                if let Some(round) = p
+                    .threads
+                    .iter_mut()
+                    .flat_map(|t| t.rounds.iter_mut())
+                    .find(|r| r.id.to_hex() == *target && r.by_me != e.mine && r.response.is_none())
+                {
+                    round.response = Some(response);
+                }
+            }
+            Body::Timeout { minutes, text } => p.pauses.push(Pause {
+                by_me: e.mine,
+                at: e.item.at,
+                until: e.item.at + i64::from(*minutes) * 60_000,
+                text: text.clone(),
+                ended_early: false,
+            }),
+            Body::Resume => {
+                if let Some(pause) = p.pauses.iter_mut().rev().find(|x| x.by_me == e.mine) {
+                    if e.item.at < pause.until {
+                        pause.ended_early = true;
+                        pause.until = e.item.at;
+                    }
+                }
+            }
+            Body::Appreciation { text } => p.appreciations.push((e.mine, e.item.at, text.clone())),
+            Body::CheckIn(c) => {
+                if let Some(a) = &c.appreciate {
+                    p.appreciations.push((e.mine, e.item.at, a.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Open what can be opened: one's own answers with one's own keys, the
+    // partner's with their revealed key, each checked against its commitment.
+    for x in &mut p.exchanges {
+        if let (Some(side), Some(key)) = (&mut x.mine, my_keys.get(&x.id).and_then(|k| key_from(k)))
+        {
+            side.answer = open_side(space, &x.id, side, &key).ok();
+            side.revealed = reveals.contains_key(&(x.id.clone(), true));
+        }
+        if let Some(side) = &mut x.theirs {
+            if let Some(k) = reveals.get(&(x.id.clone(), false)) {
+                match key_from(k)
+                    .ok_or_else(|| "malformed key".to_string())
+                    .and_then(|key| open_side(space, &x.id, side, &key))
+                {
+                    Ok(answer) => {
+                        side.answer = Some(answer);
+                        side.revealed = true;
+                    }
+                    Err(why) => p.problems.push(Problem {
+                        kind: "bad_reveal".into(),
+                        detail: format!("your partner's reveal was refused: {why}"),
+                        cursor: None,
+                    }),
+                }
+            }
+        }
+        if x.both_sealed() && !reveals.contains_key(&(x.id.clone(), true)) {
+            if let Some(k) = my_keys.get(&x.id) {
+                p.reveals_due.push((x.id.clone(), k.clone()));
+            }
+        }
+        // Appreciations inside revealed check-ins.
+        for (mine, side) in [(true, &x.mine), (false, &x.theirs)] {
+            let readable = if mine {
+                side.as_ref().and_then(|s| s.answer.as_ref())
+            } else {
+                x.their_answer()
+            };
+            if let (Some(Answer::CheckIn { checkin, .. }), Some(s)) = (readable, side) {
+                if let Some(a) = &checkin.appreciate {
+                    p.appreciations.push((mine, s.at, a.clone()));
+                }
+            }
+        }
+    }
+    p.appreciations.sort_by_key(|a| a.1);
+    p
+}
