@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::item::{Body, CheckIn, Need};
 use crate::pair;
 use crate::profile::{now_ms, read_passphrase, resolve_home, ClientError, Entry, Profile, View};
+use crate::render::{describe_entry, entry_json, markdown_body, visible, when};
 use crate::style::Style;
 use crate::sync;
 use crate::vocab;
@@ -96,6 +97,56 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Start a blind exercise for both of you; answers open only when both answered.
+    Ask {
+        #[arg(value_enum)]
+        kind: crate::item::ExerciseKind,
+        /// Your own prompt (a built-in one is used otherwise).
+        prompt: Option<String>,
+    },
+    /// Seal your answer to an exercise (it cannot be changed afterwards).
+    Answer {
+        id: String,
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+    },
+    /// Say whether your partner's revealed answer read you right.
+    Mark {
+        id: String,
+        #[arg(value_enum)]
+        verdict: Verdict,
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+    },
+    /// Say back, in your own words, what you heard in your partner's item.
+    Reflect {
+        id: String,
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+    },
+    /// Tell your partner their reflection got it right.
+    Confirm { id: String },
+    /// Tell your partner what their reflection missed.
+    Correct {
+        id: String,
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+    },
+    /// Ask for a pause in a hard conversation, e.g. `attune timeout 20m`.
+    Timeout {
+        duration: String,
+        #[arg(short = 'm', long = "message")]
+        message: Option<String>,
+    },
+    /// End your pause early.
+    Resume,
+    /// Add something you appreciate about your partner to your shared list.
+    Appreciate { text: Vec<String> },
+    /// Both of your appreciations, newest last.
+    Gratitude {
+        #[arg(long)]
+        json: bool,
+    },
     /// The emotion words check-ins use, grouped by pleasantness and energy.
     Feelings,
     /// Shell completions, e.g. `attune completions bash > ~/.local/share/bash-completion/completions/attune`.
@@ -144,6 +195,16 @@ pub struct CheckinArgs {
     /// What you need right now.
     #[arg(long, value_enum)]
     pub need: Option<Need>,
+    /// Your guess of your partner's mood today (1-10), before seeing it.
+    #[arg(long, allow_hyphen_values = true)]
+    pub guess_mood: Option<String>,
+    /// Your guess of your partner's feelings today, comma-separated.
+    #[arg(long)]
+    pub guess_feel: Option<String>,
+    /// Share at once instead of sealing until your partner has checked in today
+    /// (no guessing on an open check-in).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +219,12 @@ pub struct FeedArgs {
     pub kind: Option<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Verdict {
+    Accurate,
+    Inaccurate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,14 +284,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             outln!("{number}");
             Ok(0)
         }
-        Command::Checkin(args) => {
-            let mut p = paired(&home)?;
-            let checkin = read_checkin(args)?;
-            let id = p.write(Body::CheckIn(checkin), false)?;
-            outln!("checked in ({})", id.to_hex());
-            try_push(&mut p).await;
-            Ok(0)
-        }
+        Command::Checkin(args) => crate::practice_cmd::checkin(&home, args).await,
         Command::Journal { message, private } => {
             let mut p = paired(&home)?;
             let text = read_text(message, "journal")?;
@@ -291,6 +351,27 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Watch { seconds } => watch(&home, seconds).await,
         Command::Export { format, out } => export(&home, format, out),
         Command::Leave { yes } => leave(&home, yes).await,
+        Command::Ask { kind, prompt } => crate::practice_cmd::ask(&home, kind, prompt).await,
+        Command::Answer { id, message } => crate::practice_cmd::answer(&home, &id, message).await,
+        Command::Mark {
+            id,
+            verdict,
+            message,
+        } => crate::practice_cmd::mark(&home, &id, verdict == Verdict::Accurate, message).await,
+        Command::Reflect { id, message } => crate::practice_cmd::reflect(&home, &id, message).await,
+        Command::Confirm { id } => crate::practice_cmd::respond(&home, &id, None).await,
+        Command::Correct { id, message } => {
+            let text = read_text(message, "correction")?;
+            crate::practice_cmd::respond(&home, &id, Some(text)).await
+        }
+        Command::Timeout { duration, message } => {
+            crate::practice_cmd::timeout(&home, &duration, message).await
+        }
+        Command::Resume => crate::practice_cmd::resume(&home).await,
+        Command::Appreciate { text } => {
+            crate::practice_cmd::appreciate(&home, &text.join(" ")).await
+        }
+        Command::Gratitude { json } => crate::practice_cmd::gratitude(&home, json),
         Command::Feelings => {
             for (q, words) in vocab::EMOTIONS {
                 outln!("{}: {}", q.label(), words.join(", "));
@@ -335,7 +416,7 @@ fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i32, 
     Ok(0)
 }
 
-fn paired(home: &std::path::Path) -> Result<Profile, ClientError> {
+pub fn paired(home: &std::path::Path) -> Result<Profile, ClientError> {
     let p = Profile::open(home)?;
     if !p.is_paired() {
         return Err(ClientError::NotPaired);
@@ -344,7 +425,7 @@ fn paired(home: &std::path::Path) -> Result<Profile, ClientError> {
 }
 
 /// Sends the outbox if the relay is reachable; a relay that is down is a warning.
-async fn try_push(p: &mut Profile) {
+pub async fn try_push(p: &mut Profile) {
     match sync::push(p).await {
         Ok(_) => {}
         Err(ClientError::Relay(e)) => {
@@ -354,7 +435,7 @@ async fn try_push(p: &mut Profile) {
     }
 }
 
-fn prompt(label: &str) -> Result<String, ClientError> {
+pub fn prompt(label: &str) -> Result<String, ClientError> {
     eprint!("{label}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
@@ -365,11 +446,11 @@ fn prompt(label: &str) -> Result<String, ClientError> {
     Ok(line.trim().to_string())
 }
 
-fn nonempty(s: Option<String>) -> Option<String> {
+pub fn nonempty(s: Option<String>) -> Option<String> {
     s.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-fn parse_mood(s: &str) -> Result<u8, ClientError> {
+pub fn parse_mood(s: &str) -> Result<u8, ClientError> {
     match s.trim().parse::<u8>() {
         Ok(m) if (1..=10).contains(&m) => Ok(m),
         _ => Err(ClientError::Input(format!(
@@ -379,10 +460,10 @@ fn parse_mood(s: &str) -> Result<u8, ClientError> {
     }
 }
 
-fn read_checkin(args: CheckinArgs) -> Result<CheckIn, ClientError> {
+pub fn read_checkin(args: &CheckinArgs) -> Result<CheckIn, ClientError> {
     let interactive = args.mood.is_none() && std::io::stdin().is_terminal();
     if !interactive {
-        let mood = args.mood.ok_or_else(|| {
+        let mood = args.mood.clone().ok_or_else(|| {
             ClientError::Input(
                 "give --mood 1..10 (or run `attune checkin` in a terminal to be asked)".into(),
             )
@@ -395,9 +476,9 @@ fn read_checkin(args: CheckinArgs) -> Result<CheckIn, ClientError> {
         return Ok(CheckIn {
             mood,
             feelings,
-            high: nonempty(args.high),
-            low: nonempty(args.low),
-            appreciate: nonempty(args.appreciate),
+            high: nonempty(args.high.clone()),
+            low: nonempty(args.low.clone()),
+            appreciate: nonempty(args.appreciate.clone()),
             need: args.need,
         });
     }
@@ -445,7 +526,7 @@ fn read_checkin(args: CheckinArgs) -> Result<CheckIn, ClientError> {
 }
 
 /// Text from -m, else `$EDITOR` on a terminal, else standard input.
-fn read_text(message: Option<String>, what: &str) -> Result<String, ClientError> {
+pub fn read_text(message: Option<String>, what: &str) -> Result<String, ClientError> {
     let text = if let Some(m) = message {
         m
     } else if std::io::stdin().is_terminal() {
@@ -503,7 +584,7 @@ fn own_entry(p: &Profile, id: &str) -> Result<Entry, ClientError> {
     Ok(e.clone())
 }
 
-fn find_entry<'a>(view: &'a View, id: &str) -> Result<&'a Entry, ClientError> {
+pub fn find_entry<'a>(view: &'a View, id: &str) -> Result<&'a Entry, ClientError> {
     let id = id.trim().to_lowercase();
     if id.len() < 4 {
         return Err(ClientError::Input(
@@ -545,100 +626,7 @@ fn report_problems(view: &View) -> i32 {
     EXIT_INTEGRITY
 }
 
-fn when(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-pub fn entry_json(e: &Entry) -> serde_json::Value {
-    let mut v = json!({
-        "id": e.id.to_hex(),
-        "author": if e.mine { "me" } else { "partner" },
-        "device": e.author.to_hex(),
-        "at": e.item.at,
-        "kind": e.item.body.kind(),
-        "private": e.private,
-        "pending": e.pending,
-        "edited": e.edited,
-        "deleted": e.deleted,
-    });
-    if !e.deleted {
-        match &e.item.body {
-            Body::CheckIn(c) => {
-                v["checkin"] = serde_json::to_value(c).unwrap_or_default();
-            }
-            Body::Journal { text } => v["text"] = json!(text),
-            _ => {}
-        }
-    }
-    v
-}
-
-/// One feed line, as the demo prints it.
-pub fn describe_for_demo(e: &Entry, s: &Style, partner: &str) -> String {
-    describe_entry(e, s, partner)
-}
-
-fn describe_entry(e: &Entry, s: &Style, partner: &str) -> String {
-    let who = if e.mine {
-        s.me("you")
-    } else {
-        s.partner(partner)
-    };
-    let mut flags = String::new();
-    if e.private {
-        flags.push_str(" (private)");
-    }
-    if e.pending {
-        flags.push_str(" (not sent yet)");
-    }
-    if e.edited {
-        flags.push_str(" (edited)");
-    }
-    let text = if e.deleted {
-        s.dim("[deleted]")
-    } else {
-        match &e.item.body {
-            Body::CheckIn(c) => {
-                let mut parts = vec![format!("mood {}/10", c.mood)];
-                if !c.feelings.is_empty() {
-                    parts.push(c.feelings.join(", "));
-                }
-                if let Some(h) = &c.high {
-                    parts.push(format!("high: {h}"));
-                }
-                if let Some(l) = &c.low {
-                    parts.push(format!("low: {l}"));
-                }
-                if let Some(a) = &c.appreciate {
-                    parts.push(format!("appreciates: {a}"));
-                }
-                if let Some(n) = c.need {
-                    parts.push(format!("needs {}", n.describe()));
-                }
-                format!("checked in · {}", parts.join(" · "))
-            }
-            Body::Journal { text } => text.clone(),
-            _ => String::new(),
-        }
-    };
-    format!(
-        "{}  {} {}{}  {}  {}",
-        s.dim(&when(e.item.at)),
-        who,
-        e.item.body.kind(),
-        s.dim(&flags),
-        text,
-        s.dim(&e.id.to_hex()[..8])
-    )
-}
-
-fn partner_name(p: &Profile) -> String {
+pub fn partner_name(p: &Profile) -> String {
     p.db.get("partner_name")
         .ok()
         .flatten()
@@ -661,10 +649,24 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
         ),
         None => None,
     };
+    const KINDS: &[&str] = &[
+        "checkin",
+        "journal",
+        "answer",
+        "exercise",
+        "mark",
+        "reflect",
+        "confirm",
+        "correct",
+        "timeout",
+        "resume",
+        "appreciation",
+    ];
     if let Some(k) = &args.kind {
-        if !["checkin", "journal"].contains(&k.as_str()) {
+        if !KINDS.contains(&k.as_str()) {
             return Err(ClientError::Input(format!(
-                "--kind is checkin or journal, not '{k}'"
+                "--kind is one of {}, not '{k}'",
+                KINDS.join(", ")
             )));
         }
     }
@@ -677,12 +679,17 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
             Some(Who::Partner) => !e.mine,
             None => true,
         })
-        .filter(|e| args.kind.as_deref().is_none_or(|k| e.item.body.kind() == k))
+        .filter(|e| visible(e))
+        .filter(|e| {
+            args.kind
+                .as_deref()
+                .is_none_or(|k| entry_json(e, &view.practice)["kind"] == k)
+        })
         .collect();
     entries.sort_by_key(|e| (e.item.at, e.cursor.unwrap_or(u64::MAX)));
     if args.json {
         let out = json!({
-            "entries": entries.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
+            "entries": entries.iter().map(|e| entry_json(e, &view.practice)).collect::<Vec<_>>(),
             "problems": view.problems,
         });
         outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -696,7 +703,7 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
             );
         }
         for e in entries {
-            outln!("{}", describe_entry(e, &s, &partner));
+            outln!("{}", describe_entry(e, &view.practice, &s, &partner));
         }
     }
     report_problems(&view);
@@ -710,11 +717,14 @@ fn show(home: &std::path::Path, id: &str, json_out: bool) -> Result<i32, ClientE
     if json_out {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&entry_json(e)).unwrap_or_default()
+            serde_json::to_string_pretty(&entry_json(e, &view.practice)).unwrap_or_default()
         );
     } else {
         let s = Style::stdout();
-        outln!("{}", describe_entry(e, &s, &partner_name(&p)));
+        outln!(
+            "{}",
+            describe_entry(e, &view.practice, &s, &partner_name(&p))
+        );
         outln!(
             "{}",
             s.dim(&format!(
@@ -744,8 +754,13 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
     let last_checkin = view
         .entries
         .iter()
-        .filter(|e| !e.mine && !e.deleted && matches!(e.item.body, Body::CheckIn(_)))
+        .filter(|e| !e.mine && !e.deleted && entry_json(e, &view.practice)["kind"] == "checkin")
         .max_by_key(|e| e.item.at);
+    let now = now_ms();
+    let pause = view.practice.active_pause(now);
+    let pause_json = pause.map(|x| {
+        json!({ "by": if x.by_me { "me" } else { "partner" }, "since": x.at, "until": x.until, "text": x.text })
+    });
     let last_heard = view
         .entries
         .iter()
@@ -761,13 +776,26 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
             "space": p.space()?.to_hex(),
             "last_sync": last_sync,
             "waiting": waiting,
-            "partner_last_checkin": last_checkin.map(entry_json),
+            "pause": pause_json,
+            "partner_last_checkin": last_checkin.map(|e| entry_json(e, &view.practice)),
             "last_heard_from_partner": last_heard,
             "problems": view.problems,
         });
         outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         let s = Style::stdout();
+        if let Some(x) = pause {
+            let line = if x.by_me {
+                format!("you asked for a pause until {}", when(x.until))
+            } else {
+                format!(
+                    "{partner} asked for a pause until {}{} — give them that time; they will come back",
+                    when(x.until),
+                    x.text.as_ref().map(|t| format!(": \"{t}\"")).unwrap_or_default()
+                )
+            };
+            outln!("{}", s.warn(&line));
+        }
         outln!("{} and {}", s.me(&p.name()), s.partner(&partner));
         outln!("relay: {}", p.db.get("relay")?.unwrap_or_default());
         outln!(
@@ -779,7 +807,7 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
             Some(e) => outln!(
                 "{}'s last check-in: {}",
                 partner,
-                describe_entry(e, &s, &partner)
+                describe_entry(e, &view.practice, &s, &partner)
             ),
             None => outln!("{partner} has not checked in yet"),
         }
@@ -832,7 +860,7 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
         let view = p.view()?;
         for e in &view.entries {
             if shown.insert(e.id.to_hex()) && !e.mine {
-                outln!("{}", describe_entry(e, &s, &partner));
+                outln!("{}", describe_entry(e, &view.practice, &s, &partner));
                 let _ = std::io::stdout().flush();
             }
         }
@@ -857,7 +885,7 @@ fn export(
             "exported_at": now_ms(),
             "me": p.name(),
             "partner": partner,
-            "entries": view.entries.iter().map(entry_json).collect::<Vec<_>>(),
+            "entries": view.entries.iter().filter(|e| visible(e)).map(|e| entry_json(e, &view.practice)).collect::<Vec<_>>(),
         }))
         .unwrap_or_default(),
         ExportFormat::Markdown => {
@@ -868,7 +896,7 @@ fn export(
                     when(e.item.at),
                     if e.mine { p.name() } else { partner.clone() },
                     e.item.body.kind(),
-                    markdown_body(e)
+                    markdown_body(e, &view.practice)
                 ));
             }
             md
@@ -882,35 +910,6 @@ fn export(
         None => outln!("{text}"),
     }
     Ok(0)
-}
-
-fn markdown_body(e: &Entry) -> String {
-    if e.deleted {
-        return "_deleted_".into();
-    }
-    match &e.item.body {
-        Body::CheckIn(c) => {
-            let mut lines = vec![format!("- mood: {}/10", c.mood)];
-            if !c.feelings.is_empty() {
-                lines.push(format!("- feelings: {}", c.feelings.join(", ")));
-            }
-            for (label, v) in [
-                ("high", &c.high),
-                ("low", &c.low),
-                ("appreciates", &c.appreciate),
-            ] {
-                if let Some(v) = v {
-                    lines.push(format!("- {label}: {v}"));
-                }
-            }
-            if let Some(n) = c.need {
-                lines.push(format!("- needs: {}", n.describe()));
-            }
-            lines.join("\n")
-        }
-        Body::Journal { text } => text.clone(),
-        _ => String::new(),
-    }
 }
 
 async fn leave(home: &std::path::Path, yes: bool) -> Result<i32, ClientError> {

@@ -119,7 +119,10 @@ pub async fn run() -> Result<i32, ClientError> {
         let view = p.view()?;
         let partner = p.db.get("partner_name")?.unwrap_or_default();
         for e in &view.entries {
-            outln!("{}", crate::cli::describe_for_demo(e, &s, &partner));
+            outln!(
+                "{}",
+                crate::render::describe_entry(e, &view.practice, &s, &partner)
+            );
         }
         if !view.problems.is_empty() {
             for p in &view.problems {

@@ -16,11 +16,14 @@ macro_rules! outln {
 pub mod cli;
 pub mod db;
 pub mod demo;
+pub mod exercises;
 pub mod item;
 pub mod pair;
 pub mod practice;
+pub mod practice_cmd;
 pub mod profile;
 pub mod relay;
+pub mod render;
 pub mod style;
 pub mod sync;
 pub mod vocab;

@@ -137,6 +137,8 @@ pub struct View {
     pub entries: Vec<Entry>,
     pub problems: Vec<Problem>,
     pub heads: Vec<SeenHead>,
+    /// The practices derived from the entries (blind exchanges, reflections, pauses).
+    pub practice: crate::practice::Practice,
 }
 
 pub struct Profile {
@@ -335,6 +337,38 @@ impl Profile {
         Ok(entry)
     }
 
+    /// Seals an answer under a fresh key (DESIGN.md §4): the key goes privately to
+    /// this member's own devices, the sealed answer to both partners.
+    pub fn seal_answer(
+        &mut self,
+        exercise: &str,
+        answer: &crate::item::Answer,
+    ) -> Result<EntryId, ClientError> {
+        let ctx = attune_proto::AnswerContext {
+            space: self.space()?,
+            exercise: EntryId::from_hex(exercise)
+                .map_err(|_| ClientError::Input("bad exercise id".into()))?,
+            author: self.identity.id(),
+        };
+        let plain = Zeroizing::new(answer.to_bytes());
+        let (sealed, key) = attune_crypto::seal_answer(&ctx, &plain)
+            .map_err(|e| ClientError::Input(format!("cannot seal this answer: {e}")))?;
+        self.write(
+            Body::AnswerKey {
+                exercise: exercise.to_string(),
+                key: attune_proto::api::b64(key.expose()),
+            },
+            true,
+        )?;
+        self.write(
+            Body::Sealed {
+                exercise: exercise.to_string(),
+                sealed: attune_proto::api::b64(&sealed.encode()),
+            },
+            false,
+        )
+    }
+
     /// Verifies everything received, in the order the relay served it, and adds the
     /// outbox (own items not yet acknowledged).
     pub fn view(&self) -> Result<View, ClientError> {
@@ -448,6 +482,8 @@ impl Profile {
             }
         }
         view.entries = apply_edits(raw, &roster);
+        view.practice = crate::practice::fold(&view.entries, roster.space());
+        view.problems.append(&mut view.practice.problems);
         Ok(view)
     }
 }

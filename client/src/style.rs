@@ -41,3 +41,10 @@ impl Style {
         self.paint("31;1", t)
     }
 }
+
+impl Style {
+    /// No colours, whatever the terminal (files, Markdown).
+    pub fn plain() -> Self {
+        Self { on: false }
+    }
+}

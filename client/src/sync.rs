@@ -112,10 +112,20 @@ pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, C
 
 /// A full sync: push, roster, pull, verify; remembers the heads it has seen.
 pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncReport, ClientError> {
-    let sent = push(profile).await?;
+    let mut sent = push(profile).await?;
     refresh_roster(profile).await?;
-    let received = pull(profile, show_progress).await?;
-    let view = profile.view()?;
+    let mut received = pull(profile, show_progress).await?;
+    let mut view = profile.view()?;
+    // Both have sealed: reveal our keys, then fetch what the partner revealed.
+    let due = view.practice.reveals_due.clone();
+    if !due.is_empty() {
+        for (exercise, key) in due {
+            profile.write(crate::item::Body::Reveal { exercise, key }, false)?;
+        }
+        sent += push(profile).await?;
+        received += pull(profile, false).await?;
+        view = profile.view()?;
+    }
     let heads: Vec<Head> = view
         .heads
         .iter()

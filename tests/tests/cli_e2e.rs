@@ -261,6 +261,7 @@ impl Writes {
         let checkin = who
             .run(&[
                 "checkin",
+                "--open",
                 "--mood",
                 &mood_arg,
                 "--feel",
@@ -275,7 +276,10 @@ impl Writes {
                 need,
             ])
             .ok();
-        assert!(checkin.stdout.starts_with("checked in ("), "{checkin:?}");
+        assert!(
+            checkin.stdout.starts_with("checked in, shared now ("),
+            "{checkin:?}"
+        );
         let j = who.run(&["journal", "-m", &journal]).ok();
         assert!(j.stdout.starts_with("written ("), "{j:?}");
         let p = who.run(&["journal", "--private", "-m", &private]).ok();
@@ -527,7 +531,10 @@ fn edits_and_deletions_reach_the_partner() {
     let kept = marker("kept");
     let id1 = printed_id(&a.run(&["journal", "-m", &original]).ok());
     let id2 = printed_id(&a.run(&["journal", "-m", &kept]).ok());
-    let id3 = printed_id(&a.run(&["checkin", "--mood", "5", "--high", &kept]).ok());
+    let id3 = printed_id(
+        &a.run(&["checkin", "--open", "--mood", "5", "--high", &kept])
+            .ok(),
+    );
     let idb = printed_id(&b.run(&["journal", "-m", "Sam's own"]).ok());
     sync(a);
     sync(b);
@@ -661,6 +668,7 @@ fn content_markers_never_reach_the_relay_or_the_clients_files() {
             .map(|k| marker(&format!("{label}{k}")));
         who.run(&[
             "checkin",
+            "--open",
             "--mood",
             "6",
             "--feel",
@@ -804,7 +812,9 @@ fn offline_writes_are_queued_and_delivered_exactly_once() {
     let high = marker("offline-high");
     let text = marker("offline-journal");
     let bt = marker("offline-sam");
-    let r1 = a.run(&["checkin", "--mood", "4", "--high", &high]).ok();
+    let r1 = a
+        .run(&["checkin", "--open", "--mood", "4", "--high", &high])
+        .ok();
     let r2 = a.run(&["journal", "-m", &text]).ok();
     let r3 = b.run(&["journal", "-m", &bt]).ok();
     for r in [&r1, &r2, &r3] {

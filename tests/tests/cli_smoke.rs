@@ -12,7 +12,7 @@ fn pair_checkin_sync_feed() {
     a.init("Alex");
     b.init("Sam");
     pair(&a, &b, &relay.url);
-    a.run(&["checkin", "--mood", "7", "--feel", "calm,hopeful"])
+    a.run(&["checkin", "--open", "--mood", "7", "--feel", "calm,hopeful"])
         .ok();
     b.run(&["sync"]).ok();
     let feed = b.run(&["feed", "--json"]).ok().json();

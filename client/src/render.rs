@@ -1,0 +1,378 @@
+//! How items look: feed lines, JSON, Markdown. Practice-aware: a sealed answer
+//! shows its content only where it is readable (one's own, or the partner's once
+//! both have sealed and the partner's key has been revealed and verified).
+
+use serde_json::{json, Value};
+
+use crate::item::{Answer, Body, CheckIn};
+use crate::practice::{accuracy, day_exercise, day_of, Accuracy, Exchange, Practice, Response};
+use crate::profile::Entry;
+use crate::style::Style;
+
+/// Items the timeline shows (key material and folded edits are not items to read).
+pub fn visible(e: &Entry) -> bool {
+    !matches!(
+        e.item.body,
+        Body::AnswerKey { .. } | Body::Reveal { .. } | Body::Edit { .. } | Body::Delete { .. }
+    )
+}
+
+pub fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The exchange a sealed entry belongs to, and whether it is a day's check-in.
+fn sealed_context<'a>(e: &Entry, p: &'a Practice) -> (Option<&'a Exchange>, bool) {
+    let Body::Sealed { exercise, .. } = &e.item.body else {
+        return (None, false);
+    };
+    let x = p.exchange(exercise);
+    let is_checkin =
+        x.is_some_and(|x| x.exercise.is_none()) && *exercise == day_exercise(&day_of(e.item.at));
+    (x, is_checkin)
+}
+
+/// The readable answer of a sealed entry, with the other side's answer when visible.
+fn readable<'a>(e: &Entry, x: &'a Exchange) -> (Option<&'a Answer>, Option<&'a Answer>) {
+    let (mine, theirs) = (
+        x.mine.as_ref().and_then(|s| s.answer.as_ref()),
+        x.their_answer(),
+    );
+    if e.mine {
+        (mine, theirs)
+    } else {
+        (theirs, mine)
+    }
+}
+
+fn guess_accuracy(this: Option<&Answer>, other: Option<&Answer>) -> Option<Accuracy> {
+    match (this, other) {
+        (
+            Some(Answer::CheckIn {
+                guess: Some(guess), ..
+            }),
+            Some(Answer::CheckIn { checkin, .. }),
+        ) => Some(accuracy(guess, checkin)),
+        _ => None,
+    }
+}
+
+pub fn entry_json(e: &Entry, p: &Practice) -> Value {
+    let mut v = json!({
+        "id": e.id.to_hex(),
+        "author": if e.mine { "me" } else { "partner" },
+        "device": e.author.to_hex(),
+        "at": e.item.at,
+        "kind": e.item.body.kind(),
+        "private": e.private,
+        "pending": e.pending,
+        "edited": e.edited,
+        "deleted": e.deleted,
+    });
+    if e.deleted {
+        return v;
+    }
+    match &e.item.body {
+        Body::CheckIn(c) => v["checkin"] = json!(c),
+        Body::Journal { text } | Body::Appreciation { text } => v["text"] = json!(text),
+        Body::Sealed { exercise, .. } => {
+            let (x, is_checkin) = sealed_context(e, p);
+            v["kind"] = json!(if is_checkin { "checkin" } else { "answer" });
+            v["sealed"] = json!(true);
+            v["exchange"] = json!(exercise);
+            if let Some(x) = x {
+                let (this, other) = readable(e, x);
+                v["revealed"] = json!(x.both_sealed() && x.their_answer().is_some());
+                match this {
+                    Some(Answer::CheckIn {
+                        checkin,
+                        guess,
+                        day,
+                    }) => {
+                        v["checkin"] = json!(checkin);
+                        v["day"] = json!(day);
+                        if let Some(g) = guess {
+                            v["guess"] = json!(g);
+                        }
+                    }
+                    Some(Answer::Exercise { text }) => v["text"] = json!(text),
+                    None => {}
+                }
+                if let Some(acc) = guess_accuracy(this, other) {
+                    v["accuracy"] = json!(acc);
+                }
+                if let Some((kind, prompt)) = &x.exercise {
+                    v["exercise"] = json!({ "kind": kind, "prompt": prompt });
+                }
+            }
+        }
+        Body::Exercise {
+            exercise_kind,
+            prompt,
+        } => {
+            v["exercise"] = json!({ "kind": exercise_kind, "prompt": prompt });
+            if let Some(x) = p.exchange(&e.id.to_hex()) {
+                v["answered_by_me"] = json!(x.mine.is_some());
+                v["answered_by_partner"] = json!(x.theirs.is_some());
+            }
+        }
+        Body::Mark {
+            exercise,
+            accurate,
+            note,
+        } => {
+            v["exchange"] = json!(exercise);
+            v["accurate"] = json!(accurate);
+            v["note"] = json!(note);
+        }
+        Body::Reflect { target, text } => {
+            v["target"] = json!(target);
+            v["text"] = json!(text);
+            let round = p
+                .threads
+                .iter()
+                .flat_map(|t| t.rounds.iter())
+                .find(|r| r.id == e.id);
+            v["response"] = match round.and_then(|r| r.response.as_ref()) {
+                Some(Response::Confirmed { .. }) => json!("confirmed"),
+                Some(Response::Corrected { .. }) => json!("corrected"),
+                None => Value::Null,
+            };
+        }
+        Body::Confirm { target } => v["target"] = json!(target),
+        Body::Correct { target, text } => {
+            v["target"] = json!(target);
+            v["text"] = json!(text);
+        }
+        Body::Timeout { minutes, text } => {
+            v["minutes"] = json!(minutes);
+            v["until"] = json!(e.item.at + i64::from(*minutes) * 60_000);
+            v["text"] = json!(text);
+        }
+        _ => {}
+    }
+    v
+}
+
+fn checkin_text(c: &CheckIn) -> String {
+    let mut parts = vec![format!("mood {}/10", c.mood)];
+    if !c.feelings.is_empty() {
+        parts.push(c.feelings.join(", "));
+    }
+    if let Some(h) = &c.high {
+        parts.push(format!("high: {h}"));
+    }
+    if let Some(l) = &c.low {
+        parts.push(format!("low: {l}"));
+    }
+    if let Some(a) = &c.appreciate {
+        parts.push(format!("appreciates: {a}"));
+    }
+    if let Some(n) = c.need {
+        parts.push(format!("needs {}", n.describe()));
+    }
+    parts.join(" · ")
+}
+
+fn accuracy_text(acc: &Accuracy, whose: &str) -> String {
+    let mut parts = vec![];
+    if let Some(err) = acc.mood_error {
+        parts.push(match err {
+            0 => "mood exactly right".to_string(),
+            n => format!("mood off by {n}"),
+        });
+    }
+    if acc.feelings_guessed > 0 {
+        parts.push(format!(
+            "{} of {} feelings named",
+            acc.feelings_hit, acc.feelings_actual
+        ));
+    }
+    format!("{whose} guess: {}", parts.join(", "))
+}
+
+pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> String {
+    let who = if e.mine {
+        s.me("you")
+    } else {
+        s.partner(partner)
+    };
+    let mut flags = String::new();
+    if e.private {
+        flags.push_str(" (private)");
+    }
+    if e.pending {
+        flags.push_str(" (not sent yet)");
+    }
+    if e.edited {
+        flags.push_str(" (edited)");
+    }
+    let (label, text) = if e.deleted {
+        (e.item.body.kind().to_string(), s.dim("[deleted]"))
+    } else {
+        match &e.item.body {
+            Body::CheckIn(c) => (
+                "checkin".into(),
+                format!("checked in · {}", checkin_text(c)),
+            ),
+            Body::Journal { text } => ("journal".into(), text.clone()),
+            Body::Appreciation { text } => ("appreciates".into(), text.clone()),
+            Body::Sealed { .. } => describe_sealed(e, p, s, partner),
+            Body::Exercise {
+                exercise_kind,
+                prompt,
+            } => (
+                "exercise".into(),
+                format!(
+                    "{}: {prompt} — answer with `attune answer {}`",
+                    crate::exercises::title(*exercise_kind),
+                    &e.id.to_hex()[..8]
+                ),
+            ),
+            Body::Mark { accurate, note, .. } => (
+                "mark".into(),
+                format!(
+                    "marked the answer {}{}",
+                    if *accurate {
+                        "accurate"
+                    } else {
+                        "not quite right"
+                    },
+                    note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                ),
+            ),
+            Body::Reflect { text, .. } => {
+                let round = p
+                    .threads
+                    .iter()
+                    .flat_map(|t| t.rounds.iter())
+                    .find(|r| r.id == e.id);
+                let state = match round.and_then(|r| r.response.as_ref()) {
+                    Some(Response::Confirmed { .. }) => s.dim(" [confirmed]"),
+                    Some(Response::Corrected { .. }) => s.dim(" [corrected]"),
+                    None => s.dim(" [waiting for an answer]"),
+                };
+                ("reflects".into(), format!("what I hear: {text}{state}"))
+            }
+            Body::Confirm { .. } => ("confirms".into(), "yes, that is what I meant".into()),
+            Body::Correct { text, .. } => ("corrects".into(), format!("not quite: {text}")),
+            Body::Timeout { minutes, text } => (
+                "pause".into(),
+                format!(
+                    "asked for a {minutes}-minute pause{}",
+                    text.as_ref().map(|t| format!(": {t}")).unwrap_or_default()
+                ),
+            ),
+            Body::Resume => ("resume".into(), "is back from the pause".into()),
+            _ => (e.item.body.kind().into(), String::new()),
+        }
+    };
+    format!(
+        "{}  {} {}{}  {}  {}",
+        s.dim(&when(e.item.at)),
+        who,
+        label,
+        s.dim(&flags),
+        text,
+        s.dim(&e.id.to_hex()[..8])
+    )
+}
+
+fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String, String) {
+    let (x, is_checkin) = sealed_context(e, p);
+    let label = if is_checkin { "checkin" } else { "answer" }.to_string();
+    let Some(x) = x else {
+        return (label, s.dim("sealed"));
+    };
+    let (this, other) = readable(e, x);
+    let body = match this {
+        Some(Answer::CheckIn { checkin, guess, .. }) => {
+            let mut t = checkin_text(checkin);
+            if let Some(g) = guess {
+                let mut gp = vec![];
+                if let Some(m) = g.mood {
+                    gp.push(format!("mood {m}"));
+                }
+                if !g.feelings.is_empty() {
+                    gp.push(g.feelings.join(", "));
+                }
+                if !gp.is_empty() {
+                    t.push_str(&format!(" · guessed {}", gp.join(", ")));
+                }
+            }
+            t
+        }
+        Some(Answer::Exercise { text }) => text.clone(),
+        None => String::new(),
+    };
+    let state = if x.both_sealed() && x.their_answer().is_some() {
+        match guess_accuracy(this, other) {
+            Some(acc) => s.dim(&format!(
+                " [revealed · {}]",
+                accuracy_text(&acc, if e.mine { "your" } else { "their" })
+            )),
+            None => s.dim(" [revealed]"),
+        }
+    } else if e.mine {
+        s.dim(&format!(" [sealed until {partner} answers too]"))
+    } else if x.mine.is_some() {
+        s.dim(" [sealed: opens at the next sync]")
+    } else if is_checkin {
+        s.dim(" [sealed: check in today to see it]")
+    } else {
+        s.dim(&format!(
+            " [sealed: answer with `attune answer {}` to see it]",
+            &x.id[..8]
+        ))
+    };
+    let text = if body.is_empty() {
+        state
+    } else {
+        format!("{body}{state}")
+    };
+    (label, text)
+}
+
+fn checkin_markdown(c: &CheckIn) -> String {
+    let mut lines = vec![format!("- mood: {}/10", c.mood)];
+    if !c.feelings.is_empty() {
+        lines.push(format!("- feelings: {}", c.feelings.join(", ")));
+    }
+    for (label, v) in [
+        ("high", &c.high),
+        ("low", &c.low),
+        ("appreciates", &c.appreciate),
+    ] {
+        if let Some(v) = v {
+            lines.push(format!("- {label}: {v}"));
+        }
+    }
+    if let Some(n) = c.need {
+        lines.push(format!("- needs: {}", n.describe()));
+    }
+    lines.join("\n")
+}
+
+pub fn markdown_body(e: &Entry, p: &Practice) -> String {
+    if e.deleted {
+        return "_deleted_".into();
+    }
+    let plain = Style::plain();
+    if let (Some(x), _) = sealed_context(e, p) {
+        if let (Some(Answer::CheckIn { checkin, .. }), _) = readable(e, x) {
+            return checkin_markdown(checkin);
+        }
+    }
+    match &e.item.body {
+        Body::CheckIn(c) => checkin_markdown(c),
+        Body::Journal { text } | Body::Appreciation { text } => text.clone(),
+        Body::Sealed { .. } => describe_sealed(e, p, &plain, "your partner").1,
+        _ => describe_entry(e, p, &plain, "your partner"),
+    }
+}
