@@ -54,7 +54,13 @@ pub enum Command {
         /// encrypted under a key it does not have (it sees only that one exists).
         #[arg(long)]
         private: bool,
+        /// Keep it on this device for a cool-off (e.g. 2h) before it is sent;
+        /// `attune withdraw ID` cancels it until then.
+        #[arg(long)]
+        send_after: Option<String>,
     },
+    /// Cancel an entry held with `journal --send-after` before it is sent.
+    Withdraw { id: String },
     /// Replace the text of one of your journal entries.
     Edit {
         id: String,
@@ -147,6 +153,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What is due today, your streaks, and one suggestion from recent patterns.
+    Today {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Moods, guess accuracy, streaks and the balance of listening, in the terminal.
+    Stats {
+        /// How many days back.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a month's state-of-the-union report: one HTML page with charts.
+    Report {
+        /// The month, YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The 30-day empathy challenge: one small exercise a day.
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
     /// The emotion words check-ins use, grouped by pleasantness and energy.
     Feelings,
     /// Shell completions, e.g. `attune completions bash > ~/.local/share/bash-completion/completions/attune`.
@@ -173,6 +203,14 @@ pub enum PairCommand {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChallengeCommand {
+    /// Start today; `attune today` shows each day's exercise.
+    Start,
+    /// Stop the challenge.
+    Stop,
 }
 
 #[derive(Debug, clap::Args)]
@@ -285,9 +323,27 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             Ok(0)
         }
         Command::Checkin(args) => crate::practice_cmd::checkin(&home, args).await,
-        Command::Journal { message, private } => {
+        Command::Journal {
+            message,
+            private,
+            send_after,
+        } => {
             let mut p = paired(&home)?;
+            let delay = send_after
+                .as_deref()
+                .map(crate::practice_cmd::parse_duration_minutes)
+                .transpose()?;
             let text = read_text(message, "journal")?;
+            if let Some(minutes) = delay {
+                let send_at = now_ms() + i64::from(minutes) * 60_000;
+                let id = p.hold(Body::Journal { text }, private, send_at)?;
+                outln!(
+                    "held on this device until {} ({id}); `attune withdraw {}` cancels it",
+                    when(send_at),
+                    &id[..8]
+                );
+                return Ok(0);
+            }
             let id = p.write(Body::Journal { text }, private)?;
             outln!(
                 "{} ({})",
@@ -296,6 +352,27 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             );
             try_push(&mut p).await;
             Ok(0)
+        }
+        Command::Withdraw { id } => {
+            let p = paired(&home)?;
+            let id = id.trim().to_lowercase();
+            let held: Vec<String> =
+                p.db.later()?
+                    .into_iter()
+                    .map(|h| h.0)
+                    .filter(|h| id.len() >= 4 && h.starts_with(&id))
+                    .collect();
+            match held.as_slice() {
+                [one] => {
+                    p.db.remove_later(one)?;
+                    outln!("withdrawn: it was never sent");
+                    Ok(0)
+                }
+                [] => Err(ClientError::Input(format!(
+                    "nothing held with id {id}: it may already have been sent (`attune status` lists what is held)"
+                ))),
+                _ => Err(ClientError::Input(format!("{id} matches several held entries; give more of the id"))),
+            }
         }
         Command::Edit { id, message } => {
             let mut p = paired(&home)?;
@@ -372,6 +449,11 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             crate::practice_cmd::appreciate(&home, &text.join(" ")).await
         }
         Command::Gratitude { json } => crate::practice_cmd::gratitude(&home, json),
+        Command::Today { json } => crate::insights_cmd::today(&home, json),
+        Command::Stats { days, json } => crate::insights_cmd::stats(&home, days, json),
+        Command::Report { month, out } => crate::insights_cmd::report(&home, month, &out),
+        Command::Challenge(ChallengeCommand::Start) => crate::insights_cmd::challenge(&home, true),
+        Command::Challenge(ChallengeCommand::Stop) => crate::insights_cmd::challenge(&home, false),
         Command::Feelings => {
             for (q, words) in vocab::EMOTIONS {
                 outln!("{}: {}", q.label(), words.join(", "));
@@ -758,6 +840,11 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
         .max_by_key(|e| e.item.at);
     let now = now_ms();
     let pause = view.practice.active_pause(now);
+    let held = p.db.later()?;
+    let held_json: Vec<_> = held
+        .iter()
+        .map(|(id, at, private, _)| json!({ "id": id, "send_at": at, "private": private }))
+        .collect();
     let pause_json = pause.map(|x| {
         json!({ "by": if x.by_me { "me" } else { "partner" }, "since": x.at, "until": x.until, "text": x.text })
     });
@@ -777,6 +864,7 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
             "last_sync": last_sync,
             "waiting": waiting,
             "pause": pause_json,
+            "held": held_json,
             "partner_last_checkin": last_checkin.map(|e| entry_json(e, &view.practice)),
             "last_heard_from_partner": last_heard,
             "problems": view.problems,
@@ -803,6 +891,18 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
             last_sync.map(when).unwrap_or_else(|| "never".into())
         );
         outln!("waiting to be sent: {waiting}");
+        for (id, at, _, blob) in &held {
+            let preview = match p.open_held(blob) {
+                Ok(Body::Journal { text }) => text.chars().take(40).collect::<String>(),
+                _ => String::new(),
+            };
+            outln!(
+                "held until {}: {preview}… ({}; `attune withdraw {}`)",
+                when(*at),
+                &id[..8],
+                &id[..8]
+            );
+        }
         match last_checkin {
             Some(e) => outln!(
                 "{}'s last check-in: {}",

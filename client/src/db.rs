@@ -28,7 +28,17 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 2: own envelopes stay after the relay's ack, so they stay readable here.
     "ALTER TABLE outbox ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;",
+    // 3: items held back for a cool-off, sealed under the member-private key.
+    "CREATE TABLE later (
+        id TEXT PRIMARY KEY,
+        send_at INTEGER NOT NULL,
+        private INTEGER NOT NULL,
+        blob BLOB NOT NULL
+     );",
 ];
+
+/// An item held back for a cool-off: (id, send_at, private, sealed blob).
+pub type Held = (String, i64, bool, Vec<u8>);
 
 #[derive(Debug)]
 pub struct LocalDb {
@@ -104,6 +114,7 @@ impl LocalDb {
     pub fn enqueue_next<T, E: From<DbError>>(
         &mut self,
         now_ms: i64,
+        consume_later: Option<&str>,
         seal: impl FnOnce(u64, Option<String>) -> Result<(Vec<u8>, Vec<u8>, String, T), E>,
     ) -> Result<T, E> {
         let tx = self
@@ -131,8 +142,45 @@ impl LocalDb {
             )
             .map_err(DbError::from)?;
         }
+        if let Some(id) = consume_later {
+            // Releasing a held item and queueing it happen together or not at all.
+            tx.execute("DELETE FROM later WHERE id = ?1", [id])
+                .map_err(DbError::from)?;
+        }
         tx.commit().map_err(DbError::from)?;
         Ok(out)
+    }
+
+    pub fn add_later(
+        &self,
+        id: &str,
+        send_at: i64,
+        private: bool,
+        blob: &[u8],
+    ) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO later (id, send_at, private, blob) VALUES (?1, ?2, ?3, ?4)",
+            params![id, send_at, private as i64, blob],
+        )?;
+        Ok(())
+    }
+
+    /// Held items, soonest first.
+    pub fn later(&self) -> Result<Vec<Held>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, send_at, private, blob FROM later ORDER BY send_at, id")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0, r.get(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Withdraws a held item; false if there was none with that id.
+    pub fn remove_later(&self, id: &str) -> Result<bool, DbError> {
+        Ok(self.conn.execute("DELETE FROM later WHERE id = ?1", [id])? > 0)
     }
 
     /// Own envelopes the relay has not acknowledged yet, in sequence order.

@@ -288,6 +288,57 @@ impl Profile {
 
     /// Seals an item and puts it in the outbox: nothing touches the network here.
     pub fn write(&mut self, body: Body, private: bool) -> Result<EntryId, ClientError> {
+        self.write_item(body, private, None, None)
+    }
+
+    /// Holds an item on this device until `send_at`, sealed under the member key;
+    /// it can be withdrawn until then. Returns the hold's id.
+    pub fn hold(&mut self, body: Body, private: bool, send_at: i64) -> Result<String, ClientError> {
+        let key = self
+            .keys
+            .get(&KeyId::MemberPrivate(0))
+            .ok_or_else(|| ClientError::Corrupt("missing member key".into()))?;
+        let plain = Zeroizing::new(serde_json::to_vec(&body).unwrap_or_default());
+        let blob = attune_crypto::local::seal_local(key, b"later", &plain)
+            .map_err(|e| ClientError::Corrupt(e.to_string()))?;
+        let id = hex::encode(attune_crypto::secret::random_array::<16>());
+        self.db.add_later(&id, send_at, private, &blob)?;
+        Ok(id)
+    }
+
+    /// Queues every held item whose time has come. Each is released and queued in
+    /// one transaction, so none is lost or sent twice.
+    pub fn release_due(&mut self) -> Result<usize, ClientError> {
+        let now = now_ms();
+        let mut released = 0;
+        for (id, send_at, private, blob) in self.db.later()? {
+            if send_at > now {
+                continue;
+            }
+            let body = self.open_held(&blob)?;
+            self.write_item(body, private, Some(&id), Some(send_at))?;
+            released += 1;
+        }
+        Ok(released)
+    }
+
+    pub fn open_held(&self, blob: &[u8]) -> Result<Body, ClientError> {
+        let key = self
+            .keys
+            .get(&KeyId::MemberPrivate(0))
+            .ok_or_else(|| ClientError::Corrupt("missing member key".into()))?;
+        let plain = attune_crypto::local::open_local(key, b"later", blob)
+            .map_err(|e| ClientError::Corrupt(e.to_string()))?;
+        serde_json::from_slice(&plain).map_err(|e| ClientError::Corrupt(e.to_string()))
+    }
+
+    fn write_item(
+        &mut self,
+        body: Body,
+        private: bool,
+        consume_later: Option<&str>,
+        at: Option<i64>,
+    ) -> Result<EntryId, ClientError> {
         let space = self.space()?;
         let key_id = if private {
             KeyId::MemberPrivate(0)
@@ -307,7 +358,7 @@ impl Profile {
             .unwrap_or_default();
         let item = Item {
             v: 1,
-            at: now_ms(),
+            at: at.unwrap_or_else(now_ms),
             body,
             heads,
         };
@@ -315,7 +366,7 @@ impl Profile {
         let plaintext = Zeroizing::new(item.to_bytes());
         let identity = &self.identity;
         let author = identity.id();
-        self.db.enqueue_next(now_ms(), |seq, prev| {
+        self.db.enqueue_next(now_ms(), consume_later, |seq, prev| {
             let prev = match prev {
                 Some(h) => {
                     Hash32::from_hex(&h).map_err(|_| ClientError::Corrupt("own chain".into()))?

@@ -23,6 +23,7 @@ pub struct SyncReport {
 /// Sends every queued envelope, in sequence order. A repeat of an envelope the
 /// relay already stored comes back as a duplicate and is simply acknowledged.
 pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
+    profile.release_due()?;
     let relay = profile.relay()?;
     let space = profile.space()?;
     let queued = profile.db.outbox()?;

@@ -25,6 +25,7 @@ pub const EMOTIONS: &[(Quadrant, &[&str])] = &[
     (
         Quadrant::PleasantHigh,
         &[
+            "happy",
             "excited",
             "joyful",
             "playful",

@@ -713,9 +713,9 @@ fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
             vec![],
         ),
         (
-            "checkin --feel happpy (not a word of the vocabulary)".into(),
-            a.run(&["checkin", "--mood", "5", "--feel", "happpy"]),
-            vec!["happpy", "feelings"],
+            "checkin --feel qwertyuiop (nothing close in the vocabulary)".into(),
+            a.run(&["checkin", "--mood", "5", "--feel", "qwertyuiop"]),
+            vec!["qwertyuiop", "feelings"],
             vec![],
         ),
         (

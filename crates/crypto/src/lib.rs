@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod identity;
 pub mod keys;
 pub mod keystore;
+pub mod local;
 pub mod padding;
 pub mod pairing;
 pub mod safety;

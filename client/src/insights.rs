@@ -1,0 +1,411 @@
+//! Trends, streaks, rituals and nudges — all computed on the device from the
+//! verified, readable items; nothing here ever reaches the relay.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use crate::item::{Answer, Body, Need};
+use crate::practice::{accuracy, day_of, Practice};
+use crate::profile::View;
+
+/// Per day: (my mood, partner's mood), from readable check-ins (the last one of a day counts).
+pub fn daily_moods(view: &View) -> BTreeMap<String, (Option<u8>, Option<u8>)> {
+    let mut out: BTreeMap<String, (Option<u8>, Option<u8>)> = BTreeMap::new();
+    let mut put = |day: String, mine: bool, mood: u8| {
+        let slot = out.entry(day).or_default();
+        if mine {
+            slot.0 = Some(mood);
+        } else {
+            slot.1 = Some(mood);
+        }
+    };
+    for e in view.entries.iter().filter(|e| !e.deleted) {
+        if let Body::CheckIn(c) = &e.item.body {
+            put(day_of(e.item.at), e.mine, c.mood);
+        }
+    }
+    for x in &view.practice.exchanges {
+        let sides = [
+            (true, x.mine.as_ref().and_then(|s| s.answer.as_ref())),
+            (false, x.their_answer()),
+        ];
+        for (mine, answer) in sides {
+            if let Some(Answer::CheckIn { day, checkin, .. }) = answer {
+                put(day.clone(), mine, checkin.mood);
+            }
+        }
+    }
+    out
+}
+
+/// One day's guesses, once both check-ins of the day are revealed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayAccuracy {
+    pub day: String,
+    /// How far my guess of the partner's mood was.
+    pub my_mood_error: Option<u8>,
+    pub their_mood_error: Option<u8>,
+    pub my_feelings_hit: usize,
+    pub my_feelings_guessed: usize,
+    pub their_feelings_hit: usize,
+    pub their_feelings_guessed: usize,
+}
+
+pub fn guess_accuracy(p: &Practice) -> Vec<DayAccuracy> {
+    let mut out = vec![];
+    for x in &p.exchanges {
+        let (
+            Some(Answer::CheckIn {
+                day,
+                checkin: mine,
+                guess: my_guess,
+            }),
+            Some(Answer::CheckIn {
+                checkin: theirs,
+                guess: their_guess,
+                ..
+            }),
+        ) = (
+            x.mine.as_ref().and_then(|s| s.answer.as_ref()),
+            x.their_answer(),
+        )
+        else {
+            continue;
+        };
+        let mine_acc = my_guess.as_ref().map(|g| accuracy(g, theirs));
+        let theirs_acc = their_guess.as_ref().map(|g| accuracy(g, mine));
+        out.push(DayAccuracy {
+            day: day.clone(),
+            my_mood_error: mine_acc.and_then(|a| a.mood_error),
+            their_mood_error: theirs_acc.and_then(|a| a.mood_error),
+            my_feelings_hit: mine_acc.map_or(0, |a| a.feelings_hit),
+            my_feelings_guessed: mine_acc.map_or(0, |a| a.feelings_guessed),
+            their_feelings_hit: theirs_acc.map_or(0, |a| a.feelings_hit),
+            their_feelings_guessed: theirs_acc.map_or(0, |a| a.feelings_guessed),
+        });
+    }
+    out.sort_by(|a, b| a.day.cmp(&b.day));
+    out
+}
+
+fn date(day: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+/// Consecutive days with a check-in up to `today`, forgiving: one missed day does
+/// not break a streak, two in a row do. Today not done yet does not break it.
+pub fn streak(days: &BTreeSet<String>, today: &str) -> usize {
+    let Some(mut d) = date(today) else { return 0 };
+    let mut count = 0;
+    let mut missed_in_a_row = 0;
+    if !days.contains(today) {
+        d = d.pred_opt().unwrap_or(d);
+    }
+    loop {
+        let key = d.format("%Y-%m-%d").to_string();
+        if days.contains(&key) {
+            count += 1;
+            missed_in_a_row = 0;
+        } else {
+            missed_in_a_row += 1;
+            if missed_in_a_row >= 2 || count == 0 {
+                break;
+            }
+        }
+        match d.pred_opt() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    count
+}
+
+/// Who reflected whom, and how often the first reflection was confirmed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Balance {
+    pub reflections_by_me: usize,
+    pub reflections_by_partner: usize,
+    pub threads_confirmed_first_try_by_me: usize,
+    pub threads_by_me: usize,
+    pub needs_support_me: usize,
+    pub needs_support_partner: usize,
+}
+
+pub fn balance(view: &View) -> Balance {
+    let mut b = Balance::default();
+    for t in &view.practice.threads {
+        let Some(first) = t.rounds.first() else {
+            continue;
+        };
+        if first.by_me {
+            b.threads_by_me += 1;
+            if matches!(
+                first.response,
+                Some(crate::practice::Response::Confirmed { .. })
+            ) {
+                b.threads_confirmed_first_try_by_me += 1;
+            }
+        }
+        for r in &t.rounds {
+            if r.by_me {
+                b.reflections_by_me += 1;
+            } else {
+                b.reflections_by_partner += 1;
+            }
+        }
+    }
+    let mut count_need = |mine: bool, need: Option<Need>| {
+        if matches!(need, Some(Need::Listen | Need::Support)) {
+            if mine {
+                b.needs_support_me += 1;
+            } else {
+                b.needs_support_partner += 1;
+            }
+        }
+    };
+    for e in &view.entries {
+        if let Body::CheckIn(c) = &e.item.body {
+            count_need(e.mine, c.need);
+        }
+    }
+    for x in &view.practice.exchanges {
+        if let Some(Answer::CheckIn { checkin, .. }) =
+            x.mine.as_ref().and_then(|s| s.answer.as_ref())
+        {
+            count_need(true, checkin.need);
+        }
+        if let Some(Answer::CheckIn { checkin, .. }) = x.their_answer() {
+            count_need(false, checkin.need);
+        }
+    }
+    b
+}
+
+/// The numbers behind `attune stats`, for the last `days` days up to `today`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub days: Vec<(String, Option<u8>, Option<u8>)>,
+    pub my_average_mood: Option<f64>,
+    pub partner_average_mood: Option<f64>,
+    pub accuracy: Vec<DayAccuracy>,
+    pub my_mean_mood_error: Option<f64>,
+    pub partner_mean_mood_error: Option<f64>,
+    pub my_streak: usize,
+    pub partner_streak: usize,
+    pub balance: Balance,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+pub fn stats(view: &View, today: &str, days: u32) -> Stats {
+    let moods = daily_moods(view);
+    let end = date(today).unwrap_or_default();
+    let start = end - chrono::Days::new(u64::from(days.saturating_sub(1)));
+    let in_range = |d: &str| date(d).is_some_and(|d| d >= start && d <= end);
+    let list: Vec<(String, Option<u8>, Option<u8>)> = (0..days)
+        .filter_map(|i| start.checked_add_days(chrono::Days::new(u64::from(i))))
+        .map(|d| {
+            let key = d.format("%Y-%m-%d").to_string();
+            let (m, t) = moods.get(&key).copied().unwrap_or_default();
+            (key, m, t)
+        })
+        .collect();
+    let accuracy: Vec<DayAccuracy> = guess_accuracy(&view.practice)
+        .into_iter()
+        .filter(|a| in_range(&a.day))
+        .collect();
+    let mine: BTreeSet<String> = moods
+        .iter()
+        .filter(|(_, v)| v.0.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let theirs: BTreeSet<String> = moods
+        .iter()
+        .filter(|(_, v)| v.1.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    Stats {
+        my_average_mood: mean(list.iter().filter_map(|d| d.1).map(f64::from)),
+        partner_average_mood: mean(list.iter().filter_map(|d| d.2).map(f64::from)),
+        my_mean_mood_error: mean(
+            accuracy
+                .iter()
+                .filter_map(|a| a.my_mood_error)
+                .map(f64::from),
+        ),
+        partner_mean_mood_error: mean(
+            accuracy
+                .iter()
+                .filter_map(|a| a.their_mood_error)
+                .map(f64::from),
+        ),
+        my_streak: streak(&mine, today),
+        partner_streak: streak(&theirs, today),
+        balance: balance(view),
+        days: list,
+        accuracy,
+    }
+}
+
+/// A suggestion with its reason and the command to act on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Nudge {
+    pub reason: String,
+    pub command: String,
+}
+
+/// Patterns worth a gentle word: a falling mood, an unanswered reflection,
+/// one-way support, a long silence.
+pub fn nudges(view: &View, partner: &str, now_ms: i64) -> Vec<Nudge> {
+    let mut out = vec![];
+    let moods = daily_moods(view);
+    let recent: Vec<u8> = moods.values().rev().filter_map(|v| v.1).take(4).collect();
+    if recent.len() >= 3 && recent.windows(2).all(|w| w[0] < w[1]) {
+        out.push(Nudge {
+            reason: format!(
+                "{partner}'s mood has fallen {} check-ins in a row",
+                recent.len() - 1
+            ),
+            command: "attune ask question \"How are you, really, this week?\"".into(),
+        });
+    }
+    for t in &view.practice.threads {
+        if let Some(r) = t.rounds.last() {
+            if !r.by_me && r.response.is_none() {
+                out.push(Nudge {
+                    reason: format!("{partner} reflected what they heard, and is waiting to know if they got it right"),
+                    command: format!("attune confirm {} (or attune correct {} -m …)", &r.id.to_hex()[..8], &r.id.to_hex()[..8]),
+                });
+            }
+        }
+    }
+    let b = balance(view);
+    let (mine, theirs) = (b.reflections_by_me, b.reflections_by_partner);
+    if mine + theirs >= 6 && (mine >= 3 * theirs.max(1) || theirs >= 3 * mine.max(1)) {
+        out.push(Nudge {
+            reason: format!("reflections have mostly flowed one way lately ({mine} by you, {theirs} by {partner})"),
+            command: if mine > theirs {
+                "attune journal -m \"…\" (share something of yours)".into()
+            } else {
+                "attune reflect ID -m \"…\" (reflect one of theirs)".into()
+            },
+        });
+    }
+    if let Some(last) = view
+        .entries
+        .iter()
+        .filter(|e| !e.mine)
+        .map(|e| e.item.at)
+        .max()
+    {
+        let days = (now_ms - last) / 86_400_000;
+        if days >= 3 {
+            out.push(Nudge {
+                reason: format!("nothing new from {partner} for {days} days"),
+                command: "attune appreciate \"…\"".into(),
+            });
+        }
+    }
+    out
+}
+
+/// What is due today.
+pub fn due_today(
+    view: &View,
+    partner: &str,
+    today: &str,
+    challenge_start: Option<&str>,
+) -> Vec<Nudge> {
+    let mut out = vec![];
+    let moods = daily_moods(view);
+    let exercise = crate::practice::day_exercise(today);
+    let x = view.practice.exchange(&exercise);
+    match (
+        x.and_then(|x| x.mine.as_ref()),
+        x.and_then(|x| x.theirs.as_ref()),
+    ) {
+        (None, Some(_)) => out.push(Nudge {
+            reason: format!("{partner} has checked in today; yours opens both"),
+            command: "attune checkin".into(),
+        }),
+        (None, None) if moods.get(today).is_none_or(|m| m.0.is_none()) => out.push(Nudge {
+            reason: "your daily check-in".into(),
+            command: "attune checkin".into(),
+        }),
+        _ => {}
+    }
+    for x in &view.practice.exchanges {
+        if let (Some((kind, _)), None, Some(_)) = (&x.exercise, &x.mine, &x.theirs) {
+            out.push(Nudge {
+                reason: format!(
+                    "{partner} answered the {}; your answer opens both",
+                    crate::exercises::title(*kind)
+                ),
+                command: format!("attune answer {}", &x.id[..8]),
+            });
+        }
+    }
+    if let Some(d) = date(today) {
+        if d.weekday() == chrono::Weekday::Sun {
+            out.push(Nudge {
+                reason:
+                    "weekly empathy swap: each shares a struggle; the other only listens and asks"
+                        .into(),
+                command: "attune ask high-low".into(),
+            });
+        }
+        if d.day() <= 3 {
+            let last_month = (d - chrono::Months::new(1)).format("%Y-%m").to_string();
+            out.push(Nudge {
+                reason: "monthly state of the union: appreciations, grievances, how each of you did at seeing the other".into(),
+                command: format!("attune report --month {last_month} --out state-of-the-union.html"),
+            });
+        }
+    }
+    if let Some(start) = challenge_start.and_then(date) {
+        if let Some(today_d) = date(today) {
+            let day = (today_d - start).num_days() + 1;
+            if (1..=30).contains(&day) {
+                let kinds = [
+                    "question",
+                    "high-low",
+                    "emotion-naming",
+                    "perspective-swap",
+                    "empathy-map",
+                ];
+                let kind = kinds[(day as usize - 1) % kinds.len()];
+                out.push(Nudge {
+                    reason: format!("30-day empathy challenge, day {day} of 30"),
+                    command: format!("attune ask {kind}"),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaks_forgive_one_missed_day() {
+        let days: BTreeSet<String> = ["2026-01-01", "2026-01-02", "2026-01-04", "2026-01-05"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(streak(&days, "2026-01-05"), 4);
+        assert_eq!(streak(&days, "2026-01-06"), 4, "today not done yet");
+        assert_eq!(streak(&days, "2026-01-08"), 0, "two missed days end it");
+        let gap: BTreeSet<String> = ["2026-01-01", "2026-01-04"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(streak(&gap, "2026-01-04"), 1);
+    }
+}

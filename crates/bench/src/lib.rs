@@ -1,0 +1,300 @@
+//! attune-bench: measures the relay on this machine, on loopback only.
+//!
+//! It starts the relay (in this process, or the real binary as a child process
+//! with `--spawn`, or uses `--relay URL`), then runs:
+//!
+//! * a. signed single-envelope appends by 1, 16 and 64 devices (real Ed25519
+//!   request signatures, real sealed and signed envelopes, one chain per device,
+//!   two devices per space linked by a roster `Link` event);
+//! * b. signed batches of 100 envelopes;
+//! * c. a paged pull of 100,000 envelopes from one space;
+//! * d. the relay's RSS idle, under load and with 1,000 WebSocket streams open;
+//! * e. the machine's ceiling: a bare axum handler doing only the same
+//!   group-committed insert through `SqliteStore::append_envelopes`.
+//!
+//! Every loop is bounded in time and in count. See BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+
+pub mod ceiling;
+pub mod costs;
+pub mod fixtures;
+pub mod load;
+pub mod observe;
+pub mod procfs;
+pub mod report;
+pub mod scenarios;
+pub mod stats;
+pub mod target;
+
+use report::Report;
+use target::Target;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// a. signed single-envelope appends at each `--devices` count
+    Single,
+    /// b. signed batched appends
+    Batch,
+    /// c. paged pull from one space
+    Pull,
+    /// d. WebSocket streams held open (RSS)
+    Streams,
+    /// e. the ceiling: bare handler, same store append
+    Ceiling,
+}
+
+/// attune-bench: throughput, latency and memory of attune-relay on this machine
+/// (loopback only).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "attune-bench", version, about, long_about = None)]
+pub struct Args {
+    /// Spawn the real relay binary as a child process (RSS and CPU are then the
+    /// relay's alone) instead of serving it inside the bench process.
+    #[arg(long, conflicts_with = "relay")]
+    pub spawn: bool,
+
+    /// The relay binary for --spawn [default: attune-relay next to this executable].
+    #[arg(long, requires = "spawn")]
+    pub relay_bin: Option<PathBuf>,
+
+    /// Log filter for the spawned relay (its log goes to a file in the temp dir).
+    #[arg(long, default_value = "info")]
+    pub relay_log: String,
+
+    /// Extra environment for the spawned relay, KEY=VALUE (repeatable), e.g.
+    /// `--relay-env MALLOC_ARENA_MAX=2`.
+    #[arg(long, requires = "spawn", value_parser = parse_env)]
+    pub relay_env: Vec<(String, String)>,
+
+    /// Use a relay already running at this loopback URL (start it with
+    /// `--rate-per-sec 1e9 --rate-burst 1e9` or it throttles the bench).
+    #[arg(long)]
+    pub relay: Option<String>,
+
+    /// Scenarios to run, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+
+    /// Seconds each timed run lasts (scenarios a, b, e).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+
+    /// Seconds of untimed warm-up before each timed run.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+
+    /// Device counts for scenario a, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub devices: Vec<usize>,
+
+    /// After scenario a, run its largest device count again paced at this fraction
+    /// of the throughput it reached (0 to skip): latency below saturation.
+    #[arg(long, default_value_t = 0.5)]
+    pub paced_fraction: f64,
+
+    /// Devices per space in scenario a (one member's devices, linked by roster events).
+    #[arg(long, default_value_t = 2)]
+    pub devices_per_space: usize,
+
+    /// Plaintext bytes per envelope (1 KiB pads to the 2 KiB bucket).
+    #[arg(long, default_value_t = 1024)]
+    pub content_bytes: usize,
+
+    /// Envelopes per request in scenario b.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+
+    /// Devices (all in one space) sending batches in scenario b.
+    #[arg(long, default_value_t = 16)]
+    pub batch_devices: usize,
+
+    /// Envelopes to pull in scenario c.
+    #[arg(long, default_value_t = 100_000)]
+    pub pull_count: usize,
+
+    /// Envelopes per pulled page.
+    #[arg(long, default_value_t = 1000)]
+    pub page: usize,
+
+    /// WebSocket streams to hold open in scenario d.
+    #[arg(long, default_value_t = 1000)]
+    pub streams: usize,
+
+    /// Concurrent clients of the ceiling server (e).
+    #[arg(long, default_value_t = 64)]
+    pub ceiling_clients: usize,
+
+    /// Most envelopes sealed ahead for one timed run (memory bound).
+    #[arg(long, default_value_t = 150_000)]
+    pub preseal_cap: usize,
+
+    /// Directory for the temporary databases [default: the system temp dir].
+    #[arg(long)]
+    pub db_dir: Option<PathBuf>,
+
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+impl Args {
+    fn wants(&self, s: Scenario) -> bool {
+        self.scenarios.is_empty() || self.scenarios.contains(&s)
+    }
+
+    fn relay_bin(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.relay_bin {
+            return Ok(p.clone());
+        }
+        let exe = std::env::current_exe().context("locating this executable")?;
+        Ok(exe.with_file_name("attune-relay"))
+    }
+}
+
+/// Runs the selected scenarios and prints the summary.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration <= 600.0,
+        "--duration must be in (0, 600]"
+    );
+    anyhow::ensure!(
+        args.warmup >= 0.0 && args.warmup <= 60.0,
+        "--warmup must be in [0, 60]"
+    );
+    let dir = match &args.db_dir {
+        Some(d) => tempfile::Builder::new()
+            .prefix("attune-bench")
+            .tempdir_in(d)?,
+        None => tempfile::Builder::new().prefix("attune-bench").tempdir()?,
+    };
+    let hz = procfs::clock_ticks();
+    let mut report = Report::default();
+    let mut machine = procfs::machine();
+    for (append, what) in [(false, "overwrite"), (true, "append")] {
+        match procfs::fsync_probe(dir.path(), append) {
+            Ok((p50, p99, n)) => {
+                println!(
+                    "disk: 4 KiB {what} + fdatasync p50 {p50:.2} ms, p99 {p99:.2} ms ({n} syncs in {})",
+                    dir.path().display()
+                );
+                machine[format!("fsync_{what}_p50_ms")] = p50.into();
+                machine[format!("fsync_{what}_p99_ms")] = p99.into();
+            }
+            Err(e) => eprintln!("disk probe failed: {e}"),
+        }
+    }
+    let content = Arc::new(vec![0x42u8; args.content_bytes]);
+    let costs = {
+        let content = content.clone();
+        tokio::task::spawn_blocking(move || costs::measure(&content)).await??
+    };
+    println!("cost of each step on one core (µs):");
+    for (step, us) in &costs {
+        println!("    {us:>7.1}  {step}");
+    }
+    report.insert(
+        "costs_us",
+        costs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    );
+    report.costs = costs;
+    let target = if let Some(url) = &args.relay {
+        Target::external(url).await?
+    } else if args.spawn {
+        Target::spawn(
+            &args.relay_bin()?,
+            dir.path(),
+            &args.relay_log,
+            &args.relay_env,
+        )
+        .await?
+    } else {
+        Target::in_process(dir.path()).await?
+    };
+    println!(
+        "relay: {} at {} ({})",
+        target.mode(),
+        target.url(),
+        target
+            .db()
+            .map_or("its own database".into(), |d| d.display().to_string())
+    );
+    machine["relay_mode"] = target.mode().into();
+    report.insert("machine", machine);
+    report.rss_scope = target.rss_scope().to_string();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(idle) = target.rss_mib() {
+        println!("relay RSS idle: {idle:.1} MiB ({})", target.rss_scope());
+        report.rss.push(("idle, after start".into(), idle));
+        report.insert("rss_idle_mib", idle.into());
+    }
+
+    let ctx = scenarios::Ctx {
+        args: &args,
+        target: &target,
+        content,
+        hz,
+        dir: dir.path(),
+    };
+    let started = std::time::Instant::now();
+    if args.wants(Scenario::Single) {
+        let mut last = None;
+        for &n in &args.devices {
+            last = Some((n, scenarios::single(&ctx, n, None, &mut report).await?));
+        }
+        // The same load, not saturating: latency without the queueing.
+        if let Some((n, rate)) = last.filter(|_| args.paced_fraction > 0.0) {
+            let paced = (rate * args.paced_fraction).max(1.0);
+            scenarios::single(&ctx, n, Some(paced), &mut report).await?;
+        }
+    }
+    let mut bulk = scenarios::Bulk::default();
+    if args.wants(Scenario::Batch) {
+        scenarios::batch(&ctx, &mut bulk, &mut report).await?;
+    }
+    if args.wants(Scenario::Pull) {
+        scenarios::pull(&ctx, &mut bulk, &mut report).await?;
+    }
+    drop(bulk);
+    if args.wants(Scenario::Streams) {
+        scenarios::streams(&ctx, &mut report).await?;
+    }
+    if args.wants(Scenario::Ceiling) {
+        scenarios::ceiling(&ctx, &mut report).await?;
+    }
+    if let Some(hwm) = target.pid().and_then(procfs::hwm_mib) {
+        report
+            .rss
+            .push(("peak over the whole run (VmHWM)".into(), hwm));
+        report.insert("rss_hwm_mib", hwm.into());
+    }
+    let spawned = matches!(target, Target::Spawned { .. });
+    target.stop().await?;
+    report.insert("total_secs", started.elapsed().as_secs_f64().into());
+
+    let devices = args.devices.iter().copied().max().unwrap_or(64);
+    let md = report.markdown(devices, spawned);
+    println!("\n{md}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report.to_json())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("JSON summary written to {}", path.display());
+    }
+    Ok(())
+}
