@@ -788,8 +788,7 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
             outln!("{}", describe_entry(e, &view.practice, &s, &partner));
         }
     }
-    report_problems(&view);
-    Ok(0)
+    Ok(report_problems(&view))
 }
 
 fn show(home: &std::path::Path, id: &str, json_out: bool) -> Result<i32, ClientError> {

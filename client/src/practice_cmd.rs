@@ -197,6 +197,16 @@ pub async fn reflect(home: &Path, id: &str, message: Option<String>) -> Result<i
             "reflect on a journal entry, a check-in or a correction".into(),
         ));
     }
+    if let Body::Sealed { exercise, .. } = &e.item.body {
+        let readable = view.practice.exchange(exercise).is_some_and(|x| {
+            x.theirs.as_ref().is_some_and(|s| s.entry == e.id) && x.their_answer().is_some()
+        });
+        if !readable {
+            return Err(ClientError::Input(
+                "you cannot read that yet: it opens when you have answered too and both have synced".into(),
+            ));
+        }
+    }
     // A reflection on a correction continues the loop around the original item.
     let root = match &e.item.body {
         Body::Correct { target, .. } => view

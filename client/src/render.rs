@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::item::{Answer, Body, CheckIn};
-use crate::practice::{accuracy, day_exercise, day_of, Accuracy, Exchange, Practice, Response};
+use crate::practice::{accuracy, Accuracy, Exchange, Practice, Response};
 use crate::profile::Entry;
 use crate::style::Style;
 
@@ -28,14 +28,26 @@ pub fn when(ms: i64) -> String {
 }
 
 /// The exchange a sealed entry belongs to, and whether it is a day's check-in.
+///
+/// The exchange is returned only if this entry is the answer that counts: a later
+/// answer by the same member is refused (answers cannot change once sealed) and
+/// shows nothing. Exchanges without an exercise item are day check-ins.
 fn sealed_context<'a>(e: &Entry, p: &'a Practice) -> (Option<&'a Exchange>, bool) {
     let Body::Sealed { exercise, .. } = &e.item.body else {
         return (None, false);
     };
-    let x = p.exchange(exercise);
-    let is_checkin =
-        x.is_some_and(|x| x.exercise.is_none()) && *exercise == day_exercise(&day_of(e.item.at));
-    (x, is_checkin)
+    let Some(x) = p.exchange(exercise) else {
+        return (None, false);
+    };
+    let side = if e.mine { &x.mine } else { &x.theirs };
+    let counts = side.as_ref().is_some_and(|s| s.entry == e.id);
+    (counts.then_some(x), x.exercise.is_none())
+}
+
+/// True for a sealed answer that was refused because one already counted.
+fn refused(e: &Entry, p: &Practice) -> bool {
+    matches!(&e.item.body, Body::Sealed { exercise, .. } if p.exchange(exercise).is_some())
+        && sealed_context(e, p).0.is_none()
 }
 
 /// The readable answer of a sealed entry, with the other side's answer when visible.
@@ -86,6 +98,10 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
             v["kind"] = json!(if is_checkin { "checkin" } else { "answer" });
             v["sealed"] = json!(true);
             v["exchange"] = json!(exercise);
+            if refused(e, p) {
+                v["refused"] = json!(true);
+                v["revealed"] = json!(false);
+            }
             if let Some(x) = x {
                 let (this, other) = readable(e, x);
                 v["revealed"] = json!(x.both_sealed() && x.their_answer().is_some());
@@ -287,6 +303,12 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
 fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String, String) {
     let (x, is_checkin) = sealed_context(e, p);
     let label = if is_checkin { "checkin" } else { "answer" }.to_string();
+    if refused(e, p) {
+        return (
+            label,
+            s.bad("[refused: a second answer cannot replace one already sealed]"),
+        );
+    }
     let Some(x) = x else {
         return (label, s.dim("sealed"));
     };
@@ -319,6 +341,8 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
             )),
             None => s.dim(" [revealed]"),
         }
+    } else if e.mine && is_checkin {
+        s.dim(&format!(" [sealed until {partner} checks in today too]"))
     } else if e.mine {
         s.dim(&format!(" [sealed until {partner} answers too]"))
     } else if x.mine.is_some() {
