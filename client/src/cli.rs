@@ -784,8 +784,34 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
                 s.dim("nothing yet: `attune checkin` or `attune journal` to begin")
             );
         }
-        for e in entries {
+        // A reflect-back loop shows as one thread under the item it is about.
+        let shown: std::collections::HashSet<String> =
+            entries.iter().map(|e| e.id.to_hex()).collect();
+        let in_thread = |e: &Entry| {
+            let root = match &e.item.body {
+                Body::Reflect { target, .. } => Some(target.clone()),
+                Body::Confirm { target } | Body::Correct { target, .. } => view
+                    .practice
+                    .threads
+                    .iter()
+                    .find(|t| t.rounds.iter().any(|r| r.id.to_hex() == *target))
+                    .map(|t| t.root.clone()),
+                _ => None,
+            };
+            root.is_some_and(|r| shown.contains(&r))
+        };
+        for e in entries.iter().filter(|e| !in_thread(e)) {
             outln!("{}", describe_entry(e, &view.practice, &s, &partner));
+            if let Some(t) = view
+                .practice
+                .threads
+                .iter()
+                .find(|t| t.root == e.id.to_hex())
+            {
+                for line in crate::render::thread_lines(t, &s, &partner) {
+                    outln!("    {line}");
+                }
+            }
         }
     }
     Ok(report_problems(&view))
@@ -956,7 +982,15 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
         };
         let item = item?;
         p.db.store_received(&[(item.cursor, item.envelope.0)], now_ms())?;
-        let view = p.view()?;
+        let mut view = p.view()?;
+        // Reveals happen here too, as soon as both have sealed.
+        if !view.practice.reveals_due.is_empty() {
+            for (exercise, key) in view.practice.reveals_due.clone() {
+                p.write(Body::Reveal { exercise, key }, false)?;
+            }
+            try_push(&mut p).await;
+            view = p.view()?;
+        }
         for e in &view.entries {
             if shown.insert(e.id.to_hex()) && !e.mine {
                 outln!("{}", describe_entry(e, &view.practice, &s, &partner));

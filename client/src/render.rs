@@ -90,6 +90,9 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
     if e.deleted {
         return v;
     }
+    if let Some(t) = p.threads.iter().find(|t| t.root == e.id.to_hex()) {
+        v["thread"] = thread_json(t);
+    }
     match &e.item.body {
         Body::CheckIn(c) => v["checkin"] = json!(c),
         Body::Journal { text } | Body::Appreciation { text } => v["text"] = json!(text),
@@ -399,4 +402,59 @@ pub fn markdown_body(e: &Entry, p: &Practice) -> String {
         Body::Sealed { .. } => describe_sealed(e, p, &plain, "your partner").1,
         _ => describe_entry(e, p, &plain, "your partner"),
     }
+}
+
+/// The rounds of a reflect-back loop, one line each, for the feed.
+pub fn thread_lines(t: &crate::practice::Thread, s: &Style, partner: &str) -> Vec<String> {
+    let mut out = vec![];
+    for r in &t.rounds {
+        let (who, other) = if r.by_me {
+            (s.me("you"), s.partner(partner))
+        } else {
+            (s.partner(partner), s.me("you"))
+        };
+        out.push(format!(
+            "↳ {who} reflected: {}  {}",
+            r.text,
+            s.dim(&r.id.to_hex()[..8])
+        ));
+        match &r.response {
+            Some(Response::Confirmed { .. }) => {
+                out.push(format!("  ↳ {other} confirmed: that is it"))
+            }
+            Some(Response::Corrected { text, .. }) => {
+                out.push(format!("  ↳ {other} corrected: {text}"))
+            }
+            None => out.push(s.dim("  ↳ waiting for a confirmation or a correction")),
+        }
+    }
+    if t.confirmed() {
+        out.push(s.dim(&format!(
+            "  heard{}",
+            if t.rounds.len() == 1 {
+                " on the first try"
+            } else {
+                ""
+            }
+        )));
+    }
+    out
+}
+
+/// A loop's rounds as JSON, attached to the item it is about.
+pub fn thread_json(t: &crate::practice::Thread) -> Value {
+    json!(t
+        .rounds
+        .iter()
+        .map(|r| json!({
+            "id": r.id.to_hex(),
+            "by": if r.by_me { "me" } else { "partner" },
+            "text": r.text,
+            "response": match &r.response {
+                Some(Response::Confirmed { .. }) => json!({ "confirmed": true }),
+                Some(Response::Corrected { text, .. }) => json!({ "corrected": text }),
+                None => Value::Null,
+            },
+        }))
+        .collect::<Vec<_>>())
 }
