@@ -40,6 +40,32 @@ pub fn daily_moods(view: &View) -> BTreeMap<String, (Option<u8>, Option<u8>)> {
     out
 }
 
+/// The days on which one partner checked in, including sealed check-ins this
+/// device cannot read yet (their existence is known; their content is not).
+pub fn checkin_days(view: &View, mine: bool) -> BTreeSet<String> {
+    let mut days: BTreeSet<String> = view
+        .entries
+        .iter()
+        .filter(|e| !e.deleted && e.mine == mine && matches!(e.item.body, Body::CheckIn(_)))
+        .map(|e| day_of(e.item.at))
+        .collect();
+    for x in view
+        .practice
+        .exchanges
+        .iter()
+        .filter(|x| x.exercise.is_none())
+    {
+        let side = if mine { &x.mine } else { &x.theirs };
+        if let Some(s) = side {
+            match &s.answer {
+                Some(Answer::CheckIn { day, .. }) => days.insert(day.clone()),
+                _ => days.insert(day_of(s.at)),
+            };
+        }
+    }
+    days
+}
+
 /// One day's guesses, once both check-ins of the day are revealed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DayAccuracy {
@@ -110,7 +136,7 @@ pub fn streak(days: &BTreeSet<String>, today: &str) -> usize {
             missed_in_a_row = 0;
         } else {
             missed_in_a_row += 1;
-            if missed_in_a_row >= 2 || count == 0 {
+            if missed_in_a_row >= 2 {
                 break;
             }
         }
@@ -219,16 +245,8 @@ pub fn stats(view: &View, today: &str, days: u32) -> Stats {
         .into_iter()
         .filter(|a| in_range(&a.day))
         .collect();
-    let mine: BTreeSet<String> = moods
-        .iter()
-        .filter(|(_, v)| v.0.is_some())
-        .map(|(k, _)| k.clone())
-        .collect();
-    let theirs: BTreeSet<String> = moods
-        .iter()
-        .filter(|(_, v)| v.1.is_some())
-        .map(|(k, _)| k.clone())
-        .collect();
+    let mine = checkin_days(view, true);
+    let theirs = checkin_days(view, false);
     Stats {
         my_average_mood: mean(list.iter().filter_map(|d| d.1).map(f64::from)),
         partner_average_mood: mean(list.iter().filter_map(|d| d.2).map(f64::from)),

@@ -46,17 +46,24 @@ fn chart(
         );
     }
     for (class, color, values) in series {
-        let points: Vec<String> = values
+        // One line per run of consecutive days with data: a gap is not drawn over.
+        for run in values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
-            .collect();
-        if points.len() > 1 {
-            let _ = write!(
-                svg,
-                "<polyline class=\"line-{class}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-                points.join(" ")
-            );
+            .collect::<Vec<_>>()
+            .split(|(_, v)| v.is_none())
+        {
+            let points: Vec<String> = run
+                .iter()
+                .filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(*i), y(v))))
+                .collect();
+            if points.len() > 1 {
+                let _ = write!(
+                    svg,
+                    "<polyline class=\"line-{class}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                    points.join(" ")
+                );
+            }
         }
         for (i, v) in values.iter().enumerate() {
             if let Some(v) = v {
