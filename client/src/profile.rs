@@ -428,8 +428,18 @@ impl Profile {
         let mut verifier = ChainVerifier::new(roster.clone());
         let mut view = View::default();
         let mut raw: Vec<Entry> = Vec::new();
+        // What this device wrote itself, by sequence number: the relay must serve
+        // exactly these back.
+        let me = self.identity.id();
+        let own: std::collections::HashMap<u64, Envelope> = self
+            .db
+            .own_envelopes()?
+            .iter()
+            .filter_map(|q| Envelope::decode(&q.envelope).ok())
+            .map(|e| (e.header.seq, e))
+            .collect();
         for (cursor, bytes, _) in self.db.received()? {
-            let env = match Envelope::decode(&bytes) {
+            let mut env = match Envelope::decode(&bytes) {
                 Ok(e) => e,
                 Err(e) => {
                     view.problems.push(Problem {
@@ -440,6 +450,22 @@ impl Profile {
                     continue;
                 }
             };
+            if env.header.author == me {
+                if let Some(mine) = own.get(&env.header.seq) {
+                    if *mine != env {
+                        view.problems.push(Problem {
+                            kind: "fork".into(),
+                            detail: format!(
+                                "the relay serves a different envelope {} for this device than the one it wrote: a forged or forked history",
+                                env.header.seq
+                            ),
+                            cursor: Some(cursor),
+                        });
+                        // Keep verifying with what this device actually wrote.
+                        env = mine.clone();
+                    }
+                }
+            }
             for checked in verifier.check(&env, &self.keys) {
                 let h = checked.envelope.header;
                 if !checked.class.is_accepted() {
