@@ -397,6 +397,11 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Delete { id } => {
             let mut p = paired(&home)?;
             let target = own_entry(&p, &id)?;
+            if !crate::profile::deletable(&target.item.body) {
+                return Err(ClientError::Input(
+                    "only open check-ins, journal entries and appreciations can be deleted; a sealed answer stays as it was sealed".into(),
+                ));
+            }
             p.write(
                 Body::Delete {
                     target: target.id.to_hex(),

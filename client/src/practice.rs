@@ -307,7 +307,10 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
             Body::Timeout { minutes, text } => p.pauses.push(Pause {
                 by_me: e.mine,
                 at: e.item.at,
-                until: e.item.at + i64::from(*minutes) * 60_000,
+                until: e
+                    .item
+                    .at
+                    .saturating_add(i64::from(*minutes).saturating_mul(60_000)),
                 text: text.clone(),
                 ended_early: false,
             }),

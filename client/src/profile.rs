@@ -169,6 +169,13 @@ impl Profile {
             return Err(ClientError::AlreadyInitialised(home.to_path_buf()));
         }
         std::fs::create_dir_all(home).map_err(io_err(home))?;
+        #[cfg(unix)]
+        {
+            // The profile holds keys and the local copy: readable by its owner only.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(home))?;
+        }
         let db = LocalDb::open(&home.join(DB_FILE))?;
         db.set("device_name", name)?;
         let profile = Self {
@@ -589,13 +596,26 @@ fn apply_edits(raw: Vec<Entry>, roster: &Roster) -> Vec<Entry> {
                     .iter_mut()
                     .find(|t| t.id.to_hex() == *target && member(&t.author) == member(&e.author))
                 {
-                    t.deleted = true;
+                    // The commitments of blind exchanges cannot be withdrawn: deleting a
+                    // sealed answer, a key or a reveal would let one answer again after
+                    // seeing the partner's.
+                    if deletable(&t.item.body) {
+                        t.deleted = true;
+                    }
                 }
             }
             _ => out.push(e),
         }
     }
     out
+}
+
+/// What a tombstone may remove: one's own writing, never the parts of an exchange.
+pub fn deletable(body: &Body) -> bool {
+    matches!(
+        body,
+        Body::CheckIn(_) | Body::Journal { .. } | Body::Appreciation { .. }
+    )
 }
 
 pub fn short(d: &DeviceId) -> String {

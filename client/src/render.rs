@@ -171,7 +171,10 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
         }
         Body::Timeout { minutes, text } => {
             v["minutes"] = json!(minutes);
-            v["until"] = json!(e.item.at + i64::from(*minutes) * 60_000);
+            v["until"] = json!(e
+                .item
+                .at
+                .saturating_add(i64::from(*minutes).saturating_mul(60_000)));
             v["text"] = json!(text);
         }
         _ => {}

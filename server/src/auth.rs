@@ -92,8 +92,8 @@ impl FromRequest<SharedState> for Signed {
         let signature: [u8; 64] = api::from_b64(header(&headers, api::HEADER_SIGNATURE)?)
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| malformed(api::HEADER_SIGNATURE))?;
-        let skew_ms = (state.config.max_skew_secs as i64) * 1000;
-        if (now_ms() - timestamp_ms).abs() > skew_ms {
+        let skew_ms = state.config.max_skew_secs.saturating_mul(1000);
+        if now_ms().abs_diff(timestamp_ms) > skew_ms {
             return Err(ApiError::unauthenticated(
                 codes::STALE_TIMESTAMP,
                 format!(

@@ -15,8 +15,10 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::error::ApiError;
 
-/// Most sealed messages one side may post (the exchange needs one or two).
-const MAX_SEALED_PER_SIDE: usize = 4;
+/// Most sealed messages one side may post (the exchange needs two).
+const MAX_SEALED_PER_SIDE: usize = 2;
+/// Largest pairing message: a roster and a key fit many times over.
+const MAX_MESSAGE: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 struct Side {
@@ -106,6 +108,13 @@ impl Mailboxes {
     /// Posts one message; its role byte says which side it is from. Each side may
     /// post one key exchange, one confirmation and a few sealed messages.
     pub fn post(&self, number: u32, raw: Vec<u8>) -> Result<(), ApiError> {
+        if raw.len() > MAX_MESSAGE {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::BODY_TOO_LARGE,
+                format!("a pairing message is at most {MAX_MESSAGE} bytes"),
+            ));
+        }
         let msg = PairingMessage::decode(&raw).map_err(|e| {
             ApiError::bad_request(codes::BAD_REQUEST, format!("not a pairing message: {e}"))
         })?;

@@ -1166,3 +1166,52 @@ fn gratitude_lists_both_partners_appreciations() {
     assert!(text.contains(&format!("you appreciate: {a1}")), "{text}");
     eprintln!("appreciations: {:?}", started.elapsed());
 }
+
+/// A sealed answer cannot be withdrawn to answer again after seeing the partner's:
+/// the CLI refuses to delete it, and a crafted tombstone is ignored by both clients.
+#[test]
+fn a_sealed_answer_cannot_be_deleted_to_answer_again() {
+    let c = couple();
+    let (a, b) = (&c.a, &c.b);
+    let first = a.run(&["checkin", "--mood", "3", "--feel", "tired"]).ok();
+    let id = first
+        .stdout
+        .trim()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    b.run(&["checkin", "--mood", "8", "--feel", "calm"]).ok();
+    for who in [a, b, a, b] {
+        who.run(&["sync"]).ok();
+    }
+    let refused = a.run(&["delete", &id]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("sealed"), "{refused:?}");
+    // A modified client writes the tombstone anyway, then tries to answer again.
+    {
+        let mut p = Profile::open(&a.home).unwrap();
+        p.write(Body::Delete { target: id.clone() }, false).unwrap();
+    }
+    let again = a.run(&["checkin", "--mood", "9", "--feel", "joyful"]);
+    assert_ne!(
+        again.code, 0,
+        "a second sealed check-in is refused: {again:?}"
+    );
+    a.run(&["sync"]).ok();
+    b.run(&["sync"]).ok();
+    let fb = b.run(&["feed", "--json"]).ok().json();
+    let alex: Vec<&Value> = fb["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["author"] == "partner" && e["kind"] == "checkin")
+        .collect();
+    assert_eq!(alex.len(), 1, "{fb:#}");
+    assert_eq!(
+        alex[0]["checkin"]["mood"], 3,
+        "the first answer stands: {fb:#}"
+    );
+    assert_eq!(alex[0]["deleted"], false, "{fb:#}");
+}

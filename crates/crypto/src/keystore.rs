@@ -297,8 +297,14 @@ pub fn open_keystore(
 /// owner only.
 pub fn write_keystore_file(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
     let tmp = path.with_extension("tmp");
+    // A stale temporary file (from a crash) could carry wider permissions: start afresh.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -212,15 +212,17 @@ pub async fn stream(
     let space = parse_space(&space)?;
     signed.member(&state, space).await?;
     let q: PullQuery = query(&uri)?;
+    let device = signed.device;
     let notices = state.subscribe(space).ok_or_else(ApiError::internal)?;
     Ok(ws
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| run_stream(state, space, q.after, socket, notices)))
+        .on_upgrade(move |socket| run_stream(state, space, device, q.after, socket, notices)))
 }
 
 async fn run_stream(
     state: SharedState,
     space: SpaceId,
+    device: attune_proto::DeviceId,
     mut after: u64,
     mut socket: WebSocket,
     mut notices: tokio::sync::broadcast::Receiver<u64>,
@@ -229,6 +231,11 @@ async fn run_stream(
     let mut shutdown = state.shutdown.clone();
     let page = state.config.page_limit;
     'outer: loop {
+        // A device revoked while streaming stops receiving at once.
+        match state.roster(space).await {
+            Ok(r) if r.is_active(&device) => {}
+            _ => break,
+        }
         // Catch up from the cursor, page by page.
         loop {
             let Ok(rows) = state.store.pull(space, after, page).await else {
