@@ -35,12 +35,28 @@ pub fn now_ms() -> i64 {
 async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                codes::BODY_TOO_LARGE,
-                format!("the request body is larger than this relay's limit of {limit} bytes"),
-            )
+        .map_err(|e| {
+            // Only a body over the limit is "too large"; anything else is a broken body.
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut too_large = false;
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    too_large = true;
+                }
+                source = err.source();
+            }
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::BODY_TOO_LARGE,
+                    format!("the request body is larger than this relay's limit of {limit} bytes"),
+                )
+            } else {
+                ApiError::bad_request(
+                    codes::BAD_REQUEST,
+                    "the request body could not be read (truncated or malformed framing)",
+                )
+            }
         })
 }
 

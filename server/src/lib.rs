@@ -69,20 +69,75 @@ pub async fn serve(
     ));
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, db = %path.display(), "attune-relay listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            // Ends WebSocket streams, which would otherwise hold shutdown open.
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    accept_loop(listener, app, shutdown, move || {
+        tracing::info!("shutting down: finishing requests in flight");
+        // Ends WebSocket streams, which would otherwise hold shutdown open.
+        let _ = stop_tx.send(true);
+    })
+    .await;
     // The last handle to the store: dropping it waits for queued writes to commit.
     tokio::task::spawn_blocking(move || drop(state))
         .await
         .map_err(|e| RelayError::Io(std::io::Error::other(e)))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a client may take to send a request's headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long shutdown waits for connections to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accepts connections until `shutdown`, then lets open ones finish (bounded).
+/// hyper directly rather than `axum::serve`, so reading headers has a time limit.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_stop: impl FnOnce(),
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    on_stop();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish in time");
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.

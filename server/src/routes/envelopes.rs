@@ -5,7 +5,7 @@ use attune_proto::api::{
 };
 use attune_proto::{Envelope, SpaceId};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -78,7 +78,7 @@ fn check_envelope(
 /// `POST /v1/spaces/{space}/envelopes`: a batch, stored all or nothing.
 pub async fn append(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     signed: Signed,
 ) -> Result<Json<AppendResult>, ApiError> {
     let space = parse_space(&space)?;
@@ -168,7 +168,7 @@ pub fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T,
 /// `GET /v1/spaces/{space}/envelopes?after=C&limit=N`.
 pub async fn pull(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     uri: axum::http::Uri,
     signed: Signed,
 ) -> Result<Json<Page>, ApiError> {
@@ -204,11 +204,17 @@ pub async fn pull(
 /// cursor, then new ones as they are committed, as JSON text messages.
 pub async fn stream(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     uri: axum::http::Uri,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     signed: Signed,
 ) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request(
+            codes::BAD_REQUEST,
+            format!("this route is a WebSocket stream; connect with a WebSocket client ({e})"),
+        )
+    })?;
     let space = parse_space(&space)?;
     signed.member(&state, space).await?;
     let q: PullQuery = query(&uri)?;

@@ -19,6 +19,24 @@ pub mod openapi;
 pub mod pairing;
 pub mod spaces;
 
+/// A path parameter whose rejection is a JSON error like every other.
+#[derive(Debug)]
+pub struct Param(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Param {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| Param(p.0))
+            .map_err(|e| ApiError::bad_request(codes::BAD_REQUEST, format!("bad path: {e}")))
+    }
+}
+
 /// How a route authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {

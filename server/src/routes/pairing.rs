@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use attune_proto::api::{codes, MailboxMessages, MailboxOpened, MailboxPost, B64};
 use attune_proto::Role;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -32,7 +32,7 @@ const MAX_WAIT_SECS: u64 = 25;
 /// `POST /v1/spaces/{space}/mailboxes`.
 pub async fn open(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     signed: Signed,
 ) -> Result<(StatusCode, Json<MailboxOpened>), ApiError> {
     let space = parse_space(&space)?;
@@ -51,7 +51,7 @@ pub async fn open(
 /// `POST /v1/mailboxes/{n}/messages`.
 pub async fn post(
     State(state): State<SharedState>,
-    Path(number): Path<String>,
+    super::Param(number): super::Param,
     LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
     let req: MailboxPost = serde_json::from_slice(&body).map_err(ApiError::malformed_json)?;
@@ -74,7 +74,7 @@ pub struct ReadQuery {
 /// side's messages from index K on, waiting up to S seconds (at most 25) for one.
 pub async fn read(
     State(state): State<SharedState>,
-    Path(number): Path<String>,
+    super::Param(number): super::Param,
     uri: axum::http::Uri,
 ) -> Result<Json<MailboxMessages>, ApiError> {
     let q: ReadQuery = query(&uri)?;
@@ -103,7 +103,7 @@ pub async fn read(
 /// confirmation; the code cannot be used again.
 pub async fn close(
     State(state): State<SharedState>,
-    Path(number): Path<String>,
+    super::Param(number): super::Param,
 ) -> Result<StatusCode, ApiError> {
     state.mailboxes.close(parse_mailbox(&number)?)?;
     Ok(StatusCode::NO_CONTENT)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use attune_proto::api::{codes, AppendRoster, CreateSpace, RosterEvents, SpaceCreated, B64};
 use attune_proto::{Roster, RosterChange, SignedRosterEvent, SpaceId};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -66,7 +66,7 @@ pub async fn create(
 /// `GET /v1/spaces/{space}/roster`.
 pub async fn read_roster(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     signed: Signed,
 ) -> Result<Json<RosterEvents>, ApiError> {
     let space = parse_space(&space)?;
@@ -86,7 +86,7 @@ pub async fn read_roster(
 /// add anything itself: each event is signed by a member device.
 pub async fn append_roster(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     signed: Signed,
 ) -> Result<Json<RosterEvents>, ApiError> {
     let space = parse_space(&space)?;
@@ -139,7 +139,7 @@ pub async fn append_roster(
 /// `DELETE /v1/spaces/{space}`: erases the space and everything in it.
 pub async fn delete(
     State(state): State<SharedState>,
-    Path(space): Path<String>,
+    super::Param(space): super::Param,
     signed: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let space = parse_space(&space)?;
