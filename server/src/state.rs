@@ -124,7 +124,9 @@ impl AppState {
         let Ok(mut cache) = self.replay.lock() else {
             return false;
         };
-        if now_ms - cache.last_prune_ms > 10_000 || cache.seen.len() > 200_000 {
+        // Prune on a timer only: a size trigger would rescan a large cache of
+        // still-valid entries on every request.
+        if now_ms - cache.last_prune_ms > 10_000 {
             cache.seen.retain(|_, expiry| *expiry > now_ms);
             cache.last_prune_ms = now_ms;
         }

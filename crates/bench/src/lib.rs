@@ -12,7 +12,8 @@
 //! * e. the machine's ceiling: a bare axum handler doing only the same
 //!   group-committed insert through `SqliteStore::append_envelopes`.
 //!
-//! Every loop is bounded in time and in count. See BENCHMARKS.md.
+//! Each scenario gets a fresh relay (new database, empty caches) unless
+//! `--one-relay`. Every loop is bounded in time and in count. See BENCHMARKS.md.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub mod report;
 pub mod scenarios;
 pub mod stats;
 pub mod target;
+pub mod wsprobe;
 
 use report::Report;
 use target::Target;
@@ -47,6 +49,9 @@ pub enum Scenario {
     Streams,
     /// e. the ceiling: bare handler, same store append
     Ceiling,
+    /// (not run by default) idle WebSocket memory of a bare axum server with
+    /// tungstenite's default buffers and with 4 KiB ones
+    WsBuffer,
 }
 
 /// attune-bench: throughput, latency and memory of attune-relay on this machine
@@ -72,12 +77,17 @@ pub struct Args {
     #[arg(long, requires = "spawn", value_parser = parse_env)]
     pub relay_env: Vec<(String, String)>,
 
+    /// Keep one relay for all scenarios instead of a fresh one for each (the
+    /// scenarios then inherit each other's data and caches).
+    #[arg(long)]
+    pub one_relay: bool,
+
     /// Use a relay already running at this loopback URL (start it with
-    /// `--rate-per-sec 1e9 --rate-burst 1e9` or it throttles the bench).
+    /// `ATTUNE_RELAY_RATE=1e9 ATTUNE_RELAY_BURST=1e9` or it throttles the bench).
     #[arg(long)]
     pub relay: Option<String>,
 
-    /// Scenarios to run, comma-separated [default: all].
+    /// Scenarios to run, comma-separated [default: all but ws-buffer].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
 
@@ -93,7 +103,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub devices: Vec<usize>,
 
-    /// After scenario a, run its largest device count again paced at this fraction
+    /// After scenario a, run its last device count again, paced at this fraction
     /// of the throughput it reached (0 to skip): latency below saturation.
     #[arg(long, default_value_t = 0.5)]
     pub paced_fraction: f64,
@@ -138,6 +148,11 @@ pub struct Args {
     #[arg(long)]
     pub db_dir: Option<PathBuf>,
 
+    /// Internal: serve the WebSocket probe of `--scenarios ws-buffer` with this
+    /// read/write buffer size (0: the default) and nothing else.
+    #[arg(long, hide = true)]
+    pub internal_ws_server: Option<usize>,
+
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -151,7 +166,11 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 impl Args {
     fn wants(&self, s: Scenario) -> bool {
-        self.scenarios.is_empty() || self.scenarios.contains(&s)
+        if self.scenarios.is_empty() {
+            s != Scenario::WsBuffer
+        } else {
+            self.scenarios.contains(&s)
+        }
     }
 
     fn relay_bin(&self) -> anyhow::Result<PathBuf> {
@@ -163,8 +182,82 @@ impl Args {
     }
 }
 
+/// Starts relays: a fresh one (new database, empty caches) for each scenario
+/// unless `--one-relay`, so scenarios do not inherit each other's state.
+#[derive(Debug)]
+struct Relays<'a> {
+    args: &'a Args,
+    dir: &'a std::path::Path,
+    started: usize,
+    /// Highest VmHWM of the relays stopped so far, in MiB.
+    hwm: Option<f64>,
+}
+
+impl Relays<'_> {
+    async fn start(&mut self) -> anyhow::Result<Target> {
+        let target = if let Some(url) = &self.args.relay {
+            Target::external(url).await?
+        } else {
+            let dir = self.dir.join(format!("relay-{}", self.started));
+            std::fs::create_dir_all(&dir)?;
+            if self.args.spawn {
+                Target::spawn(
+                    &self.args.relay_bin()?,
+                    &dir,
+                    &self.args.relay_log,
+                    &self.args.relay_env,
+                )
+                .await?
+            } else {
+                Target::in_process(&dir).await?
+            }
+        };
+        self.started += 1;
+        println!(
+            "relay: {} at {} ({})",
+            target.mode(),
+            target.url(),
+            target
+                .db()
+                .map_or("its own database".into(), |d| d.display().to_string())
+        );
+        Ok(target)
+    }
+
+    async fn stop(&mut self, target: Target) -> anyhow::Result<()> {
+        if let Some(h) = target.pid().and_then(procfs::hwm_mib) {
+            self.hwm = Some(self.hwm.map_or(h, |m: f64| m.max(h)));
+        }
+        let dir = target
+            .db()
+            .and_then(|d| d.parent())
+            .map(|d| d.to_path_buf());
+        target.stop().await?;
+        // Free the disk: a relay's database can reach a few hundred MB.
+        if let Some(dir) = dir.filter(|d| d.starts_with(self.dir)) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(())
+    }
+
+    /// `target` itself the first time, or with `--one-relay` or `--relay`; else a
+    /// new relay in its place.
+    async fn fresh(&mut self, target: Target, used: &mut bool) -> anyhow::Result<Target> {
+        let keep = !*used || self.args.one_relay || matches!(target, Target::External { .. });
+        *used = true;
+        if keep {
+            return Ok(target);
+        }
+        self.stop(target).await?;
+        self.start().await
+    }
+}
+
 /// Runs the selected scenarios and prints the summary.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(buf) = args.internal_ws_server {
+        return wsprobe::serve(buf).await;
+    }
     anyhow::ensure!(
         args.duration > 0.0 && args.duration <= 600.0,
         "--duration must be in (0, 600]"
@@ -173,6 +266,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.warmup >= 0.0 && args.warmup <= 60.0,
         "--warmup must be in [0, 60]"
     );
+    if let Some(url) = &args.relay {
+        target::check_loopback(url)?;
+    }
     let dir = match &args.db_dir {
         Some(d) => tempfile::Builder::new()
             .prefix("attune-bench")
@@ -213,30 +309,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .into(),
     );
     report.costs = costs;
-    let target = if let Some(url) = &args.relay {
-        Target::external(url).await?
-    } else if args.spawn {
-        Target::spawn(
-            &args.relay_bin()?,
-            dir.path(),
-            &args.relay_log,
-            &args.relay_env,
-        )
-        .await?
-    } else {
-        Target::in_process(dir.path()).await?
+    let mut relays = Relays {
+        args: &args,
+        dir: dir.path(),
+        started: 0,
+        hwm: None,
     };
-    println!(
-        "relay: {} at {} ({})",
-        target.mode(),
-        target.url(),
-        target
-            .db()
-            .map_or("its own database".into(), |d| d.display().to_string())
-    );
+    let mut target = relays.start().await?;
     machine["relay_mode"] = target.mode().into();
     report.insert("machine", machine);
     report.rss_scope = target.rss_scope().to_string();
+    let spawned = matches!(target, Target::Spawned { .. });
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     if let Some(idle) = target.rss_mib() {
@@ -245,50 +328,58 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.insert("rss_idle_mib", idle.into());
     }
 
-    let ctx = scenarios::Ctx {
-        args: &args,
-        target: &target,
-        content,
-        hz,
-        dir: dir.path(),
-    };
     let started = std::time::Instant::now();
+    let mut used = false;
     if args.wants(Scenario::Single) {
         let mut last = None;
         for &n in &args.devices {
+            target = relays.fresh(target, &mut used).await?;
+            let ctx = scenarios::Ctx::new(&args, &target, &content, hz, dir.path());
             last = Some((n, scenarios::single(&ctx, n, None, &mut report).await?));
         }
         // The same load, not saturating: latency without the queueing.
         if let Some((n, rate)) = last.filter(|_| args.paced_fraction > 0.0) {
+            target = relays.fresh(target, &mut used).await?;
+            let ctx = scenarios::Ctx::new(&args, &target, &content, hz, dir.path());
             let paced = (rate * args.paced_fraction).max(1.0);
             scenarios::single(&ctx, n, Some(paced), &mut report).await?;
         }
     }
-    let mut bulk = scenarios::Bulk::default();
-    if args.wants(Scenario::Batch) {
-        scenarios::batch(&ctx, &mut bulk, &mut report).await?;
+    if args.wants(Scenario::Batch) || args.wants(Scenario::Pull) {
+        // The pull reads the space the batches filled: one relay for both.
+        target = relays.fresh(target, &mut used).await?;
+        let ctx = scenarios::Ctx::new(&args, &target, &content, hz, dir.path());
+        let mut bulk = scenarios::Bulk::default();
+        if args.wants(Scenario::Batch) {
+            scenarios::batch(&ctx, &mut bulk, &mut report).await?;
+        }
+        if args.wants(Scenario::Pull) {
+            scenarios::pull(&ctx, &mut bulk, &mut report).await?;
+        }
     }
-    if args.wants(Scenario::Pull) {
-        scenarios::pull(&ctx, &mut bulk, &mut report).await?;
-    }
-    drop(bulk);
     if args.wants(Scenario::Streams) {
+        target = relays.fresh(target, &mut used).await?;
+        let ctx = scenarios::Ctx::new(&args, &target, &content, hz, dir.path());
         scenarios::streams(&ctx, &mut report).await?;
     }
     if args.wants(Scenario::Ceiling) {
+        let ctx = scenarios::Ctx::new(&args, &target, &content, hz, dir.path());
         scenarios::ceiling(&ctx, &mut report).await?;
     }
-    if let Some(hwm) = target.pid().and_then(procfs::hwm_mib) {
+    if args.wants(Scenario::WsBuffer) {
+        wsprobe::run(args.streams, &mut report).await?;
+    }
+    relays.stop(target).await?;
+    if let Some(hwm) = relays.hwm.filter(|_| spawned) {
         report
             .rss
-            .push(("peak over the whole run (VmHWM)".into(), hwm));
+            .push(("peak of any relay process (VmHWM)".into(), hwm));
         report.insert("rss_hwm_mib", hwm.into());
     }
-    let spawned = matches!(target, Target::Spawned { .. });
-    target.stop().await?;
+    report.insert("relays_started", relays.started.into());
     report.insert("total_secs", started.elapsed().as_secs_f64().into());
 
-    let devices = args.devices.iter().copied().max().unwrap_or(64);
+    let devices = args.devices.last().copied().unwrap_or(64);
     let md = report.markdown(devices, spawned);
     println!("\n{md}");
     if let Some(path) = &args.json {

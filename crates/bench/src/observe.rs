@@ -102,6 +102,11 @@ impl Observation {
         Some((m - self.relay_cpu_secs.unwrap_or(0.0) - self.bench_cpu_secs).max(0.0))
     }
 
+    /// Cores used by other processes meanwhile, formatted.
+    pub fn other_cores(&self) -> String {
+        crate::report::fmt_opt(self.other_cpu_secs().map(|o| o / self.secs.max(1e-9)), 2)
+    }
+
     pub fn cpu_us_per_envelope(&self, envelopes: u64) -> Option<f64> {
         let c = self.relay_cpu_secs?;
         (envelopes > 0).then(|| c * 1e6 / envelopes as f64)

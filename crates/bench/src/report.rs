@@ -13,12 +13,17 @@ pub struct Row {
     pub cpu: String,
     /// Mean jobs per group commit.
     pub group: String,
+    /// CPU cores used meanwhile by other processes on the machine (noise).
+    pub other: String,
 }
 
 /// The targets from the issue.
 pub const TARGET_RATIO: f64 = 0.5;
 pub const TARGET_P99_MS: f64 = 25.0;
 pub const TARGET_RSS_MIB: f64 = 64.0;
+
+/// Cores used by other processes above which a comparison is called noisy.
+pub const NOISY_CORES: f64 = 0.15;
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -133,14 +138,14 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "| Scenario | Throughput | p50 ms | p99 ms | Relay CPU µs/envelope | Jobs/commit |"
+            "| Scenario | Throughput | p50 ms | p99 ms | Relay CPU µs/envelope | Jobs/commit | Other processes, cores |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} |",
-                r.scenario, r.throughput, r.p50, r.p99, r.cpu, r.group
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario, r.throughput, r.p50, r.p99, r.cpu, r.group, r.other
             );
         }
         if !self.rss.is_empty() {
@@ -162,6 +167,21 @@ impl Report {
         let _ = writeln!(s, "|---|---|---|");
         for (what, value, verdict) in targets {
             let _ = writeln!(s, "| {what} | {value} | {verdict} |");
+        }
+        let noise = [
+            self.json
+                .get(&format!("single_{devices}"))
+                .and_then(|v| v.get("relay"))
+                .and_then(|v| v.get("other_processes_cpu_cores"))
+                .and_then(serde_json::Value::as_f64),
+            self.figure("ceiling", "other_processes_cpu_cores"),
+        ];
+        if noise.iter().flatten().any(|n| *n > NOISY_CORES) {
+            let _ = writeln!(
+                s,
+                "\nWarning: other processes used more than {NOISY_CORES} cores during the \
+                 {devices}-device run or the ceiling; the ratio is unreliable, run again on a quiet machine."
+            );
         }
         s
     }

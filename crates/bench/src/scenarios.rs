@@ -31,7 +31,23 @@ pub struct Ctx<'a> {
     pub dir: &'a std::path::Path,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub fn new(
+        args: &'a Args,
+        target: &'a Target,
+        content: &Arc<Vec<u8>>,
+        hz: f64,
+        dir: &'a std::path::Path,
+    ) -> Self {
+        Self {
+            args,
+            target,
+            content: content.clone(),
+            hz,
+            dir,
+        }
+    }
+
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.args.duration)
     }
@@ -45,8 +61,8 @@ fn no_pools(devices: Vec<Device>) -> Vec<(Device, Pool)> {
     devices.into_iter().map(|d| (d, VecDeque::new())).collect()
 }
 
-/// Warms up with live sealing, then seals enough envelopes ahead (from the warm-up
-/// rate, with 50 % headroom, capped) that the timed run seals none, normally.
+/// Warms up with live sealing, then seals enough envelopes ahead (twice what the
+/// warm-up rate needs, capped) that the timed run seals none, normally.
 async fn warm_and_preseal(
     ctx: &Ctx<'_>,
     devices: Vec<(Device, Pool)>,
@@ -69,7 +85,7 @@ async fn warm_and_preseal(
     } else {
         200.0 * n as f64
     };
-    let per_device = ((rate * ctx.args.duration * 1.5) / n as f64).ceil() as usize + 2 * batch;
+    let per_device = ((rate * ctx.args.duration * 2.0) / n as f64).ceil() as usize + 2 * batch;
     let per_device = per_device.min(ctx.args.preseal_cap / n).max(batch);
     let (devs, pools): (Vec<Device>, Vec<Pool>) = devices.into_iter().unzip();
     let chains = devs.iter().map(|d| d.chain.clone()).collect();
@@ -174,6 +190,7 @@ pub async fn single(
         p99: fmt_ms(lat.p99_ms),
         cpu: fmt_opt(o.cpu_us_per_envelope(r.envelopes), 0),
         group: fmt_opt(o.jobs_per_commit(), 1),
+        other: o.other_cores(),
     });
     if let Some(peak) = o.peak_rss_mib {
         report
@@ -260,7 +277,13 @@ pub async fn batch(ctx: &Ctx<'_>, bulk: &mut Bulk, report: &mut Report) -> anyho
         p99: fmt_ms(lat.p99_ms),
         cpu: fmt_opt(o.cpu_us_per_envelope(r.envelopes), 1),
         group: fmt_opt(o.jobs_per_commit(), 1),
+        other: o.other_cores(),
     });
+    if let Some(peak) = o.peak_rss_mib {
+        report
+            .rss
+            .push((format!("under load (b, batches of {size}), peak"), peak));
+    }
     Ok(())
 }
 
@@ -361,6 +384,7 @@ pub async fn pull(ctx: &Ctx<'_>, bulk: &mut Bulk, report: &mut Report) -> anyhow
         p99: format!("{} (page)", fmt_ms(lat.p99_ms)),
         cpu: fmt_opt(o.cpu_us_per_envelope(got), 1),
         group: "-".into(),
+        other: o.other_cores(),
     });
     if let Some(peak) = o.peak_rss_mib {
         report.rss.push(("during the pull (c), peak".into(), peak));
@@ -593,6 +617,7 @@ pub async fn ceiling(ctx: &Ctx<'_>, report: &mut Report) -> anyhow::Result<()> {
         p99: fmt_ms(lat.p99_ms),
         cpu: fmt_opt(per_env(server_cpu), 0),
         group: fmt_opt(group, 1),
+        other: fmt_opt(other.map(|o| o / secs), 2),
     });
     report.ceiling_rate = Some(rate);
     Ok(())
