@@ -1,6 +1,7 @@
 //! `attune --help` lists every command and `--version` prints the version.
 //! (Being an integration test of this package also makes `cargo test --workspace`
 //! build the binary that the end-to-end tests in `tests/` drive.)
+#![allow(clippy::expect_used)]
 
 use std::process::Command;
 
@@ -21,13 +22,42 @@ fn help_lists_every_command() {
     let (ok, help) = attune(&["--help"]);
     assert!(ok);
     for command in [
-        "init", "pair", "verify", "checkin", "journal", "withdraw", "edit", "delete", "sync",
-        "feed", "show", "status", "watch", "export", "leave", "ask", "answer", "mark", "reflect",
-        "confirm", "correct", "timeout", "resume", "appreciate", "gratitude", "today", "stats",
-        "report", "challenge", "feelings", "completions", "demo",
+        "init",
+        "pair",
+        "verify",
+        "checkin",
+        "journal",
+        "withdraw",
+        "edit",
+        "delete",
+        "sync",
+        "feed",
+        "show",
+        "status",
+        "watch",
+        "export",
+        "leave",
+        "ask",
+        "answer",
+        "mark",
+        "reflect",
+        "confirm",
+        "correct",
+        "timeout",
+        "resume",
+        "appreciate",
+        "gratitude",
+        "today",
+        "stats",
+        "report",
+        "challenge",
+        "feelings",
+        "completions",
+        "demo",
     ] {
         assert!(
-            help.lines().any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
             "--help lacks {command}:\n{help}"
         );
     }
@@ -37,7 +67,10 @@ fn help_lists_every_command() {
 fn version_and_completions() {
     let (ok, version) = attune(&["--version"]);
     assert!(ok);
-    assert_eq!(version.trim(), format!("attune {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.trim(),
+        format!("attune {}", env!("CARGO_PKG_VERSION"))
+    );
     let (ok, script) = attune(&["completions", "bash"]);
     assert!(ok);
     assert!(script.contains("attune"), "{script}");
