@@ -69,7 +69,9 @@ pub async fn serve(
     ));
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, db = %path.display(), "attune-relay listening");
-    accept_loop(listener, app, shutdown, move || {
+    // A client gets as long to send its headers as a request gets to be answered.
+    let header_timeout = state.config.request_timeout();
+    accept_loop(listener, app, header_timeout, shutdown, move || {
         tracing::info!("shutting down: finishing requests in flight");
         // Ends WebSocket streams, which would otherwise hold shutdown open.
         let _ = stop_tx.send(true);
@@ -83,16 +85,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// How long a client may take to send a request's headers (slow-loris guard).
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Accepts connections until `shutdown`, then lets open ones finish (bounded).
-/// hyper directly rather than `axum::serve`, so reading headers has a time limit.
+/// hyper directly rather than `axum::serve`, so reading headers has a time limit
+/// (a slow-loris guard).
 async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
+    header_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_stop: impl FnOnce(),
 ) {
@@ -106,7 +108,7 @@ async fn accept_loop(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
