@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::item::{Body, CheckIn, Need};
+use crate::item::{Answer, Body, CheckIn, Guess, Need};
 use crate::pair;
 use crate::profile::{ClientError, Profile};
 use crate::style::Style;
@@ -65,18 +65,27 @@ pub async fn run() -> Result<i32, ClientError> {
 
     step(
         &s,
-        "Alex checks in and writes a journal entry; Sam does the same",
+        "both check in, sealed, each guessing the other's mood first; then journals",
     );
-    alex.write(
-        Body::CheckIn(CheckIn {
-            mood: 6,
-            feelings: vec!["tired".into(), "hopeful".into()],
-            high: Some("a long walk at lunch".into()),
-            low: Some("a tense meeting".into()),
-            appreciate: Some("the coffee you made me".into()),
-            need: Some(Need::Listen),
-        }),
-        false,
+    let day = crate::practice::day_of(crate::profile::now_ms());
+    let exercise = crate::practice::day_exercise(&day);
+    alex.seal_answer(
+        &exercise,
+        &Answer::CheckIn {
+            day: day.clone(),
+            checkin: CheckIn {
+                mood: 6,
+                feelings: vec!["tired".into(), "hopeful".into()],
+                high: Some("a long walk at lunch".into()),
+                low: Some("a tense meeting".into()),
+                appreciate: Some("the coffee you made me".into()),
+                need: Some(Need::Listen),
+            },
+            guess: Some(Guess {
+                mood: Some(7),
+                feelings: vec!["content".into(), "tired".into()],
+            }),
+        },
     )?;
     alex.write(
         Body::Journal {
@@ -90,16 +99,23 @@ pub async fn run() -> Result<i32, ClientError> {
         },
         true,
     )?;
-    sam.write(
-        Body::CheckIn(CheckIn {
-            mood: 8,
-            feelings: vec!["content".into(), "playful".into()],
-            high: Some("finished the book".into()),
-            low: None,
-            appreciate: Some("your patience this week".into()),
-            need: Some(Need::Distraction),
-        }),
-        false,
+    sam.seal_answer(
+        &exercise,
+        &Answer::CheckIn {
+            day: day.clone(),
+            checkin: CheckIn {
+                mood: 8,
+                feelings: vec!["content".into(), "playful".into()],
+                high: Some("finished the book".into()),
+                low: None,
+                appreciate: Some("your patience this week".into()),
+                need: Some(Need::Distraction),
+            },
+            guess: Some(Guess {
+                mood: Some(5),
+                feelings: vec!["tired".into()],
+            }),
+        },
     )?;
     sam.write(
         Body::Journal {
@@ -107,8 +123,11 @@ pub async fn run() -> Result<i32, ClientError> {
         },
         false,
     )?;
-    // Alex syncs twice so Alex also receives what Sam sent after Alex's first sync.
-    for who in ["Alex", "Sam", "Alex"] {
+    outln!("Neither can read the other's check-in yet: each is sealed under its own key.");
+    // Each sync sends, receives and, once both have sealed, reveals its key; the
+    // other side opens the check-in at its next sync (after checking the key
+    // against the commitment made when sealing).
+    for who in ["Alex", "Sam", "Alex", "Sam"] {
         let p = if who == "Alex" { &mut alex } else { &mut sam };
         let r = sync::sync(p, false).await?;
         outln!("{who} synced: sent {}, received {}", r.sent, r.received);
@@ -118,7 +137,7 @@ pub async fn run() -> Result<i32, ClientError> {
         step(&s, &format!("{name}'s feed"));
         let view = p.view()?;
         let partner = p.db.get("partner_name")?.unwrap_or_default();
-        for e in &view.entries {
+        for e in view.entries.iter().filter(|e| crate::render::visible(e)) {
             outln!(
                 "{}",
                 crate::render::describe_entry(e, &view.practice, &s, &partner)
@@ -130,7 +149,7 @@ pub async fn run() -> Result<i32, ClientError> {
             }
         }
     }
-    outln!("(Alex's private note is on Alex's feed only.)");
+    outln!("(Alex's private note is on Alex's feed only; the guesses were scored on each device.)");
 
     step(&s, "what the relay stored: ciphertext, ids and sizes only");
     let conn = rusqlite::Connection::open(&db).map_err(|e| ClientError::Input(e.to_string()))?;

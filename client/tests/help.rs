@@ -75,3 +75,20 @@ fn version_and_completions() {
     assert!(ok);
     assert!(script.contains("attune"), "{script}");
 }
+
+#[test]
+fn the_demo_runs_the_whole_exchange() {
+    let (ok, out) = attune(&["demo"]);
+    assert!(ok, "{out}");
+    for expected in [
+        "code: ",
+        "safety number",
+        "[revealed · your guess: mood off by 1, 1 of 2 feelings named]",
+        "Private note",
+        "what the relay stored: ciphertext",
+    ] {
+        assert!(out.contains(expected), "the demo lacks {expected:?}:\n{out}");
+    }
+    // The private note appears once: on Alex's feed, not Sam's.
+    assert_eq!(out.matches("Private note: remember").count(), 1, "{out}");
+}
