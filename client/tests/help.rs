@@ -87,7 +87,10 @@ fn the_demo_runs_the_whole_exchange() {
         "Private note",
         "what the relay stored: ciphertext",
     ] {
-        assert!(out.contains(expected), "the demo lacks {expected:?}:\n{out}");
+        assert!(
+            out.contains(expected),
+            "the demo lacks {expected:?}:\n{out}"
+        );
     }
     // The private note appears once: on Alex's feed, not Sam's.
     assert_eq!(out.matches("Private note: remember").count(), 1, "{out}");
