@@ -4,6 +4,8 @@
 // A harness that cannot start the relay or build a fixture must fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod leaks;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -16,13 +16,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use attune_client::item::{Answer, Body, CheckIn};
 use attune_client::profile::Profile;
+use attune_tests::leaks::{contains, files_under, leak_forms};
 use attune_tests::{pair, random16, Attune, Relay, Run};
 use serde_json::{json, Value};
 
@@ -171,78 +172,6 @@ fn printed_id(run: &Run) -> String {
     let id = out[open + 1..].trim_end_matches(')').to_string();
     assert_eq!(id.len(), 32, "an id is 16 bytes of hex: {out:?}");
     id
-}
-
-/// Every file under `dir`, recursively, as raw bytes.
-fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.is_file() {
-                let bytes = std::fs::read(&path).unwrap();
-                out.push((path, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Standard or URL-safe base64, no padding.
-fn base64(bytes: &[u8], url_safe: bool) -> String {
-    let alphabet: &[u8; 64] = if url_safe {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    } else {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    };
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// The forms in which a marker could leak: its bytes, hex, base64 at the three
-/// alignments it could have inside a longer encoded stream, UTF-16.
-fn leak_forms(marker: &str) -> Vec<(String, Vec<u8>)> {
-    let m = marker.as_bytes();
-    let mut forms = vec![
-        ("utf-8".to_string(), m.to_vec()),
-        ("hex".to_string(), hex::encode(m).into_bytes()),
-        ("HEX".to_string(), hex::encode_upper(m).into_bytes()),
-        (
-            "utf-16le".to_string(),
-            marker
-                .encode_utf16()
-                .flat_map(|u| u.to_le_bytes())
-                .collect(),
-        ),
-    ];
-    for offset in 0..3 {
-        let part = &m[offset..];
-        let part = &part[..part.len() / 3 * 3];
-        for url_safe in [false, true] {
-            forms.push((
-                format!("base64(offset {offset}, url-safe {url_safe})"),
-                base64(part, url_safe).into_bytes(),
-            ));
-        }
-    }
-    forms
 }
 
 /// Panics if any marker, in any form, is in any of the files.
