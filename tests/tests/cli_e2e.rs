@@ -11,8 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use attune_tests::leaks::{contains, files_in, leak_forms};
@@ -67,41 +66,9 @@ fn printed_id(run: &Run) -> String {
     id
 }
 
-/// Like `Attune::run`, but reads stdout and stderr while the command runs: the
-/// harness's `run` reads them only after the exit, so a command that prints more
-/// than a pipe buffer (64 KiB on Linux) would block forever.
-fn run_draining(who: &Attune, args: &[&str]) -> Run {
-    let child = who
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-            panic!("attune {args:?} did not finish within 60 s");
-        }
-    };
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// `feed --json`: the entries, after checking there is no integrity problem.
 fn feed(who: &Attune) -> Vec<Value> {
-    let v = run_draining(who, &["feed", "--json"]).ok().json();
+    let v = who.run(&["feed", "--json"]).ok().json();
     assert_eq!(v["problems"], json!([]), "integrity problems: {v:#}");
     v["entries"].as_array().unwrap().clone()
 }

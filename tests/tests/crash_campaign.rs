@@ -9,11 +9,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use attune_tests::{pair, random16, Attune, Relay, Run};
+use attune_tests::{pair, random16, Attune, Relay};
 use serde_json::{json, Value};
 
 /// Kills (relay and client together) the campaign must reach.
@@ -51,39 +50,9 @@ impl XorShift {
     }
 }
 
-/// Runs `attune ARGS` to completion, reading its output while it runs.
-fn run(who: &Attune, args: &[&str]) -> Run {
-    let child = who
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-            panic!("attune {args:?} did not finish within 60 s");
-        }
-    };
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// `feed --json`, after checking there is no integrity problem.
 fn feed(who: &Attune) -> Vec<Value> {
-    let v = run(who, &["feed", "--json"]).ok().json();
+    let v = who.run(&["feed", "--json"]).ok().json();
     assert_eq!(v["problems"], json!([]), "integrity problems: {v:#}");
     v["entries"].as_array().unwrap().clone()
 }
@@ -124,7 +93,7 @@ fn wait_bounded(child: &mut Child) -> Option<std::process::ExitStatus> {
 fn sync_until_ok(who: &Attune, name: &str) {
     let mut last = None;
     for _ in 0..10 {
-        let r = run(who, &["sync"]);
+        let r = who.run(&["sync"]);
         if r.code == 0 {
             return;
         }
@@ -401,7 +370,7 @@ fn a_crash_campaign_loses_nothing_duplicates_nothing_and_corrupts_nothing() {
                 ));
             }
         }
-        let status = run(profile, &["status", "--json"]).ok().json();
+        let status = profile.run(&["status", "--json"]).ok().json();
         if status["waiting"] != 0 {
             failures.push(format!("{name}: status after the syncs: {status:#}"));
         }
