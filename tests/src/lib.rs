@@ -385,3 +385,26 @@ pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
     let status = inviter.wait().expect("pair invite ends");
     assert!(status.success(), "pair invite failed");
 }
+
+/// A relay and two paired partners: Alex (`a`, who invited) and Sam (`b`, who
+/// joined), each with a home directory under `dir`.
+#[derive(Debug)]
+pub struct Couple {
+    pub dir: tempfile::TempDir,
+    pub relay: Relay,
+    pub a: Attune,
+    pub b: Attune,
+}
+
+impl Couple {
+    pub fn new(relay_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let relay = Relay::start(&dir.path().join("relay"), relay_args);
+        let a = Attune::new(&dir.path().join("a"));
+        let b = Attune::new(&dir.path().join("b"));
+        a.init("Alex");
+        b.init("Sam");
+        pair(&a, &b, &relay.url);
+        Couple { dir, relay, a, b }
+    }
+}

@@ -15,35 +15,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use attune_tests::leaks::{contains, files_in, leak_forms};
-use attune_tests::{pair, random16, Attune, Relay, Run};
+use attune_tests::{random16, Attune, Couple, Run};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------
 // helpers
-
-/// A relay and two paired partners: Alex (invited) and Sam (joined).
-struct Couple {
-    _dir: tempfile::TempDir,
-    relay: Relay,
-    a: Attune,
-    b: Attune,
-}
-
-fn couple(relay_args: &[&str]) -> Couple {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("relay"), relay_args);
-    let a = Attune::new(&dir.path().join("a"));
-    let b = Attune::new(&dir.path().join("b"));
-    a.init("Alex");
-    b.init("Sam");
-    pair(&a, &b, &relay.url);
-    Couple {
-        _dir: dir,
-        relay,
-        a,
-        b,
-    }
-}
 
 /// A string that occurs nowhere by chance.
 fn marker(label: &str) -> String {
@@ -288,7 +264,7 @@ fn assert_view(who: &Attune, mine: &Writes, theirs: &Writes) -> BTreeMap<String,
 #[test]
 fn two_partners_exchange_and_never_see_each_others_private_entries() {
     let started = Instant::now();
-    let c = couple(&[]);
+    let c = Couple::new(&[]);
     let (a, b) = (&c.a, &c.b);
 
     let wa = Writes::write(a, "alex", 7, "calm,hopeful", "listen");
@@ -424,7 +400,7 @@ fn ids_with_text(entries: &[Value], text: &str) -> Vec<String> {
 #[test]
 fn edits_and_deletions_reach_the_partner() {
     let started = Instant::now();
-    let c = couple(&[]);
+    let c = Couple::new(&[]);
     let (a, b) = (&c.a, &c.b);
 
     let original = marker("original");
@@ -523,7 +499,7 @@ fn edits_and_deletions_reach_the_partner() {
 /// waiting.
 #[test]
 fn own_items_stay_visible_and_are_not_waiting_after_an_immediate_push() {
-    let c = couple(&[]);
+    let c = Couple::new(&[]);
     let a = &c.a;
     let text = marker("fresh");
     let run = a.run(&["journal", "-m", &text]).ok();
@@ -556,7 +532,7 @@ fn own_items_stay_visible_and_are_not_waiting_after_an_immediate_push() {
 fn content_markers_never_reach_the_relay_or_the_clients_files() {
     let started = Instant::now();
     // The most verbose relay logging there is.
-    let mut c = couple(&["--log", "trace"]);
+    let mut c = Couple::new(&["--log", "trace"]);
     let (a, b) = (&c.a, &c.b);
     let mut markers: Vec<String> = Vec::new();
     // Visible through `feed --json` to the author (1) and partner (2): (marker, author, partner).
@@ -706,7 +682,7 @@ fn content_markers_never_reach_the_relay_or_the_clients_files() {
 #[test]
 fn offline_writes_are_queued_and_delivered_exactly_once() {
     let started = Instant::now();
-    let mut c = couple(&[]);
+    let mut c = Couple::new(&[]);
     let (a, b) = (c.a.clone(), c.b.clone());
     c.relay.kill9();
 
@@ -784,7 +760,7 @@ const QUEUED: usize = 300;
 #[test]
 fn a_sync_killed_with_sigkill_loses_nothing_and_duplicates_nothing() {
     let started = Instant::now();
-    let mut c = couple(&[]);
+    let mut c = Couple::new(&[]);
     let (a, b) = (c.a.clone(), c.b.clone());
     c.relay.kill9();
     let tag = hex::encode(&random16()[..4]);
@@ -893,7 +869,7 @@ fn a_sync_killed_with_sigkill_loses_nothing_and_duplicates_nothing() {
 /// are kept.
 #[test]
 fn concurrent_writes_on_one_profile_are_all_kept() {
-    let c = couple(&[]);
+    let c = Couple::new(&[]);
     let a = &c.a;
     let texts: Vec<String> = (0..6).map(|i| marker(&format!("concurrent{i}"))).collect();
     let children: Vec<_> = texts

@@ -6,32 +6,9 @@
 
 use attune_crypto::{open_keystore, seal_envelope, DeviceIdentity};
 use attune_proto::{EntryId, Envelope, EnvelopeHeader, KeyId, RosterChange, RosterEvent};
-use attune_tests::{pair, Attune, Relay};
+use attune_tests::{pair, Attune, Couple, Relay};
 use rusqlite::{params, Connection};
 use serde_json::Value;
-
-struct Couple {
-    _dir: tempfile::TempDir,
-    relay: Relay,
-    a: Attune,
-    b: Attune,
-}
-
-fn couple() -> Couple {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("relay"), &[]);
-    let a = Attune::new(&dir.path().join("a"));
-    let b = Attune::new(&dir.path().join("b"));
-    a.init("Alex");
-    b.init("Sam");
-    pair(&a, &b, &relay.url);
-    Couple {
-        _dir: dir,
-        relay,
-        a,
-        b,
-    }
-}
 
 fn db(relay: &Relay) -> Connection {
     Connection::open(&relay.db).unwrap()
@@ -127,7 +104,7 @@ fn sync_reports(who: &Attune, kind: &str) {
 
 #[test]
 fn flipped_bytes_in_header_body_or_signature_are_reported_as_altered() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let cursors = alex_writes(&c, 3);
     c.b.run(&["sync"]).ok();
     assert_eq!(texts(&feed(&c.b)).len(), 3);
@@ -161,7 +138,7 @@ fn flipped_bytes_in_header_body_or_signature_are_reported_as_altered() {
 
 #[test]
 fn a_dropped_envelope_is_a_gap_and_what_follows_is_held() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let cursors = alex_writes(&c, 3);
     db(&c.relay)
         .execute("DELETE FROM envelopes WHERE cursor = ?1", [cursors[1]])
@@ -177,7 +154,7 @@ fn a_dropped_envelope_is_a_gap_and_what_follows_is_held() {
 
 #[test]
 fn swapped_envelopes_are_reported_as_reordered() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let cursors = alex_writes(&c, 3);
     let all = rows(&c.relay);
     let d1 = all.iter().find(|r| r.0 == cursors[1]).unwrap().1.clone();
@@ -196,7 +173,7 @@ fn swapped_envelopes_are_reported_as_reordered() {
 
 #[test]
 fn a_replayed_envelope_under_a_new_cursor_is_reported() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let cursors = alex_writes(&c, 2);
     let all = rows(&c.relay);
     let first = all.iter().find(|r| r.0 == cursors[0]).unwrap().1.clone();
@@ -221,7 +198,7 @@ fn a_replayed_envelope_under_a_new_cursor_is_reported() {
 
 #[test]
 fn an_envelope_copied_from_another_space_is_reported() {
-    let c = couple();
+    let c = Couple::new(&[]);
     alex_writes(&c, 1);
     // A second couple on the same relay.
     let dir = tempfile::tempdir().unwrap();
@@ -273,7 +250,7 @@ fn an_envelope_copied_from_another_space_is_reported() {
 
 #[test]
 fn a_forged_envelope_from_an_outsider_is_reported() {
-    let c = couple();
+    let c = Couple::new(&[]);
     alex_writes(&c, 1);
     // The relay makes up an author and signs with its own key.
     let outsider = DeviceIdentity::generate();
@@ -301,7 +278,7 @@ fn a_forged_envelope_from_an_outsider_is_reported() {
 
 #[test]
 fn a_forked_history_shown_to_two_readers_is_detected() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let cursors = alex_writes(&c, 1);
     c.b.run(&["sync"]).ok();
     // Alex writes entry 2; Sam is served it as written.
@@ -346,7 +323,7 @@ fn a_forked_history_shown_to_two_readers_is_detected() {
 
 #[test]
 fn a_device_injected_into_the_roster_is_refused() {
-    let c = couple();
+    let c = Couple::new(&[]);
     alex_writes(&c, 1);
     c.b.run(&["sync"]).ok();
     // The relay appends a roster event adding its own device, signed by itself.
@@ -385,7 +362,7 @@ fn a_device_injected_into_the_roster_is_refused() {
 
 #[test]
 fn a_freeze_shows_the_silence_and_is_detected_when_later_envelopes_arrive() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let day = 86_400_000i64;
     let now = attune_client::relay::now_ms();
     let at = |d: i64| {

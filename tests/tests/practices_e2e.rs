@@ -24,48 +24,22 @@ use std::time::{Duration, Instant};
 use attune_client::item::{Answer, Body, CheckIn};
 use attune_client::profile::Profile;
 use attune_tests::leaks::{contains, files_under, leak_forms};
-use attune_tests::{pair, random16, Attune, Relay, Run};
+use attune_tests::{random16, Attune, Couple, Run};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------
 // helpers
 
-/// A relay and two paired partners: Alex (`a`, invited) and Sam (`b`, joined).
-struct Couple {
-    dir: tempfile::TempDir,
-    _relay: Relay,
-    a: Attune,
-    b: Attune,
-}
-
-fn couple() -> Couple {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("relay"), &[]);
-    let a = Attune::new(&dir.path().join("a"));
-    let b = Attune::new(&dir.path().join("b"));
-    a.init("Alex");
-    b.init("Sam");
-    pair(&a, &b, &relay.url);
-    Couple {
-        dir,
-        _relay: relay,
-        a,
-        b,
-    }
-}
-
-impl Couple {
-    /// Pins both clients' item clock to one instant, so that a test that runs
-    /// across local midnight still puts both check-ins on the same day.
-    fn pin_clock(&mut self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-            .to_string();
-        for who in [&mut self.a, &mut self.b] {
-            who.env.push(("ATTUNE_TEST_NOW_MS".into(), now.clone()));
-        }
+/// Pins both clients' item clock to one instant, so that a test that runs across
+/// local midnight still puts both check-ins on the same day.
+fn pin_clock(c: &mut Couple) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    for who in [&mut c.a, &mut c.b] {
+        who.env.push(("ATTUNE_TEST_NOW_MS".into(), now.clone()));
     }
 }
 
@@ -262,8 +236,8 @@ fn alex_checks_in(a: &Attune) -> AlexCheckin {
 #[test]
 fn blind_checkin_and_answer_stay_sealed_then_reveal_together_and_refuse_tampering() {
     let started = Instant::now();
-    let mut c = couple();
-    c.pin_clock();
+    let mut c = Couple::new(&[]);
+    pin_clock(&mut c);
     let (a, b) = (&c.a, &c.b);
 
     // Alex seals a check-in and an exercise answer.
@@ -603,8 +577,8 @@ fn blind_checkin_and_answer_stay_sealed_then_reveal_together_and_refuse_tamperin
 /// that fails with "no item with id".
 #[test]
 fn a_sealed_checkin_is_still_a_checkin_in_another_time_zone() {
-    let mut c = couple();
-    c.pin_clock();
+    let mut c = Couple::new(&[]);
+    pin_clock(&mut c);
     // UTC+14 and UTC-11 (POSIX TZ strings: no tz database needed): at any instant
     // their dates differ by one day.
     c.a.env.push(("TZ".into(), "<+14>-14".into()));
@@ -679,8 +653,8 @@ fn both_check_in_and_reveal(a: &Attune, b: &Attune) -> Value {
 /// warning ("Nothing affected is shown as genuine") says never happens.
 #[test]
 fn a_refused_second_answer_is_not_presented_as_a_genuine_checkin() {
-    let mut c = couple();
-    c.pin_clock();
+    let mut c = Couple::new(&[]);
+    pin_clock(&mut c);
     let (a, b) = (&c.a, &c.b);
     let first = both_check_in_and_reveal(a, b);
     {
@@ -731,8 +705,8 @@ fn a_refused_second_answer_is_not_presented_as_a_genuine_checkin() {
 /// what he heard" in a check-in he cannot see.
 #[test]
 fn reflecting_on_a_checkin_one_cannot_read_is_refused() {
-    let mut c = couple();
-    c.pin_clock();
+    let mut c = Couple::new(&[]);
+    pin_clock(&mut c);
     let (a, b) = (&c.a, &c.b);
     let run = a.run(&["checkin", "--mood", "3", "--feel", "sad"]).ok();
     let id = printed_id(&run);
@@ -752,7 +726,7 @@ fn reflecting_on_a_checkin_one_cannot_read_is_refused() {
 #[test]
 fn perspective_swap_opens_when_both_answered_and_marks_only_after_the_reveal() {
     let started = Instant::now();
-    let c = couple();
+    let c = Couple::new(&[]);
     let (a, b) = (&c.a, &c.b);
     let prompt = "Our argument about the holidays: what did the other feel?";
     let ask = a.run(&["ask", "perspective-swap", prompt]).ok();
@@ -833,7 +807,7 @@ fn perspective_swap_opens_when_both_answered_and_marks_only_after_the_reveal() {
 #[test]
 fn reflect_correct_reflect_confirm() {
     let started = Instant::now();
-    let c = couple();
+    let c = Couple::new(&[]);
     let (a, b) = (&c.a, &c.b);
     let journal = a
         .run(&[
@@ -900,7 +874,7 @@ fn reflect_correct_reflect_confirm() {
 #[test]
 fn timeout_reaches_the_partner_in_status_and_in_watch_within_two_seconds() {
     let started = Instant::now();
-    let c = couple();
+    let c = Couple::new(&[]);
     let (a, b) = (&c.a, &c.b);
 
     let mut watch = b
@@ -1013,8 +987,8 @@ fn timeout_reaches_the_partner_in_status_and_in_watch_within_two_seconds() {
 #[test]
 fn gratitude_lists_both_partners_appreciations() {
     let started = Instant::now();
-    let mut c = couple();
-    c.pin_clock();
+    let mut c = Couple::new(&[]);
+    pin_clock(&mut c);
     let (a, b) = (&c.a, &c.b);
     let a1 = marker("alexthanks");
     let b1 = marker("samthanks");
@@ -1100,7 +1074,7 @@ fn gratitude_lists_both_partners_appreciations() {
 /// the CLI refuses to delete it, and a crafted tombstone is ignored by both clients.
 #[test]
 fn a_sealed_answer_cannot_be_deleted_to_answer_again() {
-    let c = couple();
+    let c = Couple::new(&[]);
     let (a, b) = (&c.a, &c.b);
     let first = a.run(&["checkin", "--mood", "3", "--feel", "tired"]).ok();
     let id = first
