@@ -18,6 +18,9 @@ pub enum SealError {
     WrongAuthor,
     #[error("key-wrap envelopes carry HPKE wraps, not sealed content")]
     NotSealable,
+    /// Signing it would make an envelope that no reader (nor the relay) decodes.
+    #[error("the header breaks the chain rules: {0}")]
+    InvalidHeader(DecodeError),
     #[error(transparent)]
     Padding(#[from] PaddingError),
     #[error("encryption failed")]
@@ -70,6 +73,7 @@ pub(crate) fn seal_with_nonce(
     if matches!(header.key, KeyId::KeyWraps(_)) {
         return Err(SealError::NotSealable);
     }
+    header.check().map_err(SealError::InvalidHeader)?;
     let padded = padding::pad(plaintext)?;
     let entry_key = derive_entry_key(key, &header.space, &header.key, &header.entry);
     let aead = XChaCha20Poly1305::new(entry_key.expose().into());
@@ -103,6 +107,7 @@ pub(crate) fn sign_plain_envelope(
     if header.author != identity.id() {
         return Err(SealError::WrongAuthor);
     }
+    header.check().map_err(SealError::InvalidHeader)?;
     let signature = identity.sign_envelope(&header, &body);
     Ok(Envelope {
         header,

@@ -63,3 +63,29 @@ proptest! {
         prop_assert!(open_flipped(&c, &encoded, bit).is_err());
     }
 }
+
+/// Found by the `open_envelope` fuzz target: sealing signed headers that no reader
+/// decodes (sequence 0, or a previous hash that disagrees with the sequence
+/// number). Such an envelope could only ever be rejected downstream; the author
+/// should hear about it before signing.
+#[test]
+fn sealing_refuses_headers_that_break_the_chain_rules() {
+    let c = Couple::new();
+    let a = Author::new(&c.a);
+    let key = c.keys.get(&attune_proto::KeyId::Epoch(0)).unwrap();
+    let good = a.next_header(c.space, attune_proto::KeyId::Epoch(0));
+    let zero_seq = attune_proto::EnvelopeHeader { seq: 0, ..good };
+    let first_with_prev = attune_proto::EnvelopeHeader {
+        prev: attune_proto::Hash32([7; 32]),
+        ..good
+    };
+    let later_without_prev = attune_proto::EnvelopeHeader { seq: 2, ..good };
+    for bad in [zero_seq, first_with_prev, later_without_prev] {
+        let err = attune_crypto::seal_envelope(&c.a, bad, key, b"x").unwrap_err();
+        assert!(
+            matches!(err, attune_crypto::SealError::InvalidHeader(_)),
+            "{err:?}"
+        );
+    }
+    assert!(attune_crypto::seal_envelope(&c.a, good, key, b"x").is_ok());
+}

@@ -119,8 +119,9 @@ impl EnvelopeHeader {
         Ok(header)
     }
 
-    /// The chain rules that make a header canonical.
-    fn check(&self) -> Result<(), DecodeError> {
+    /// The chain rules that make a header canonical: what decoding checks, for
+    /// writers to check before they sign.
+    pub fn check(&self) -> Result<(), DecodeError> {
         if self.seq == 0 {
             return Err(DecodeError::NonCanonical {
                 what: "envelope header",
