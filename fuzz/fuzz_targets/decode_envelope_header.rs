@@ -1,13 +1,4 @@
 //! `EnvelopeHeader::decode` never panics, and accepts only canonical encodings.
 #![no_main]
 
-use attune_fuzz::assert_canonical;
-use attune_proto::EnvelopeHeader;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let reencoded = EnvelopeHeader::decode(data)
-        .ok()
-        .map(|v| v.encode().to_vec());
-    assert_canonical("EnvelopeHeader", data, reencoded);
-});
+attune_fuzz::canonical_decode_target!(EnvelopeHeader);

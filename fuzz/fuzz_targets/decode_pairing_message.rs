@@ -1,13 +1,4 @@
 //! `PairingMessage::decode` never panics, and accepts only canonical encodings.
 #![no_main]
 
-use attune_fuzz::assert_canonical;
-use attune_proto::PairingMessage;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let reencoded = PairingMessage::decode(data)
-        .ok()
-        .map(|v| v.encode().to_vec());
-    assert_canonical("PairingMessage", data, reencoded);
-});
+attune_fuzz::canonical_decode_target!(PairingMessage);

@@ -1,13 +1,4 @@
 //! `RequestToSign::decode` never panics, and accepts only canonical encodings.
 #![no_main]
 
-use attune_fuzz::assert_canonical;
-use attune_proto::RequestToSign;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let reencoded = RequestToSign::decode(data)
-        .ok()
-        .map(|v| v.encode().to_vec());
-    assert_canonical("RequestToSign", data, reencoded);
-});
+attune_fuzz::canonical_decode_target!(RequestToSign);

@@ -1,11 +1,4 @@
 //! `SealedAnswer::decode` never panics, and accepts only canonical encodings.
 #![no_main]
 
-use attune_fuzz::assert_canonical;
-use attune_proto::SealedAnswer;
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let reencoded = SealedAnswer::decode(data).ok().map(|v| v.encode().to_vec());
-    assert_canonical("SealedAnswer", data, reencoded);
-});
+attune_fuzz::canonical_decode_target!(SealedAnswer);
