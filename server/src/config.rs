@@ -63,7 +63,7 @@ pub struct Config {
     #[arg(long, env = "ATTUNE_RELAY_MAX_MAILBOXES", default_value_t = 10_000)]
     pub max_mailboxes: usize,
 
-    /// Connections in the read pool.
+    /// Connections in the read pool: also the most reads run at once.
     #[arg(long, env = "ATTUNE_RELAY_READERS", default_value_t = 4)]
     pub readers: usize,
 

@@ -4,6 +4,7 @@
 // A harness that cannot start the relay or build a fixture must fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod acked;
 pub mod leaks;
 
 use std::io::{BufRead, BufReader};
@@ -105,6 +106,11 @@ impl Relay {
         (child, addr)
     }
 
+    /// The relay process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `kill -9`: no shutdown, no flush.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -171,6 +177,12 @@ impl Drop for Relay {
 
 pub fn random16() -> [u8; 16] {
     attune_crypto::secret::random_array()
+}
+
+/// A uniformly random number in `lo..=hi` (small ranges; the bias is irrelevant).
+pub fn rand_in(lo: u64, hi: u64) -> u64 {
+    let r = u64::from_le_bytes(random16()[..8].try_into().unwrap());
+    lo + r % (hi - lo + 1)
 }
 
 /// A space with one member device (and optionally the partner's), with real keys.

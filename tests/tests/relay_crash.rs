@@ -4,15 +4,15 @@
 //! acknowledged envelope is then present exactly once, where it was acknowledged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use attune_client::relay::{RelayClient, RelayError};
+use attune_client::relay::RelayClient;
 use attune_crypto::DeviceIdentity;
-use attune_proto::{DeviceId, EntryId, Envelope, Hash32, RosterChange};
-use attune_tests::{random16, Chain, Relay, TestSpace};
+use attune_proto::{Hash32, RosterChange};
+use attune_tests::acked::{audit, deliver, pull_all, Acked, Audit, Tally};
+use attune_tests::{rand_in, Chain, Relay, TestSpace};
 
 /// How many times the relay is killed with SIGKILL.
 const KILLS: usize = 25;
@@ -25,45 +25,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the writers may take to get their last batch acknowledged.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A uniformly random number in `lo..=hi` (small ranges; the bias is irrelevant).
-fn rand_in(lo: u64, hi: u64) -> u64 {
-    let r = u64::from_le_bytes(random16()[..8].try_into().unwrap());
-    lo + r % (hi - lo + 1)
-}
-
-/// One envelope the relay acknowledged.
-#[derive(Debug, Clone)]
-struct Acked {
-    author: DeviceId,
-    seq: u64,
-    entry: EntryId,
-    cursor: u64,
-    bytes: Vec<u8>,
-}
-
 /// What one writer saw.
 #[derive(Debug, Default)]
 struct WriterReport {
     acked: Vec<Acked>,
     /// Envelopes built (the chain's last sequence number).
     built: u64,
-    requests: u64,
-    /// Requests whose outcome was unknown (connection error or timeout).
-    unreachable: u64,
-    rate_limited: u64,
-    server_errors: u64,
-    /// In-doubt batches the relay had committed before the crash (acknowledged
-    /// later as duplicates).
-    in_doubt_committed: u64,
-    /// In-doubt batches the relay had not committed (stored fresh on a retry).
-    in_doubt_lost_before_commit: u64,
+    tally: Tally,
     /// Why the writer gave up, if it did: the relay refused a batch it should have
     /// taken, or answered inconsistently.
     error: Option<String>,
 }
 
-/// Appends batches until `stop` is set, then keeps re-sending its pending batch (the
-/// same bytes) until the relay acknowledges it, so the final state is known.
+/// Appends batches until `stop` is set; each is re-sent (the same bytes) until the
+/// relay acknowledges it, so the final state is known.
 async fn writer(
     client: RelayClient,
     identity: DeviceIdentity,
@@ -73,137 +48,38 @@ async fn writer(
 ) -> WriterReport {
     let mut chain = Chain::new(&identity);
     let mut report = WriterReport::default();
-    // The batch in flight: its envelopes (bytes exactly as first sent) and how many
-    // attempts ended with an unknown outcome.
-    let mut pending: Option<(Vec<Envelope>, Vec<Vec<u8>>, u32)> = None;
-    loop {
-        if pending.is_none() {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            // Half single envelopes, half small batches.
-            let n = if rand_in(0, 1) == 0 {
-                1
-            } else {
-                rand_in(2, 8) as usize
-            };
-            let envs: Vec<Envelope> = (0..n)
-                .map(|_| {
-                    let mut content = vec![0u8; CONTENT];
-                    let tag = format!("{} {} ", identity.id().to_hex(), chain.seq + 1);
-                    for (i, b) in content.iter_mut().enumerate() {
-                        *b = tag.as_bytes()[i % tag.len()];
-                    }
-                    chain.next(&space, &content)
-                })
-                .collect();
-            let bytes = envs.iter().map(Envelope::encode).collect();
-            pending = Some((envs, bytes, 0));
-        }
-        let (envs, bytes, failed) = pending.as_mut().unwrap();
-        report.requests += 1;
-        let call = client.append(space.space, bytes.clone());
-        let Ok(outcome) = tokio::time::timeout(REQUEST_TIMEOUT, call).await else {
-            // No answer in time: as unknown as a broken connection.
-            report.unreachable += 1;
-            *failed += 1;
-            continue;
+    while !stop.load(Ordering::SeqCst) {
+        // Half single envelopes, half small batches.
+        let n = if rand_in(0, 1) == 0 {
+            1
+        } else {
+            rand_in(2, 8) as usize
         };
-        match outcome {
-            Ok(result) => {
-                let results = result.results;
-                let dups = results.iter().filter(|r| r.duplicate).count();
-                let problem = if results.len() != envs.len() {
-                    Some(format!(
-                        "{} envelopes sent, {} results",
-                        envs.len(),
-                        results.len()
-                    ))
-                } else if dups != 0 && dups != results.len() {
-                    Some(format!(
-                        "a batch is all or nothing, yet {dups} of {} came back as duplicates",
-                        results.len()
-                    ))
-                } else if dups != 0 && *failed == 0 {
-                    Some("a batch sent for the first time came back as duplicates".into())
-                } else {
-                    None
-                };
-                if problem.is_some() {
-                    report.error = problem;
-                    break;
+        let bytes: Vec<Vec<u8>> = (0..n)
+            .map(|_| {
+                let mut content = vec![0u8; CONTENT];
+                let tag = format!("{} {} ", identity.id().to_hex(), chain.seq + 1);
+                for (i, b) in content.iter_mut().enumerate() {
+                    *b = tag.as_bytes()[i % tag.len()];
                 }
-                if *failed > 0 {
-                    if dups != 0 {
-                        report.in_doubt_committed += 1;
-                    } else {
-                        report.in_doubt_lost_before_commit += 1;
-                    }
-                }
-                for ((env, raw), r) in envs.iter().zip(bytes.iter()).zip(results) {
-                    report.acked.push(Acked {
-                        author: env.header.author,
-                        seq: env.header.seq,
-                        entry: env.header.entry,
-                        cursor: r.cursor,
-                        bytes: raw.clone(),
-                    });
-                }
-                acks.fetch_add(envs.len() as u64, Ordering::SeqCst);
-                pending = None;
+                chain.next(&space, &content).encode()
+            })
+            .collect();
+        let d = deliver(&client, space.space, &bytes, REQUEST_TIMEOUT).await;
+        report.tally.add(&d);
+        match d.outcome {
+            Ok(acked) => {
+                acks.fetch_add(acked.len() as u64, Ordering::SeqCst);
+                report.acked.extend(acked);
             }
-            // The relay went away mid-request, was down, or did not answer in time:
-            // the outcome is unknown.
-            Err(RelayError::Unreachable { .. }) => {
-                report.unreachable += 1;
-                *failed += 1;
-                tokio::time::sleep(Duration::from_millis(rand_in(2, 15))).await;
-            }
-            // Refused before anything was stored: simply try again.
-            Err(RelayError::Refused { status: 429, .. }) => {
-                report.rate_limited += 1;
-                tokio::time::sleep(Duration::from_millis(rand_in(10, 30))).await;
-            }
-            // A 5xx leaves the outcome unknown too; it is counted and reported.
-            Err(RelayError::Refused { status, .. }) if status >= 500 => {
-                report.server_errors += 1;
-                *failed += 1;
-                tokio::time::sleep(Duration::from_millis(rand_in(2, 15))).await;
-            }
-            // Anything else (a sequence or chain conflict, say) means the relay lost
-            // or rewrote something it had acknowledged.
             Err(e) => {
-                report.error = Some(format!(
-                    "device {} seq {}..={} (after {failed} attempts with unknown outcome): {e}",
-                    identity.id().to_hex(),
-                    envs[0].header.seq,
-                    envs[envs.len() - 1].header.seq
-                ));
+                report.error = Some(e);
                 break;
             }
         }
     }
     report.built = chain.seq;
     report
-}
-
-/// Every stored envelope, in cursor order, paging through `pull`.
-async fn pull_all(client: &RelayClient, space: &TestSpace) -> Vec<(u64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = client
-            .pull(space.space, after, 1000)
-            .await
-            .expect("the relay answers a pull");
-        out.extend(page.envelopes.into_iter().map(|s| (s.cursor, s.envelope.0)));
-        if !page.more {
-            break;
-        }
-        assert!(page.next > after, "pull makes progress");
-        after = page.next;
-    }
-    out
 }
 
 /// Sets up the space with `DEVICES` writers: the creator plus devices it links.
@@ -305,63 +181,23 @@ fn acknowledged_writes_survive_kill_9() {
     let pulled = rt.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(30),
-            pull_all(&relay.client(&devices[0]), &space),
+            pull_all(&relay.client(&devices[0]), space.space),
         )
         .await
         .expect("the final pull finishes within 30 s")
     });
 
-    // --- What the relay holds. ---
-    let mut by_cursor: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    let mut entries: HashMap<EntryId, usize> = HashMap::new();
-    let mut chains: HashMap<(DeviceId, u64), usize> = HashMap::new();
-    let mut per_author: HashMap<DeviceId, Vec<(u64, Hash32, Hash32)>> = HashMap::new();
-    let mut last_cursor = 0;
-    for (cursor, raw) in &pulled {
-        assert!(
-            *cursor > last_cursor,
-            "cursors strictly increase: {cursor} after {last_cursor}"
-        );
-        last_cursor = *cursor;
-        let env = Envelope::decode(raw).expect("a stored envelope decodes");
-        let h = env.header;
-        assert_eq!(h.space, space.space);
-        *entries.entry(h.entry).or_default() += 1;
-        *chains.entry((h.author, h.seq)).or_default() += 1;
-        per_author
-            .entry(h.author)
-            .or_default()
-            .push((h.seq, h.prev, env.hash()));
-        by_cursor.insert(*cursor, raw.clone());
-    }
-    let dup_entries = entries.values().filter(|&&n| n > 1).count();
-    let dup_seqs = chains.values().filter(|&&n| n > 1).count();
-
-    // --- Every acknowledged envelope, at its cursor, byte for byte, once. ---
+    // --- What the relay holds: every acknowledged envelope, at its cursor, byte for
+    // byte, once. ---
     let acked: Vec<&Acked> = reports.iter().flat_map(|r| r.acked.iter()).collect();
-    let mut lost = Vec::new();
-    let mut acked_cursors = HashSet::new();
-    let mut cursor_reused = 0;
-    for a in &acked {
-        if !acked_cursors.insert(a.cursor) {
-            cursor_reused += 1;
-        }
-        let problem = match by_cursor.get(&a.cursor) {
-            Some(stored) if *stored == a.bytes => None,
-            Some(_) => Some("other bytes are stored there"),
-            None => Some("nothing is stored there"),
-        }
-        .or_else(|| (!entries.contains_key(&a.entry)).then_some("its entry id is missing"));
-        if let Some(problem) = problem {
-            lost.push(format!(
-                "device {} seq {} entry {} acknowledged at cursor {}: {problem}",
-                a.author.to_hex(),
-                a.seq,
-                hex::encode(a.entry.0),
-                a.cursor,
-            ));
-        }
-    }
+    let Audit {
+        lost,
+        dup_entries,
+        dup_seqs,
+        cursor_reused,
+        mut per_author,
+        last_cursor,
+    } = audit(space.space, &pulled, acked.iter().copied());
     let duplicated = dup_entries + dup_seqs + cursor_reused;
     let lost_n = lost.len();
 
@@ -384,21 +220,14 @@ fn acknowledged_writes_survive_kill_9() {
         .collect();
     rt.shutdown_timeout(Duration::from_secs(5));
 
-    let sum = |f: fn(&WriterReport) -> u64| reports.iter().map(f).sum::<u64>();
     println!(
         "crash test: {KILLS} kills, {} acknowledged, {lost_n} lost, {duplicated} duplicated, integrity {integrity}",
         acked.len()
     );
     println!(
-        "  {} requests, {} with unknown outcome, {} in-doubt batches had committed, {} had not, \
-         {} rate-limited, {} server errors, {} of {KILLS} intervals without an acknowledgement, \
+        "  {}, {} of {KILLS} intervals without an acknowledgement, \
          cursors 1..={last_cursor}, {} error/warning lines in the relay log, {:.1} s",
-        sum(|r| r.requests),
-        sum(|r| r.unreachable),
-        sum(|r| r.in_doubt_committed),
-        sum(|r| r.in_doubt_lost_before_commit),
-        sum(|r| r.rate_limited),
-        sum(|r| r.server_errors),
+        Tally::sum(reports.iter().map(|r| &r.tally)),
         quiet_intervals,
         log_errors.len(),
         started.elapsed().as_secs_f64()

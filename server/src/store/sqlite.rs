@@ -395,6 +395,10 @@ fn fail_job(job: Job, err: StoreError) {
 pub struct SqliteStore {
     jobs: Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per pooled connection: reads beyond the pool's size wait for a
+    /// turn instead of opening connections (and blocking threads) of their own, so
+    /// the pool stays as small as configured however many streams catch up at once.
+    read_turns: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -418,7 +422,8 @@ impl SqliteStore {
         }
         let mut conn = open(path)?;
         migrate(&mut conn)?;
-        let pool = (0..readers.max(1))
+        let readers = readers.max(1);
+        let pool = (0..readers)
             .map(|_| open(path))
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -429,6 +434,7 @@ impl SqliteStore {
         Ok(Self {
             jobs: tx,
             readers: Arc::new(Mutex::new(pool)),
+            read_turns: Arc::new(tokio::sync::Semaphore::new(readers)),
             path: path.to_path_buf(),
             writer: Mutex::new(Some(writer)),
         })
@@ -446,18 +452,27 @@ impl SqliteStore {
             .map_err(|_| internal("the writer dropped the job"))?
     }
 
-    /// Runs a read on a pooled connection, on the blocking thread pool.
+    /// Runs a read on a pooled connection, on the blocking thread pool, once one of
+    /// the pool's turns is free (at most as many reads at once as connections).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let turn = self
+            .read_turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(internal)?;
         let pool = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let conn = pool
                 .lock()
                 .map_err(|_| internal("reader pool poisoned"))?
                 .pop();
+            // Only if a connection was lost (a panicked read): open its replacement.
             let conn = match conn {
                 Some(c) => c,
                 None => open(&path)?,
@@ -572,5 +587,46 @@ impl Store for SqliteStore {
 
     async fn delete_space(&self, space: SpaceId) -> Result<bool, StoreError> {
         self.submit(|reply| Job::Delete { space, reply }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// However many reads are asked for at once, at most the pool's size run at a
+    /// time and the pool keeps its configured connections (each caches pages, so
+    /// more would cost memory for good).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_share_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("r.sqlite3"), 2, metrics).unwrap());
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, running, most) = (store.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    store
+                        .read(move |_| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            thread::sleep(std::time::Duration::from_millis(20));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for r in reads {
+            r.await.unwrap().unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 reads at once");
+        assert_eq!(store.readers.lock().unwrap().len(), 2);
     }
 }
