@@ -2,6 +2,7 @@
 //! limiting, stream notifications and pairing mailboxes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -16,12 +17,27 @@ use crate::store::Store;
 
 pub type SharedState = Arc<AppState>;
 
+/// Rosters only grow, so a longer one is newer. A request that loaded a roster
+/// just before a concurrent append (a revocation, say) must not put the older
+/// one back, or the revoked device would keep its access.
+fn insert_newer(cache: &mut HashMap<SpaceId, Arc<Roster>>, space: SpaceId, roster: Arc<Roster>) {
+    match cache.get(&space) {
+        Some(cached) if cached.len() > roster.len() => {}
+        _ => {
+            cache.insert(space, roster);
+        }
+    }
+}
+
 pub struct AppState {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub mailboxes: Mailboxes,
     rosters: RwLock<HashMap<SpaceId, Arc<Roster>>>,
+    /// Bumped whenever a space is erased, so that a roster loaded before the
+    /// erasure is not put back into the cache after it.
+    erasures: AtomicU64,
     replay: Mutex<ReplayCache>,
     rates: Mutex<HashMap<DeviceId, Bucket>>,
     streams: Mutex<HashMap<SpaceId, broadcast::Sender<u64>>>,
@@ -59,6 +75,7 @@ impl AppState {
             metrics,
             mailboxes,
             rosters: RwLock::new(HashMap::new()),
+            erasures: AtomicU64::new(0),
             replay: Mutex::new(ReplayCache {
                 seen: HashMap::new(),
                 last_prune_ms: 0,
@@ -79,6 +96,7 @@ impl AppState {
         {
             return Ok(r);
         }
+        let erasures = self.erasures.load(Ordering::SeqCst);
         let stored = self
             .store
             .roster(space)
@@ -98,18 +116,25 @@ impl AppState {
             ApiError::internal()
         })?;
         let roster = Arc::new(roster);
-        self.set_roster(space, roster.clone());
+        if let Ok(mut m) = self.rosters.write() {
+            // Checked under the lock that `forget_space` takes to remove it.
+            if self.erasures.load(Ordering::SeqCst) == erasures {
+                insert_newer(&mut m, space, roster.clone());
+            }
+        }
         Ok(roster)
     }
 
+    /// Caches a space's roster after a create or an append.
     pub fn set_roster(&self, space: SpaceId, roster: Arc<Roster>) {
         if let Ok(mut m) = self.rosters.write() {
-            m.insert(space, roster);
+            insert_newer(&mut m, space, roster);
         }
     }
 
     pub fn forget_space(&self, space: SpaceId) {
         if let Ok(mut m) = self.rosters.write() {
+            self.erasures.fetch_add(1, Ordering::SeqCst);
             m.remove(&space);
         }
         if let Ok(mut s) = self.streams.lock() {
@@ -179,5 +204,68 @@ impl AppState {
                 let _ = tx.send(cursor);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attune_proto::{labels, DevicePublic, Hash32, MemberId, RosterChange, RosterEvent};
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn device(seed: u8) -> (SigningKey, DevicePublic) {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let public = DevicePublic {
+            sign: key.verifying_key().to_bytes(),
+            kx: [seed; 32],
+        };
+        (key, public)
+    }
+
+    /// A verified roster of `len` events: create, then join.
+    fn roster(space: SpaceId, len: usize) -> Arc<Roster> {
+        let (key, a) = device(1);
+        let (_, b) = device(2);
+        let changes = [
+            RosterChange::Create {
+                member: MemberId([1; 16]),
+                device: a,
+            },
+            RosterChange::Join {
+                member: MemberId([2; 16]),
+                device: b,
+            },
+        ];
+        let mut events: Vec<SignedRosterEvent> = Vec::new();
+        for (i, change) in changes.into_iter().take(len).enumerate() {
+            let event = RosterEvent {
+                space,
+                seq: i as u64 + 1,
+                prev: events.last().map_or(Hash32::ZERO, SignedRosterEvent::hash),
+                signer: a.id(),
+                at: 0,
+                change,
+            };
+            let mut message = labels::ROSTER_SIG.to_vec();
+            message.extend(event.encode());
+            events.push(SignedRosterEvent {
+                event,
+                signature: key.sign(&message).to_bytes(),
+            });
+        }
+        Arc::new(Roster::verify(space, &events).unwrap())
+    }
+
+    #[test]
+    fn an_older_roster_never_replaces_a_newer_one_in_the_cache() {
+        let space = SpaceId([9; 16]);
+        let mut cache = HashMap::new();
+        insert_newer(&mut cache, space, roster(space, 2));
+        insert_newer(&mut cache, space, roster(space, 1));
+        assert_eq!(cache[&space].len(), 2, "a late, older load was cached");
+        let mut cache = HashMap::new();
+        insert_newer(&mut cache, space, roster(space, 1));
+        insert_newer(&mut cache, space, roster(space, 2));
+        assert_eq!(cache[&space].len(), 2);
     }
 }
