@@ -10,10 +10,12 @@ use serde_json::json;
 use crate::item::{Body, CheckIn, Need};
 use crate::pair;
 use crate::profile::{now_ms, read_passphrase, resolve_home, ClientError, Entry, Profile, View};
+use crate::relay::{EnvelopeStream, RelayClient};
 use crate::render::{describe_entry, entry_json, markdown_body, visible, when};
 use crate::style::Style;
 use crate::sync;
 use crate::vocab;
+use attune_proto::SpaceId;
 
 /// attune: a private, end-to-end encrypted space for two partners to check in,
 /// write to each other and practise understanding each other.
@@ -84,7 +86,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Stay connected and print your partner's new items as they arrive.
+    /// Stay connected and print your partner's new items as they arrive; after a
+    /// dropped connection or a relay restart it reconnects and resumes where it was.
     Watch {
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
@@ -957,6 +960,41 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
     Ok(report_problems(&view))
 }
 
+fn last_cursor(p: &Profile) -> Result<u64, ClientError> {
+    Ok(p.db
+        .get("last_cursor")?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Reopens the stream after the last stored cursor, backing off from 0.5 s to
+/// 15 s between tries; `None` if `deadline` passes first.
+async fn reconnect(
+    relay: &RelayClient,
+    space: SpaceId,
+    p: &Profile,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Option<EnvelopeStream>, ClientError> {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let resume_at = tokio::time::Instant::now() + wait;
+        if deadline.is_some_and(|d| d <= resume_at) {
+            if let Some(d) = deadline {
+                tokio::time::sleep_until(d).await;
+            }
+            return Ok(None);
+        }
+        tokio::time::sleep_until(resume_at).await;
+        match relay.stream(space, last_cursor(p)?).await {
+            Ok(s) => return Ok(Some(s)),
+            Err(e) => {
+                eprintln!("the relay is not reachable yet ({e}); trying again");
+                wait = (wait * 2).min(Duration::from_secs(15));
+            }
+        }
+    }
+}
+
 async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, ClientError> {
     let mut p = paired(home)?;
     let report = sync::sync(&mut p, false).await?;
@@ -968,11 +1006,7 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
     let deadline = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let relay = p.relay()?;
     let space = p.space()?;
-    let after: u64 =
-        p.db.get("last_cursor")?
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-    let mut stream = relay.stream(space, after).await?;
+    let mut stream = relay.stream(space, last_cursor(&p)?).await?;
     loop {
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
@@ -981,11 +1015,26 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
             },
             None => stream.next().await,
         };
-        let Some(item) = next else {
-            eprintln!("the relay closed the stream");
-            return Ok(1);
+        let item = match next {
+            Some(Ok(item)) => item,
+            lost => {
+                // A relay restart or a network drop: resume after the last
+                // envelope stored here, so nothing is missed or shown twice.
+                let why = match lost {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "the relay closed the stream".to_string(),
+                };
+                eprintln!("lost the connection to the relay ({why}); reconnecting");
+                match reconnect(&relay, space, &p, deadline).await? {
+                    Some(s) => {
+                        eprintln!("reconnected");
+                        stream = s;
+                        continue;
+                    }
+                    None => return Ok(0),
+                }
+            }
         };
-        let item = item?;
         p.db.store_received(&[(item.cursor, item.envelope.0)], now_ms())?;
         let mut view = p.view()?;
         // Reveals happen here too, as soon as both have sealed.

@@ -901,3 +901,83 @@ fn concurrent_writes_on_one_profile_are_all_kept() {
         assert_eq!(ids_with_text(&entries, t).len(), 1, "{t}");
     }
 }
+
+/// Lines a child prints, as they come.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for a line containing `needle`; returns every line read.
+fn wait_for(rx: &std::sync::mpsc::Receiver<String>, needle: &str, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(needle);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {needle:?} within {within:?}; got {seen:?}");
+}
+
+/// `watch` outlives a relay restart: it reconnects after the last cursor it
+/// stored, so it shows what came after and nothing twice.
+#[test]
+fn watch_resumes_from_its_cursor_after_the_relay_is_killed() {
+    let mut c = Couple::new(&[]);
+    c.a.run(&["journal", "-m", "written before watching"]).ok();
+    let mut watch =
+        c.b.command(&["watch", "--seconds", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let out = lines_of(watch.stdout.take().unwrap());
+    let err = lines_of(watch.stderr.take().unwrap());
+    let mut printed = Vec::new();
+    wait_for(&err, "watching", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+
+    c.a.run(&["journal", "-m", "streamed before the kill"]).ok();
+    printed.extend(wait_for(
+        &out,
+        "streamed before the kill",
+        Duration::from_secs(15),
+    ));
+
+    c.relay.kill9();
+    wait_for(&err, "lost the connection", Duration::from_secs(15));
+    c.relay.restart();
+    c.a.run(&["journal", "-m", "written after the restart"])
+        .ok();
+    printed.extend(wait_for(
+        &out,
+        "written after the restart",
+        Duration::from_secs(30),
+    ));
+    wait_for(&err, "reconnected", Duration::from_secs(30));
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+    printed.extend(out.try_iter());
+    let count = |text: &str| printed.iter().filter(|l| l.contains(text)).count();
+    assert_eq!(count("written before watching"), 0, "{printed:?}");
+    assert_eq!(count("streamed before the kill"), 1, "{printed:?}");
+    assert_eq!(count("written after the restart"), 1, "{printed:?}");
+}
