@@ -8,12 +8,17 @@
 //! (b) valid encodings of random values, mutated: bit flips, overwritten bytes,
 //! truncation, extension, insertion, deletion, duplication, splices of two valid
 //! encodings, and length fields set to boundary or huge values (0xFFFFFFFF ...).
+//! The generator and the mutation engine are in `support/mutation.rs`, shared with
+//! attune-crypto's decoder fuzzing.
 //!
 //! Deterministic: each test seeds a ChaCha20 generator from a base seed and its own
 //! name, and prints both. Set `ATTUNE_FUZZ_SEED` (decimal or 0x-hex) to try another
 //! base seed; run with `--nocapture` to see the seeds and per-decoder counts.
 
-use std::time::{Duration, Instant};
+#[path = "support/mutation.rs"]
+mod mutation;
+
+use std::time::Instant;
 
 use attune_proto::codec::{DecodeError, Reader};
 use attune_proto::{
@@ -21,15 +26,7 @@ use attune_proto::{
     PairingMessage, PairingPayload, RequestToSign, Role, RosterChange, RosterEvent, SealedAnswer,
     SignedRosterEvent, SpaceId,
 };
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
-
-/// The base seed; each test mixes in its own name.
-const SEED: u64 = 0xa77e_5eed_0f00_d1e5;
-/// Inputs per decoder.
-const INPUTS: usize = 100_000;
-/// How many valid encodings each test builds to mutate and splice.
-const POOL: usize = 256;
+use mutation::{drive, Fuzz, Mutations, INPUTS, POOL};
 
 /// Length values a mutation writes into a length (or count) field.
 const INTERESTING_U32: [u32; 24] = [
@@ -59,267 +56,18 @@ const INTERESTING_U32: [u32; 24] = [
     0xffff_ffff,
 ];
 
-const INTERESTING_U8: [u8; 10] = [0, 1, 2, 3, 4, 5, 0x7f, 0x80, 0xfe, 0xff];
+const MUTATIONS: Mutations = Mutations {
+    length_values: &INTERESTING_U32,
+    half_remaining: false,
+    max_typical_len: usize::MAX,
+};
 
-// ---------------------------------------------------------------------------
-// The generator and the mutation engine.
-// ---------------------------------------------------------------------------
-
-fn base_seed() -> u64 {
-    std::env::var("ATTUNE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| {
-            let s = s.trim();
-            match s.strip_prefix("0x") {
-                Some(h) => u64::from_str_radix(h, 16).ok(),
-                None => s.parse().ok(),
-            }
-        })
-        .unwrap_or(SEED)
-}
-
-/// FNV-1a, to give every test its own stream from one base seed.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-struct Fuzz {
-    rng: ChaCha20Rng,
-}
-
-impl Fuzz {
-    fn new(test: &str) -> Self {
-        let base = base_seed();
-        let seed = base ^ fnv1a(test);
-        println!("{test}: seed {seed:#018x} (base ATTUNE_FUZZ_SEED={base:#018x})");
-        Self {
-            rng: ChaCha20Rng::seed_from_u64(seed),
-        }
-    }
-
-    /// Uniform in `0..n` (0 when `n == 0`).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.rng.next_u64() % n as u64) as usize
-        }
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn u32(&mut self) -> u32 {
-        self.rng.next_u32()
-    }
-
-    fn u64(&mut self) -> u64 {
-        self.rng.next_u64()
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.rng.fill_bytes(&mut v);
-        v
-    }
-
-    fn array<const N: usize>(&mut self) -> [u8; N] {
-        let mut a = [0u8; N];
-        self.rng.fill_bytes(&mut a);
-        a
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    /// A length biased towards the small and the boundary cases.
-    fn len_up_to(&mut self, max: usize) -> usize {
-        match self.below(4) {
-            0 => self.below(max.min(4) + 1),
-            1 => max - self.below(max.min(4) + 1),
-            _ => self.below(max + 1),
-        }
-    }
-
-    /// A purely random input: random length 0..=600 (or near a valid length),
-    /// half of the time behind a short prefix of a valid encoding.
-    fn random_input(&mut self, pool: &[Vec<u8>]) -> Vec<u8> {
-        let len = match self.below(4) {
-            0 => {
-                let typical = self.pick(pool).len();
-                (typical + self.below(5)).saturating_sub(2)
-            }
-            1 => self.below(16),
-            _ => self.below(601),
-        };
-        let mut v = self.bytes(len);
-        if self.one_in(2) {
-            let seed = self.pick(pool);
-            let n = self.below(9).min(seed.len()).min(v.len());
-            v[..n].copy_from_slice(&seed[..n]);
-        }
-        v
-    }
-
-    /// A valid encoding from the pool, mutated one or more times.
-    fn mutated_input(&mut self, pool: &[Vec<u8>], len_fields: &[Vec<usize>]) -> Vec<u8> {
-        let i = self.below(pool.len());
-        let mut v = pool[i].clone();
-        let rounds = match self.below(8) {
-            0..=4 => 1,
-            5 | 6 => 2,
-            _ => self.range(3, 8),
-        };
-        for _ in 0..rounds {
-            self.mutate_once(&mut v, &len_fields[i], pool);
-        }
-        v
-    }
-
-    fn mutate_once(&mut self, v: &mut Vec<u8>, len_fields: &[usize], pool: &[Vec<u8>]) {
-        match self.below(13) {
-            // Flip one bit.
-            0 | 1 => {
-                if !v.is_empty() {
-                    let i = self.below(v.len());
-                    v[i] ^= 1 << self.below(8);
-                }
-            }
-            // Overwrite a byte with a random or a boundary value.
-            2 | 3 => {
-                if !v.is_empty() {
-                    let i = self.below(v.len());
-                    v[i] = if self.one_in(2) {
-                        self.u32() as u8
-                    } else {
-                        *self.pick(&INTERESTING_U8)
-                    };
-                }
-            }
-            // Truncate, often by just a few bytes.
-            4 => {
-                let cut = if self.one_in(2) {
-                    self.range(1, 4)
-                } else {
-                    self.below(v.len() + 1)
-                };
-                v.truncate(v.len().saturating_sub(cut));
-            }
-            // Extend with random bytes.
-            5 => {
-                let n = if self.one_in(2) {
-                    self.range(1, 4)
-                } else {
-                    self.range(1, 64)
-                };
-                let extra = self.bytes(n);
-                v.extend_from_slice(&extra);
-            }
-            // Insert random bytes.
-            6 => {
-                let at = self.below(v.len() + 1);
-                let n = self.range(1, 8);
-                let extra = self.bytes(n);
-                v.splice(at..at, extra);
-            }
-            // Delete a few bytes.
-            7 => {
-                if !v.is_empty() {
-                    let at = self.below(v.len());
-                    let n = self.range(1, 8).min(v.len() - at);
-                    v.drain(at..at + n);
-                }
-            }
-            // Splice: a prefix of this encoding, then a suffix of another
-            // (at the same offset half of the time, so the structure lines up).
-            8 => {
-                let other = self.pick(pool).clone();
-                let i = self.below(v.len() + 1);
-                let j = if self.one_in(2) {
-                    i.min(other.len())
-                } else {
-                    self.below(other.len() + 1)
-                };
-                v.truncate(i);
-                v.extend_from_slice(&other[j..]);
-            }
-            // Set a length field (or, without one, any 4 bytes) to a boundary or
-            // huge value, or to just off the true remaining length.
-            9 | 10 => {
-                let known: Vec<usize> = len_fields
-                    .iter()
-                    .copied()
-                    .filter(|&o| o + 4 <= v.len())
-                    .collect();
-                let at = if !known.is_empty() && !self.one_in(4) {
-                    *self.pick(&known)
-                } else if v.len() >= 4 {
-                    self.below(v.len() - 3)
-                } else {
-                    return;
-                };
-                let current = u32::from_be_bytes(v[at..at + 4].try_into().unwrap());
-                let remaining = (v.len() - at - 4) as u32;
-                let value = match self.below(4) {
-                    0 => current.wrapping_add(1),
-                    1 => current.wrapping_sub(1),
-                    2 => remaining.wrapping_add(self.below(3) as u32).wrapping_sub(1),
-                    _ => *self.pick(&INTERESTING_U32),
-                };
-                v[at..at + 4].copy_from_slice(&value.to_be_bytes());
-            }
-            // Duplicate a chunk in place.
-            11 => {
-                if !v.is_empty() {
-                    let at = self.below(v.len());
-                    let n = self.range(1, 16).min(v.len() - at);
-                    let chunk = v[at..at + n].to_vec();
-                    v.splice(at + n..at + n, chunk);
-                }
-            }
-            // Swap two bytes.
-            _ => {
-                if v.len() >= 2 {
-                    let i = self.below(v.len());
-                    let j = self.below(v.len());
-                    v.swap(i, j);
-                }
-            }
-        }
-    }
-}
+/// Random inputs start with at most this many bytes of a valid encoding.
+const PREFIX_MAX: usize = 8;
 
 // ---------------------------------------------------------------------------
 // The driver.
 // ---------------------------------------------------------------------------
-
-#[derive(Debug, Default)]
-struct Stats {
-    random: usize,
-    random_ok: usize,
-    mutated: usize,
-    mutated_ok: usize,
-    elapsed: Duration,
-}
-
-impl Stats {
-    fn inputs(&self) -> usize {
-        self.random + self.mutated
-    }
-
-    fn ok(&self) -> usize {
-        self.random_ok + self.mutated_ok
-    }
-}
 
 /// A valid encoding and the offsets of its length (and count) fields.
 struct Seed {
@@ -338,8 +86,8 @@ fn run(
     mut make_seed: impl FnMut(&mut Fuzz) -> Seed,
     decode_reencode: impl Fn(&[u8]) -> Option<Vec<u8>>,
     min_mutated_ok_per_mille: usize,
-) -> Stats {
-    let mut fuzz = Fuzz::new(name);
+) -> mutation::Stats {
+    let mut fuzz = Fuzz::new(name, &MUTATIONS);
     let seeds: Vec<Seed> = (0..POOL).map(|_| make_seed(&mut fuzz)).collect();
     for seed in &seeds {
         let back = decode_reencode(&seed.bytes);
@@ -353,16 +101,14 @@ fn run(
     let pool: Vec<Vec<u8>> = seeds.iter().map(|s| s.bytes.clone()).collect();
     let len_fields: Vec<Vec<usize>> = seeds.iter().map(|s| s.len_fields.clone()).collect();
 
-    let mut stats = Stats::default();
-    let start = Instant::now();
-    for _ in 0..INPUTS {
-        let random = fuzz.one_in(4);
+    let stats = drive(name, &mut fuzz, |f, random| {
         let input = if random {
-            fuzz.random_input(&pool)
+            f.random_input(&pool, PREFIX_MAX)
         } else {
-            fuzz.mutated_input(&pool, &len_fields)
+            let i = f.below(pool.len());
+            f.mutated_input(&pool, i, &len_fields[i])
         };
-        let ok = match decode_reencode(&input) {
+        match decode_reencode(&input) {
             Some(re) => {
                 assert!(
                     re == input,
@@ -373,42 +119,10 @@ fn run(
                 true
             }
             None => false,
-        };
-        if random {
-            stats.random += 1;
-            stats.random_ok += usize::from(ok);
-        } else {
-            stats.mutated += 1;
-            stats.mutated_ok += usize::from(ok);
         }
-    }
-    stats.elapsed = start.elapsed();
-    report(name, &stats);
-    assert!(stats.inputs() >= INPUTS);
-    assert!(
-        stats.mutated_ok * 1000 >= stats.mutated * min_mutated_ok_per_mille,
-        "{name}: only {} of {} mutated inputs decoded; the fuzzing does not get past the first checks",
-        stats.mutated_ok,
-        stats.mutated
-    );
-    assert!(
-        stats.mutated_ok < stats.mutated,
-        "{name}: every mutated input decoded; the decoder checks nothing?"
-    );
+    });
+    stats.assert_reach(name, min_mutated_ok_per_mille);
     stats
-}
-
-fn report(name: &str, stats: &Stats) {
-    println!(
-        "{name}: {} inputs ({} random, {} mutated), {} decoded OK ({} random, {} mutated), {:.2?}",
-        stats.inputs(),
-        stats.random,
-        stats.mutated,
-        stats.ok(),
-        stats.random_ok,
-        stats.mutated_ok,
-        stats.elapsed
-    );
 }
 
 // ---------------------------------------------------------------------------
@@ -753,7 +467,7 @@ fn key_wrap_decode_list() {
 
 #[test]
 fn codec_reader() {
-    let mut f = Fuzz::new("codec::Reader");
+    let mut f = Fuzz::new("codec::Reader", &MUTATIONS);
     let start = Instant::now();
     let (mut reads, mut reads_ok) = (0usize, 0usize);
     for _ in 0..INPUTS {
@@ -852,19 +566,14 @@ fn random_hex_string(f: &mut Fuzz, id_len: usize) -> String {
         1 => f.below(8),
         _ => f.below(200),
     };
-    (0..n).map(|_| *f.pick(&HEX_ALPHABET)).collect()
+    f.picks(n, &HEX_ALPHABET).into_iter().collect()
 }
 
 fn mutate_hex_string(f: &mut Fuzz, s: &str, other: &str) -> String {
     let mut chars: Vec<char> = s.chars().collect();
     for _ in 0..f.range(1, 3) {
         match f.below(8) {
-            0 | 1 => {
-                if !chars.is_empty() {
-                    let i = f.below(chars.len());
-                    chars[i] = *f.pick(&HEX_ALPHABET);
-                }
-            }
+            0 | 1 => f.replace_one(&mut chars, &HEX_ALPHABET),
             2 => {
                 if !chars.is_empty() {
                     let i = f.below(chars.len());
@@ -875,36 +584,16 @@ fn mutate_hex_string(f: &mut Fuzz, s: &str, other: &str) -> String {
                     };
                 }
             }
-            3 => {
-                let at = f.below(chars.len() + 1);
-                chars.insert(at, *f.pick(&HEX_ALPHABET));
-            }
-            4 => {
-                if !chars.is_empty() {
-                    let at = f.below(chars.len());
-                    chars.remove(at);
-                }
-            }
-            5 => {
-                let keep = f.below(chars.len() + 1);
-                chars.truncate(keep);
-            }
+            3 => f.insert_one(&mut chars, &HEX_ALPHABET),
+            4 => f.remove_one(&mut chars),
+            5 => f.keep_prefix(&mut chars),
             6 => {
                 let extra = f.range(1, 4);
-                for _ in 0..extra {
-                    chars.push(*f.pick(&HEX_ALPHABET));
-                }
+                chars.extend(f.picks(extra, &HEX_ALPHABET));
             }
             _ => {
-                let o: Vec<char> = other.chars().collect();
-                let i = f.below(chars.len() + 1);
-                let j = if f.one_in(2) {
-                    i.min(o.len())
-                } else {
-                    f.below(o.len() + 1)
-                };
-                chars.truncate(i);
-                chars.extend_from_slice(&o[j..]);
+                let other: Vec<char> = other.chars().collect();
+                f.splice(&mut chars, &other);
             }
         }
     }
@@ -921,24 +610,21 @@ fn fuzz_from_hex<T>(
     from_hex: impl Fn(&str) -> Result<T, DecodeError>,
     to_hex: impl Fn(&T) -> String,
 ) {
-    let mut f = Fuzz::new(name);
+    let mut f = Fuzz::new(name, &MUTATIONS);
     let pool: Vec<String> = (0..POOL).map(|_| hex::encode(f.bytes(id_len))).collect();
     for s in &pool {
         assert_eq!(from_hex(s).map(|v| to_hex(&v)).as_deref(), Ok(&s[..]));
     }
-    let start = Instant::now();
-    let mut stats = Stats::default();
     let mut ok_upper = 0usize;
-    for _ in 0..INPUTS {
-        let random = f.one_in(4);
+    let stats = drive(name, &mut f, |f, random| {
         let input = if random {
-            random_hex_string(&mut f, id_len)
+            random_hex_string(f, id_len)
         } else {
-            let a = f.pick(&pool).clone();
-            let b = f.pick(&pool).clone();
-            mutate_hex_string(&mut f, &a, &b)
+            let a = f.pick(&pool);
+            let b = f.pick(&pool);
+            mutate_hex_string(f, a, b)
         };
-        let ok = match from_hex(&input) {
+        match from_hex(&input) {
             Ok(v) => {
                 let back = to_hex(&v);
                 assert_eq!(
@@ -954,21 +640,10 @@ fn fuzz_from_hex<T>(
                 true
             }
             Err(_) => false,
-        };
-        if random {
-            stats.random += 1;
-            stats.random_ok += usize::from(ok);
-        } else {
-            stats.mutated += 1;
-            stats.mutated_ok += usize::from(ok);
         }
-    }
-    stats.elapsed = start.elapsed();
-    report(name, &stats);
+    });
     println!("{name}: {ok_upper} accepted inputs had upper-case hex digits");
-    assert!(stats.inputs() >= INPUTS);
-    assert!(stats.mutated_ok * 10 >= stats.mutated);
-    assert!(stats.mutated_ok < stats.mutated);
+    stats.assert_reach(name, 100);
 }
 
 macro_rules! id_tests {
