@@ -568,13 +568,11 @@ fn blind_checkin_and_answer_stay_sealed_then_reveal_together_and_refuse_tamperin
     eprintln!("blind exchanges: {:?}", started.elapsed());
 }
 
-/// BUG (fails today): a sealed check-in's kind is recomputed from the reader's
-/// local time zone (`render.rs`, `sealed_context`: `day_exercise(&day_of(e.item.at))`),
-/// while the exchange was derived from the author's local day
-/// (`practice_cmd.rs`, `checkin`: `day_exercise(&day_of(now_ms()))`). With the
-/// partners (or one traveller) in time zones whose dates differ, a check-in is
-/// shown as an "answer" to an exercise, with a hint (`attune answer <exchange>`)
-/// that fails with "no item with id".
+/// Regression: a sealed check-in's kind used to be recomputed from the reader's
+/// local date while its exchange came from the author's, so with partners (or
+/// one traveller) in time zones whose dates differ, a check-in showed as an
+/// "answer" to an exercise, with a hint that failed. Kinds now come from the
+/// exchange itself.
 #[test]
 fn a_sealed_checkin_is_still_a_checkin_in_another_time_zone() {
     let mut c = Couple::new(&[]);
