@@ -22,7 +22,14 @@ pub enum RelayError {
     },
     #[error("the relay sent an unexpected answer: {0}")]
     BadAnswer(String),
+    #[error("the relay's answer is larger than this client accepts ({limit} bytes)")]
+    AnswerTooLarge { limit: usize },
 }
+
+/// The largest answer read from a relay. A page of envelopes is asked for in
+/// sizes that fit (see `sync::pull`); anything larger is a broken or hostile
+/// relay, and reading it whole could exhaust memory.
+pub const MAX_ANSWER: usize = 32 * 1024 * 1024;
 
 impl RelayError {
     /// The stable error code, when the relay refused.
@@ -150,10 +157,7 @@ impl RelayClient {
             detail: chain(&e),
         })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| RelayError::Unreachable {
-            url: self.base.clone(),
-            detail: chain(&e),
-        })?;
+        let bytes = self.read_capped(resp).await?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(e) => RelayError::Refused {
@@ -170,6 +174,25 @@ impl RelayClient {
             &bytes[..]
         };
         serde_json::from_slice(bytes).map_err(|e| RelayError::BadAnswer(e.to_string()))
+    }
+
+    /// The answer's body, refused past [`MAX_ANSWER`] bytes without reading on.
+    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, RelayError> {
+        let too_large = RelayError::AnswerTooLarge { limit: MAX_ANSWER };
+        if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err(too_large);
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| RelayError::Unreachable {
+            url: self.base.clone(),
+            detail: chain(&e),
+        })? {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err(too_large);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     fn json(body: &impl serde::Serialize) -> Option<Vec<u8>> {

@@ -7,9 +7,34 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::item::Head;
 use crate::profile::{now_ms, ClientError, Profile, View};
+use crate::relay::RelayError;
 
 /// Envelopes per append request.
 const PUSH_BATCH: usize = 100;
+/// Envelope bytes per append request: base64 makes them 4/3 larger, which stays
+/// well under the relay's default body limit (8 MiB). One larger envelope goes
+/// alone.
+const PUSH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Splits envelopes of these sizes into consecutive batches of at most
+/// `max_count` envelopes and `max_bytes` bytes (a single larger one alone).
+fn batches(sizes: &[usize], max_count: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        let full = i - start == max_count || (i > start && bytes + size > max_bytes);
+        if full {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
 /// Envelopes per pull page.
 const PULL_PAGE: usize = 500;
 
@@ -28,7 +53,9 @@ pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
     let space = profile.space()?;
     let queued = profile.db.outbox()?;
     let mut sent = 0;
-    for chunk in queued.chunks(PUSH_BATCH) {
+    let sizes: Vec<usize> = queued.iter().map(|q| q.envelope.len()).collect();
+    for range in batches(&sizes, PUSH_BATCH, PUSH_BYTES) {
+        let chunk = &queued[range];
         relay
             .append(space, chunk.iter().map(|q| q.envelope.clone()).collect())
             .await?;
@@ -80,8 +107,16 @@ pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, C
         .unwrap_or(0);
     let mut received = 0;
     let mut bar: Option<ProgressBar> = None;
+    let mut limit = PULL_PAGE;
     loop {
-        let page = relay.pull(space, after, PULL_PAGE).await?;
+        let page = match relay.pull(space, after, limit).await {
+            // Large envelopes: ask for fewer at a time, down to one.
+            Err(RelayError::AnswerTooLarge { .. }) if limit > 1 => {
+                limit = (limit / 8).max(1);
+                continue;
+            }
+            other => other?,
+        };
         let rows: Vec<(u64, Vec<u8>)> = page
             .envelopes
             .into_iter()
@@ -146,4 +181,19 @@ pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncRepo
         received,
         view,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    #[test]
+    fn batches_respect_count_and_bytes_and_keep_order() {
+        assert!(batches(&[], 3, 10).is_empty());
+        assert_eq!(batches(&[1; 7], 3, 100), vec![0..3, 3..6, 6..7]);
+        assert_eq!(batches(&[4, 4, 4, 4], 10, 9), vec![0..2, 2..4]);
+        // One envelope over the byte budget still goes, alone.
+        assert_eq!(batches(&[2, 50, 2, 2], 10, 9), vec![0..1, 1..2, 2..4]);
+        assert_eq!(batches(&[9, 1], 10, 9), vec![0..1, 1..2]);
+    }
 }

@@ -981,3 +981,31 @@ fn watch_resumes_from_its_cursor_after_the_relay_is_killed() {
     assert_eq!(count("streamed before the kill"), 1, "{printed:?}");
     assert_eq!(count("written after the restart"), 1, "{printed:?}");
 }
+
+/// Large entries written offline go up in batches that fit the relay's body
+/// limit, and come down in pages that fit the client's answer limit (32 MiB):
+/// 30 journal entries of ~900 KB each (about 37 MB once base64-encoded).
+#[test]
+fn many_large_entries_written_offline_go_up_and_come_down() {
+    let mut c = Couple::new(&[]);
+    c.relay.kill9();
+    let n = 30;
+    for i in 0..n {
+        let text = format!("large entry {i:02} ") + &"x".repeat(900_000);
+        let run = c.a.run_with_stdin(&["journal"], Some(&text));
+        assert_eq!(run.code, 0, "writing offline works: {}", run.stderr);
+    }
+    c.relay.restart();
+    let run = c.a.run(&["sync"]);
+    assert_eq!(run.code, 0, "the outbox goes up: {run:?}");
+    assert_eq!(waiting(&c.a), 0, "nothing left in the outbox");
+    let run = c.b.run(&["sync"]);
+    assert_eq!(run.code, 0, "the partner receives it: {run:?}");
+    let got: BTreeSet<String> = feed(&c.b)
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .filter_map(|t| t.strip_prefix("large entry "))
+        .map(|t| t[..2].to_string())
+        .collect();
+    assert_eq!(got.len(), n, "every large entry arrives once: {got:?}");
+}
