@@ -357,7 +357,11 @@ impl RelayClient {
                 .map_err(|_| RelayError::BadAnswer("bad header".into()))?;
             req.headers_mut().insert(k, value);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req)
+        // One message carries one envelope; nothing larger than an answer is read.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_ANSWER))
+            .max_frame_size(Some(MAX_ANSWER));
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
             .await
             .map_err(|e| match e {
                 tokio_tungstenite::tungstenite::Error::Http(resp) => {
