@@ -129,6 +129,28 @@ impl RelayClient {
         signed: bool,
     ) -> Result<T, RelayError> {
         let body = body.unwrap_or_default();
+        match self
+            .call_once(method.clone(), path, query, &body, signed)
+            .await
+        {
+            // Signed just before the relay (re)started: it did nothing with the
+            // request, so signing again is safe. A clock that is really off fails
+            // the second time too, with the relay's message.
+            Err(e) if signed && e.code() == Some(api::codes::STALE_TIMESTAMP) => {
+                self.call_once(method, path, query, &body, signed).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        signed: bool,
+    ) -> Result<T, RelayError> {
         let url = if query.is_empty() {
             format!("{}{path}", self.base)
         } else {
@@ -142,7 +164,7 @@ impl RelayClient {
                 method.as_str(),
                 path,
                 query,
-                &body,
+                body,
                 now_ms(),
                 nonce,
             ) {
@@ -150,7 +172,9 @@ impl RelayClient {
             }
         }
         if !body.is_empty() {
-            req = req.header("content-type", "application/json").body(body);
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_vec());
         }
         let resp = req.send().await.map_err(|e| RelayError::Unreachable {
             url: self.base.clone(),

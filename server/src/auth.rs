@@ -118,6 +118,12 @@ impl FromRequest<SharedState> for Signed {
                 ),
             ));
         }
+        if timestamp_ms < state.started_ms {
+            return Err(ApiError::unauthenticated(
+                codes::STALE_TIMESTAMP,
+                "the request was signed before this relay started; sign it again (if this repeats, this device's clock is behind the relay's)",
+            ));
+        }
         let body = read_body(req, state.config.max_body).await?;
         let request = RequestToSign {
             method,

@@ -70,6 +70,12 @@ pub struct Config {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `attune_relay=debug`.
     #[arg(long, env = "ATTUNE_RELAY_LOG", default_value = "info")]
     pub log: String,
+
+    /// When this relay started, in Unix ms; set before it listens. Requests
+    /// signed earlier are refused: the replay cache starts empty, so this stops a
+    /// request captured before a restart from being replayed after it.
+    #[arg(skip)]
+    pub started_ms: Option<i64>,
 }
 
 impl Config {
@@ -89,6 +95,7 @@ impl Config {
     pub fn for_tests(db: PathBuf) -> Self {
         let mut c = Self::parse_from(["attune-relay"]);
         c.db = Some(db);
+        c.started_ms = Some(crate::auth::now_ms());
         c
     }
 }

@@ -3,7 +3,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = attune_relay::Config::parse();
+    let mut config = attune_relay::Config::parse();
+    // Before listening: no request signed earlier can be a fresh one.
+    config.started_ms = Some(attune_relay::auth::now_ms());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log)

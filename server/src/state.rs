@@ -42,6 +42,8 @@ pub struct AppState {
     rates: Mutex<HashMap<DeviceId, Bucket>>,
     streams: Mutex<HashMap<SpaceId, broadcast::Sender<u64>>>,
     pub shutdown: watch::Receiver<bool>,
+    /// See [`Config::started_ms`].
+    pub started_ms: i64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -69,6 +71,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let mailboxes = Mailboxes::new(&config);
+        let started_ms = config.started_ms.unwrap_or_else(crate::auth::now_ms);
         Self {
             config,
             store,
@@ -83,6 +86,7 @@ impl AppState {
             rates: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             shutdown,
+            started_ms,
         }
     }
 

@@ -795,3 +795,22 @@ async fn graceful_shutdown_keeps_writes_and_logs_hold_no_content() {
     assert_eq!(page.envelopes.len(), 1);
     assert_eq!(page.envelopes[0].cursor, ack.results[0].cursor);
 }
+
+/// The replay cache lives in memory; a request signed before a restart, whether
+/// it was delivered then or only captured, is refused after the restart.
+#[tokio::test]
+async fn a_request_captured_before_a_restart_cannot_be_replayed_after_it() {
+    let (_dir, mut relay, space, a, _b) = setup(&[]).await;
+    let path = format!("/v1/spaces/{}/roster", space.space);
+    let delivered = sign_headers(&a, "GET", &path, "", b"", now_ms(), random16());
+    let captured = sign_headers(&a, "GET", &path, "", b"", now_ms(), random16());
+    let r = raw(&relay, "GET", &path, delivered.clone(), vec![]).await;
+    assert_eq!(r.status, 200);
+    relay.restart();
+    for headers in [delivered, captured] {
+        let r = raw(&relay, "GET", &path, headers, vec![]).await;
+        assert_eq!((r.status, r.code()), (401, codes::STALE_TIMESTAMP));
+    }
+    // Requests signed now are served.
+    assert_eq!(signed(&relay, &a, "GET", &path, vec![]).await.status, 200);
+}
