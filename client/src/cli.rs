@@ -194,6 +194,9 @@ pub enum PairCommand {
     Invite {
         #[arg(long, env = "ATTUNE_RELAY")]
         relay: String,
+        /// The relay's space-creation token, if its operator set one.
+        #[arg(long, env = "ATTUNE_RELAY_TOKEN", hide_env_values = true)]
+        relay_token: Option<String>,
         /// How long to wait for your partner, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -290,9 +293,14 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             name,
             no_passphrase,
         } => init(&home, &name, no_passphrase),
-        Command::Pair(PairCommand::Invite { relay, timeout }) => {
+        Command::Pair(PairCommand::Invite {
+            relay,
+            relay_token,
+            timeout,
+        }) => {
             let mut p = Profile::open(&home)?;
-            let paired = pair::invite(&mut p, &relay, Duration::from_secs(timeout), |code| {
+            let wait = Duration::from_secs(timeout);
+            let paired = pair::invite(&mut p, &relay, relay_token, wait, |code| {
                 outln!("code: {code}");
                 let _ = std::io::stdout().flush();
                 eprintln!("Give your partner this code; they run: attune pair join {code} --relay {relay}");

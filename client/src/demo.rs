@@ -44,7 +44,7 @@ pub async fn run() -> Result<i32, ClientError> {
     let (code_tx, code_rx) = tokio::sync::oneshot::channel::<String>();
     let url2 = url.clone();
     let inviter = tokio::spawn(async move {
-        let r = pair::invite(&mut alex, &url2, Duration::from_secs(60), |code| {
+        let r = pair::invite(&mut alex, &url2, None, Duration::from_secs(60), |code| {
             outln!("Alex's screen shows: code: {code}");
             let _ = code_tx.send(code.to_string());
         })

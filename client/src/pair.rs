@@ -145,6 +145,7 @@ pub struct Paired {
 pub async fn invite(
     profile: &mut Profile,
     relay_url: &str,
+    create_token: Option<String>,
     timeout: Duration,
     on_code: impl FnOnce(&str),
 ) -> Result<Paired, ClientError> {
@@ -152,7 +153,8 @@ pub async fn invite(
         return Err(ClientError::AlreadyPaired);
     }
     let deadline = Instant::now() + timeout;
-    let relay = RelayClient::new(relay_url, profile.identity.clone());
+    let relay =
+        RelayClient::new(relay_url, profile.identity.clone()).with_create_token(create_token);
     let me = &profile.identity;
     let name = profile.name();
     let space = SpaceId(attune_crypto::secret::random_array());

@@ -96,6 +96,8 @@ pub struct RelayClient {
     base: String,
     http: reqwest::Client,
     identity: DeviceIdentity,
+    /// The relay operator's space-creation token, if the relay needs one.
+    create_token: Option<String>,
 }
 
 impl RelayClient {
@@ -108,7 +110,14 @@ impl RelayClient {
             base: base_url.trim_end_matches('/').to_string(),
             http,
             identity,
+            create_token: None,
         }
+    }
+
+    /// Sends `token` when creating a space (relays started with `--create-token`).
+    pub fn with_create_token(mut self, token: Option<String>) -> Self {
+        self.create_token = token;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -128,16 +137,30 @@ impl RelayClient {
         body: Option<Vec<u8>>,
         signed: bool,
     ) -> Result<T, RelayError> {
+        self.call_with(method, path, query, body, signed, &[]).await
+    }
+
+    /// [`Self::call`] with extra headers.
+    async fn call_with<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Option<Vec<u8>>,
+        signed: bool,
+        extra: &[(&str, &str)],
+    ) -> Result<T, RelayError> {
         let body = body.unwrap_or_default();
         match self
-            .call_once(method.clone(), path, query, &body, signed)
+            .call_once(method.clone(), path, query, &body, signed, extra)
             .await
         {
             // Signed just before the relay (re)started: it did nothing with the
             // request, so signing again is safe. A clock that is really off fails
             // the second time too, with the relay's message.
             Err(e) if signed && e.code() == Some(api::codes::STALE_TIMESTAMP) => {
-                self.call_once(method, path, query, &body, signed).await
+                self.call_once(method, path, query, &body, signed, extra)
+                    .await
             }
             other => other,
         }
@@ -150,6 +173,7 @@ impl RelayClient {
         query: &str,
         body: &[u8],
         signed: bool,
+        extra: &[(&str, &str)],
     ) -> Result<T, RelayError> {
         let url = if query.is_empty() {
             format!("{}{path}", self.base)
@@ -170,6 +194,9 @@ impl RelayClient {
             ) {
                 req = req.header(k, v);
             }
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
         }
         if !body.is_empty() {
             req = req
@@ -227,7 +254,13 @@ impl RelayClient {
         let body = Self::json(&CreateSpace {
             create_event: B64(create_event),
         });
-        self.call(Method::POST, "/v1/spaces", "", body, true).await
+        let token = self.create_token.as_deref();
+        let extra: Vec<(&str, &str)> = token
+            .map(|t| (api::HEADER_CREATE_TOKEN, t))
+            .into_iter()
+            .collect();
+        self.call_with(Method::POST, "/v1/spaces", "", body, true, &extra)
+            .await
     }
 
     pub async fn roster(&self, space: SpaceId) -> Result<Vec<Vec<u8>>, RelayError> {

@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, env = "ATTUNE_RELAY_LOG", default_value = "info")]
     pub log: String,
 
+    /// Create spaces only for requests that carry this token (header
+    /// `x-attune-create-token`; clients pass it with `--relay-token`). Without
+    /// one, anyone who can reach the relay can create spaces.
+    #[arg(long, env = "ATTUNE_RELAY_CREATE_TOKEN", hide_env_values = true)]
+    pub create_token: Option<String>,
+
     /// When this relay started, in Unix ms; set before it listens. Requests
     /// signed earlier are refused: the replay cache starts empty, so this stops a
     /// request captured before a restart from being replayed after it.

@@ -81,6 +81,7 @@ impl Relay {
             .arg(db)
             .args(extra)
             .env("ATTUNE_RELAY_LOG", "info")
+            .env_remove("ATTUNE_RELAY_CREATE_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -317,6 +318,7 @@ impl Attune {
             .env_remove("ATTUNE_PASSPHRASE")
             .env_remove("ATTUNE_HOME")
             .env_remove("ATTUNE_RELAY")
+            .env_remove("ATTUNE_RELAY_TOKEN")
             .stdin(Stdio::null());
         for (k, v) in &self.env {
             c.env(k, v);

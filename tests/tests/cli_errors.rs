@@ -858,3 +858,24 @@ fn out_of_range_mood_gets_one_clear_line_too() {
         .collect();
     assert_all_clear(&cases);
 }
+
+#[test]
+fn a_relay_that_requires_a_creation_token_says_so_and_pairs_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &["--create-token", "let-us-in"]);
+    let mut a = Attune::new(&dir.path().join("a"));
+    let b = Attune::new(&dir.path().join("b"));
+    a.init("Alex");
+    b.init("Sam");
+    let run = a.run(&["pair", "invite", "--relay", &relay.url, "--timeout", "5"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("creation_not_allowed") && run.stderr.contains("--relay-token"),
+        "says what is missing and how to pass it: {run:?}"
+    );
+    a.env
+        .push(("ATTUNE_RELAY_TOKEN".into(), "let-us-in".into()));
+    attune_tests::pair(&a, &b, &relay.url);
+    let status = a.run(&["status"]).ok();
+    assert!(status.stdout.contains("Sam"), "{status:?}");
+}

@@ -814,3 +814,36 @@ async fn a_request_captured_before_a_restart_cannot_be_replayed_after_it() {
     // Requests signed now are served.
     assert_eq!(signed(&relay, &a, "GET", &path, vec![]).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_relay_with_a_creation_token_creates_spaces_only_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &["--create-token", "s3cret-token"]);
+    let a = DeviceIdentity::generate();
+    let space = TestSpace::new(&a);
+    let body =
+        serde_json::to_vec(&json!({ "create_event": api::b64(&space.create_event()) })).unwrap();
+    for token in [
+        None,
+        Some("wrong"),
+        Some("s3cret-toke"),
+        Some("s3cret-token2"),
+    ] {
+        let mut headers = sign_headers(&a, "POST", "/v1/spaces", "", &body, now_ms(), random16());
+        if let Some(t) = token {
+            headers.push((api::HEADER_CREATE_TOKEN, t.to_string()));
+        }
+        let r = raw(&relay, "POST", "/v1/spaces", headers, body.clone()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, codes::CREATION_NOT_ALLOWED),
+            "{token:?}"
+        );
+    }
+    relay
+        .client(&a)
+        .with_create_token(Some("s3cret-token".into()))
+        .create_space(space.create_event())
+        .await
+        .expect("created with the operator's token");
+}

@@ -13,6 +13,9 @@ pub const HEADER_TIMESTAMP: &str = "x-attune-timestamp";
 pub const HEADER_NONCE: &str = "x-attune-nonce";
 /// The Ed25519 signature of the request string, base64url.
 pub const HEADER_SIGNATURE: &str = "x-attune-signature";
+/// The relay operator's space-creation token, on `POST /v1/spaces` when the relay
+/// requires one.
+pub const HEADER_CREATE_TOKEN: &str = "x-attune-create-token";
 
 /// Bytes that travel as an unpadded base64url string.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -159,6 +162,7 @@ pub mod codes {
     pub const MAILBOX_UNAVAILABLE: &str = "mailbox_unavailable";
     pub const MAILBOX_FULL: &str = "mailbox_full";
     pub const TOO_MANY_MAILBOXES: &str = "too_many_mailboxes";
+    pub const CREATION_NOT_ALLOWED: &str = "creation_not_allowed";
     pub const TIMEOUT: &str = "timeout";
     pub const INTERNAL: &str = "internal";
 }

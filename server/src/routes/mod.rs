@@ -71,7 +71,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: "GET", path: "/healthz", summary: "Liveness: the relay answers.", auth: Auth::None, success: 200, errors: &[] },
     RouteSpec { method: "GET", path: "/metrics", summary: "Counters in the Prometheus text format.", auth: Auth::None, success: 200, errors: &[] },
     RouteSpec { method: "GET", path: "/v1/openapi.json", summary: "This document.", auth: Auth::None, success: 200, errors: &[] },
-    RouteSpec { method: "POST", path: "/v1/spaces", summary: "Create a space from its signed roster creation event.", auth: Auth::Signed, success: 201, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED, codes::SPACE_EXISTS, codes::BODY_TOO_LARGE] },
+    RouteSpec { method: "POST", path: "/v1/spaces", summary: "Create a space from its signed roster creation event.", auth: Auth::Signed, success: 201, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED, codes::SPACE_EXISTS, codes::BODY_TOO_LARGE, codes::CREATION_NOT_ALLOWED] },
     RouteSpec { method: "DELETE", path: "/v1/spaces/{space}", summary: "Erase a space and everything in it (a member device).", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
     RouteSpec { method: "GET", path: "/v1/spaces/{space}/roster", summary: "Read the signed roster events.", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
     RouteSpec { method: "POST", path: "/v1/spaces/{space}/roster", summary: "Append signed roster events.", auth: Auth::Signed, success: 200, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED] },

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use attune_proto::api::{codes, AppendRoster, CreateSpace, RosterEvents, SpaceCreated, B64};
+use attune_proto::api::{self, codes, AppendRoster, CreateSpace, RosterEvents, SpaceCreated, B64};
 use attune_proto::{Roster, RosterChange, SignedRosterEvent, SpaceId};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,8 +29,22 @@ fn roster_rejected(e: impl std::fmt::Display) -> ApiError {
 /// `POST /v1/spaces`, signed by the device the creation event creates.
 pub async fn create(
     State(state): State<SharedState>,
+    headers: axum::http::HeaderMap,
     signed: Signed,
 ) -> Result<(StatusCode, Json<SpaceCreated>), ApiError> {
+    if let Some(expected) = &state.config.create_token {
+        let given = headers
+            .get(api::HEADER_CREATE_TOKEN)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given, expected.as_bytes())) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                codes::CREATION_NOT_ALLOWED,
+                "this relay creates spaces only with its operator's token: pass it with --relay-token (or ATTUNE_RELAY_TOKEN)",
+            ));
+        }
+    }
     let req: CreateSpace = signed.json()?;
     let event = SignedRosterEvent::decode(&req.create_event.0).map_err(roster_rejected)?;
     let RosterChange::Create { device, .. } = event.event.change else {
