@@ -968,13 +968,6 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
     Ok(report_problems(&view))
 }
 
-fn last_cursor(p: &Profile) -> Result<u64, ClientError> {
-    Ok(p.db
-        .get("last_cursor")?
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
-}
-
 /// Reopens the stream after the last stored cursor, backing off from 0.5 s to
 /// 15 s between tries; `None` if `deadline` passes first.
 async fn reconnect(
@@ -993,7 +986,7 @@ async fn reconnect(
             return Ok(None);
         }
         tokio::time::sleep_until(resume_at).await;
-        match relay.stream(space, last_cursor(p)?).await {
+        match relay.stream(space, p.db.last_cursor()?).await {
             Ok(s) => return Ok(Some(s)),
             Err(e) => {
                 eprintln!("the relay is not reachable yet ({e}); trying again");
@@ -1014,7 +1007,7 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
     let deadline = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let relay = p.relay()?;
     let space = p.space()?;
-    let mut stream = relay.stream(space, last_cursor(&p)?).await?;
+    let mut stream = relay.stream(space, p.db.last_cursor()?).await?;
     loop {
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, stream.next()).await {

@@ -75,6 +75,15 @@ impl LocalDb {
             .optional()?)
     }
 
+    /// The cursor of the last envelope received (0 before any); pulls and
+    /// streams resume after it.
+    pub fn last_cursor(&self) -> Result<u64, DbError> {
+        Ok(self
+            .get("last_cursor")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0))
+    }
+
     pub fn set(&self, key: &str, value: &str) -> Result<(), DbError> {
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)

@@ -100,11 +100,7 @@ pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
 pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, ClientError> {
     let relay = profile.relay()?;
     let space = profile.space()?;
-    let mut after: u64 = profile
-        .db
-        .get("last_cursor")?
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let mut after = profile.db.last_cursor()?;
     let mut received = 0;
     let mut bar: Option<ProgressBar> = None;
     let mut limit = PULL_PAGE;

@@ -20,8 +20,7 @@ use attune_crypto::{seal_envelope, DeviceIdentity, SymmetricKey};
 use attune_fuzz::device;
 use attune_proto::api::{self, ErrorBody};
 use attune_proto::{
-    request, EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, RequestToSign,
-    RosterChange, RosterEvent, SpaceId,
+    EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, RosterChange, RosterEvent, SpaceId,
 };
 use attune_relay::routes::ROUTES;
 use axum::body::Body;
@@ -42,6 +41,7 @@ struct Relay {
     /// The last pairing mailbox opened, to aim requests at a live one.
     mailbox: Mutex<Option<u32>>,
     nonce: Mutex<u128>,
+    _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -66,22 +66,15 @@ impl Relay {
             *n += 1;
             n.to_be_bytes()
         };
-        let id = &self.devices[device];
-        let req = RequestToSign {
-            method: method.to_string(),
-            path: path.to_string(),
-            query: query.to_string(),
-            timestamp_ms: at,
+        attune_client::relay::sign_headers(
+            &self.devices[device],
+            method,
+            path,
+            query,
+            body,
+            at,
             nonce,
-            body_hash: request::body_hash(body),
-            device: id.id(),
-        };
-        vec![
-            (api::HEADER_DEVICE, id.id().to_hex()),
-            (api::HEADER_TIMESTAMP, at.to_string()),
-            (api::HEADER_NONCE, hex_nonce(&nonce)),
-            (api::HEADER_SIGNATURE, api::b64(&id.sign_request(&req))),
-        ]
+        )
     }
 
     fn send(&self, req: Request<Body>) -> (StatusCode, Vec<u8>) {
@@ -92,10 +85,6 @@ impl Relay {
             (status, body.map(|b| b.to_vec()).unwrap_or_default())
         })
     }
-}
-
-fn hex_nonce(n: &[u8; 16]) -> String {
-    n.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn relay() -> &'static Relay {
@@ -113,7 +102,8 @@ fn relay() -> &'static Relay {
         let Ok(dir) = dir else {
             panic!("no temporary directory")
         };
-        let mut config = attune_relay::Config::for_tests(dir.path().join("relay.sqlite3"));
+        let db = dir.path().join("relay.sqlite3");
+        let mut config = attune_relay::Config::for_tests(db.clone());
         config.rate_per_sec = 1e9;
         config.rate_burst = 1e9;
         config.request_timeout_secs = 2;
@@ -124,15 +114,12 @@ fn relay() -> &'static Relay {
             panic!("no tokio runtime")
         };
         let metrics = Arc::new(attune_relay::metrics::Metrics::default());
-        let Ok(store) = attune_relay::store::sqlite::SqliteStore::open(
-            &config.db.clone().unwrap_or_default(),
-            2,
-            metrics.clone(),
-        ) else {
+        let Ok(store) = attune_relay::store::sqlite::SqliteStore::open(&db, 2, metrics.clone())
+        else {
             panic!("the store did not open")
         };
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        std::mem::forget(_stop_tx);
+        // Held for the life of the process: a dropped sender reads as shutdown.
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(attune_relay::state::AppState::new(
             config,
             Arc::new(store),
@@ -149,6 +136,7 @@ fn relay() -> &'static Relay {
             chains: Mutex::new(HashMap::new()),
             mailbox: Mutex::new(None),
             nonce: Mutex::new(0),
+            _stop: stop,
             _dir: dir,
         };
         create_space(&relay);
