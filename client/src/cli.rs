@@ -1036,8 +1036,14 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
                 }
             }
         };
+        sync::check_cursors(p.db.last_cursor()?, &[item.cursor], item.cursor)?;
         p.db.store_received(&[(item.cursor, item.envelope.0)], now_ms())?;
         let mut view = p.view()?;
+        // An item from a device added after this device last read the roster.
+        if view.problems.iter().any(|x| x.kind == "roster_withheld") {
+            sync::refresh_roster(&mut p).await?;
+            view = p.view()?;
+        }
         // Reveals happen here too, as soon as both have sealed.
         if !view.practice.reveals_due.is_empty() {
             for (exercise, key) in view.practice.reveals_due.clone() {

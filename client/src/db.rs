@@ -35,6 +35,9 @@ const MIGRATIONS: &[&str] = &[
         private INTEGER NOT NULL,
         blob BLOB NOT NULL
      );",
+    // 4: when the relay acknowledged each own envelope (to tell the writer when the
+    // partner synced after it and still had not received it).
+    "ALTER TABLE outbox ADD COLUMN acked_at INTEGER;",
 ];
 
 /// An item held back for a cool-off: (id, send_at, private, sealed blob).
@@ -220,6 +223,17 @@ impl LocalDb {
         Ok(rows)
     }
 
+    /// `(seq, acknowledged at)` of own envelopes whose acknowledgement time is known.
+    pub fn acked_times(&self) -> Result<Vec<(u64, i64)>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, acked_at FROM outbox WHERE acked = 1 AND acked_at IS NOT NULL ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     pub fn outbox_len(&self) -> Result<u64, DbError> {
         Ok(self
             .conn
@@ -228,11 +242,14 @@ impl LocalDb {
             })? as u64)
     }
 
-    /// Marks envelopes as stored by the relay; they are not sent again.
-    pub fn acknowledge(&mut self, seqs: &[u64]) -> Result<(), DbError> {
+    /// Marks envelopes as stored by the relay at `now_ms`; they are not sent again.
+    pub fn acknowledge(&mut self, seqs: &[u64], now_ms: i64) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
         for s in seqs {
-            tx.execute("UPDATE outbox SET acked = 1 WHERE seq = ?1", [*s as i64])?;
+            tx.execute(
+                "UPDATE outbox SET acked = 1, acked_at = COALESCE(acked_at, ?2) WHERE seq = ?1",
+                params![*s as i64, now_ms],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -247,10 +264,12 @@ impl LocalDb {
                 params![*cursor as i64, env, now_ms],
             )?;
         }
-        if let Some((last, _)) = rows.last() {
+        // The highest cursor, never lowered: pulls resume after it.
+        if let Some(last) = rows.iter().map(|(c, _)| *c).max() {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_cursor', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value
+                 WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
                 [last.to_string()],
             )?;
         }

@@ -203,6 +203,23 @@ pub struct Item {
     pub body: Body,
     #[serde(default)]
     pub heads: Vec<Head>,
+    /// When the author's device last synced, which is when it saw `heads` and
+    /// `roster` (the author's clock). A reader whose own item was acknowledged
+    /// well before this, yet is missing from `heads`, learns that the relay
+    /// withheld it from the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_at: Option<i64>,
+    /// The roster the author had verified then: its length and the hash of its
+    /// last event, so a device change shown to one partner only is noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<RosterHead>,
+}
+
+/// The head of a roster as one device verified it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterHead {
+    pub len: u64,
+    pub hash: String,
 }
 
 impl Item {

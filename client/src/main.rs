@@ -7,7 +7,7 @@ async fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("attune: {e}");
-            1
+            e.exit_code()
         }
     };
     std::process::exit(code);

@@ -17,7 +17,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::db::{DbError, LocalDb};
-use crate::item::{Body, Head, Item};
+use crate::item::{Body, Head, Item, RosterHead};
 use crate::relay::{RelayClient, RelayError};
 
 pub const KEYSTORE_FILE: &str = "keystore.attune";
@@ -54,6 +54,20 @@ pub enum ClientError {
     },
     #[error("the local state is inconsistent: {0}")]
     Corrupt(String),
+    /// Something served by the relay (or signed by the partner) breaks the rules
+    /// that keep the history honest. Exit code 3, like the problems a view finds.
+    #[error("{0}")]
+    Integrity(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error: 3 for integrity problems, else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Integrity(_) => 3,
+            _ => 1,
+        }
+    }
 }
 
 impl From<KeystoreError> for ClientError {
@@ -124,7 +138,7 @@ pub struct Entry {
 }
 
 /// An integrity problem found in what the relay served.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     pub kind: String,
     pub detail: String,
@@ -293,6 +307,33 @@ impl Profile {
             .map_err(|e| ClientError::Corrupt(format!("stored roster: {e}")))
     }
 
+    /// The highest envelope number of `device` that this device holds with a valid
+    /// signature of it (0 if none): what a revocation of it may not retract.
+    pub fn highest_signed_seq(
+        &self,
+        device: &DeviceId,
+        roster: &Roster,
+    ) -> Result<u64, ClientError> {
+        let Some(key) = roster.device(device).map(|d| d.public.sign) else {
+            return Ok(0);
+        };
+        let mut best = 0;
+        if *device == self.identity.id() {
+            best = self.db.acked_times()?.last().map_or(0, |(seq, _)| *seq);
+        }
+        for (_, bytes, _) in self.db.received()? {
+            if let Ok(env) = Envelope::decode(&bytes) {
+                if env.header.author == *device
+                    && env.header.seq > best
+                    && env.verify_signature(&key).is_ok()
+                {
+                    best = env.header.seq;
+                }
+            }
+        }
+        Ok(best)
+    }
+
     /// Seals an item and puts it in the outbox: nothing touches the network here.
     pub fn write(&mut self, body: Body, private: bool) -> Result<EntryId, ClientError> {
         self.write_item(body, private, None, None)
@@ -363,11 +404,22 @@ impl Profile {
             .get("heads")?
             .and_then(|h| serde_json::from_str(&h).ok())
             .unwrap_or_default();
+        let seen_at = self.db.get("last_sync_ms")?.and_then(|v| v.parse().ok());
+        let roster = self.db.roster()?;
+        let roster = roster
+            .last()
+            .and_then(|e| SignedRosterEvent::decode(e).ok())
+            .map(|e| RosterHead {
+                len: roster.len() as u64,
+                hash: e.hash().to_hex(),
+            });
         let item = Item {
             v: 1,
             at: at.unwrap_or_else(now_ms),
             body,
             heads,
+            seen_at,
+            roster,
         };
         let entry = EntryId(attune_crypto::secret::random_array());
         let plaintext = Zeroizing::new(item.to_bytes());
@@ -434,6 +486,15 @@ impl Profile {
         let my_member = roster.device(&self.identity.id()).map(|d| d.member);
         let mut verifier = ChainVerifier::new(roster.clone());
         let mut view = View::default();
+        // A retraction the partner signed stays reported for good (see sync).
+        if let Some(p) = self
+            .db
+            .get(RETRACTION_KEY)?
+            .and_then(|j| serde_json::from_str::<Problem>(&j).ok())
+        {
+            view.problems.push(p);
+        }
+        let mut claims: Vec<Claim> = Vec::new();
         let mut raw: Vec<Entry> = Vec::new();
         // What this device wrote itself, by sequence number: the relay must serve
         // exactly these back.
@@ -476,11 +537,13 @@ impl Profile {
             for checked in verifier.check(&env, &self.keys) {
                 let h = checked.envelope.header;
                 if !checked.class.is_accepted() {
-                    view.problems.push(describe(checked.class, &h, cursor));
+                    view.problems
+                        .push(describe(checked.class, &h, cursor, &roster));
                     continue;
                 }
                 if checked.class == Class::Reordered {
-                    view.problems.push(describe(checked.class, &h, cursor));
+                    view.problems
+                        .push(describe(checked.class, &h, cursor, &roster));
                 }
                 let Some(plain) = checked.plaintext else {
                     continue; // the partner's private entries: not ours to read
@@ -525,6 +588,15 @@ impl Profile {
                     });
                 }
                 let author_member = roster.device(&h.author).map(|d| d.member);
+                if author_member.is_some() && author_member != my_member {
+                    if let Some(seen_at) = item.seen_at {
+                        claims.push(Claim {
+                            seen_at,
+                            of_me: heads.iter().find(|s| s.device == me).map_or(0, |s| s.seq),
+                            roster: item.roster.clone(),
+                        });
+                    }
+                }
                 raw.push(Entry {
                     id: h.entry,
                     cursor: Some(cursor),
@@ -539,6 +611,24 @@ impl Profile {
             }
         }
         view.heads = verifier.heads();
+        let partner = self
+            .db
+            .get("partner_name")?
+            .unwrap_or_else(|| "your partner".into());
+        if let Some((seq, _, _)) = withheld_from_partner(&claims, &self.db.acked_times()?) {
+            view.problems.push(Problem {
+                kind: "withheld_from_partner".into(),
+                detail: format!(
+                    "{partner}'s devices have not received your envelope {seq}, although they synced well after the relay accepted it: the relay may be withholding it from {partner}"
+                ),
+                cursor: None,
+            });
+        }
+        if self.db.get(RETRACTION_KEY)?.is_none() {
+            let events = self.db.roster()?;
+            view.problems
+                .extend(roster_disagreements(&claims, &events, &partner));
+        }
         // Own items this device wrote that the relay has not served back (yet).
         let unacked: std::collections::HashSet<u64> =
             self.db.outbox()?.iter().map(|q| q.seq).collect();
@@ -570,6 +660,94 @@ impl Profile {
         view.problems.append(&mut view.practice.problems);
         Ok(view)
     }
+}
+
+/// Where sync records a roster event it refused because it would retract what
+/// was already accepted.
+pub const RETRACTION_KEY: &str = "retraction";
+
+/// How much later than an acknowledgement (or a roster change) the partner must
+/// have synced before its absence on their side counts as withheld: generous,
+/// because the two devices' clocks differ.
+const WITHHELD_MARGIN_MS: i64 = 10 * 60 * 1000;
+
+/// What one of the partner's items says its device had received when it wrote it.
+#[derive(Debug, Clone)]
+struct Claim {
+    seen_at: i64,
+    /// The highest envelope of this device it had.
+    of_me: u64,
+    roster: Option<RosterHead>,
+}
+
+/// The first own envelope the partner's device should have had by its own account
+/// and did not: acknowledged at `acked_at`, yet missing from an item whose device
+/// synced more than the margin later. `(seq, acked_at, seen_at)`.
+fn withheld_from_partner(claims: &[Claim], acked: &[(u64, i64)]) -> Option<(u64, i64, i64)> {
+    let mut by_head: Vec<(u64, i64)> = claims.iter().map(|c| (c.of_me, c.seen_at)).collect();
+    by_head.sort_unstable();
+    let mut next = 0;
+    let mut latest: Option<i64> = None;
+    for &(seq, acked_at) in acked {
+        // The latest sync among the items that had not seen `seq`.
+        while next < by_head.len() && by_head[next].0 < seq {
+            latest = latest.max(Some(by_head[next].1));
+            next += 1;
+        }
+        if let Some(seen_at) = latest {
+            if seen_at > acked_at.saturating_add(WITHHELD_MARGIN_MS) {
+                return Some((seq, acked_at, seen_at));
+            }
+        }
+    }
+    None
+}
+
+/// Compares the rosters the partner's items say they had with this device's:
+/// a longer or different one means the relay shows the two of you different
+/// memberships; a shorter one, long after a change, that it hid the change from
+/// the partner.
+fn roster_disagreements(claims: &[Claim], events: &[Vec<u8>], partner: &str) -> Vec<Problem> {
+    let mine = events.len() as u64;
+    let mut out: Vec<Problem> = Vec::new();
+    let mut push = |kind: &str, detail: String| {
+        if !out.iter().any(|p| p.kind == kind) {
+            out.push(Problem {
+                kind: kind.into(),
+                detail,
+                cursor: None,
+            });
+        }
+    };
+    for c in claims {
+        let Some(r) = &c.roster else { continue };
+        if r.len > mine {
+            push("roster_withheld", format!(
+                "{partner}'s device had seen {} membership events, this device only {mine}: the relay is not showing this device a device change; sync again, and if this stays, the relay is hiding it",
+                r.len
+            ));
+            continue;
+        }
+        let at = |i: u64| {
+            events
+                .get(i as usize)
+                .and_then(|e| SignedRosterEvent::decode(e).ok())
+        };
+        let ours = r.len.checked_sub(1).and_then(at).map(|e| e.hash().to_hex());
+        if ours.as_deref() != Some(r.hash.as_str()) {
+            push("roster_fork", format!(
+                "{partner}'s device saw a different membership history than this device: the relay is showing the two of you different device lists"
+            ));
+        } else if let Some(missed) = at(r.len) {
+            if missed.event.at.saturating_add(WITHHELD_MARGIN_MS) < c.seen_at {
+                push("roster_withheld_from_partner", format!(
+                    "{partner}'s devices had not seen membership event {} (a device change) although they synced well after it: the relay may be hiding it from {partner}",
+                    r.len + 1
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Folds edits and tombstones into the items they target. Only the target's own
@@ -622,10 +800,12 @@ pub fn short(d: &DeviceId) -> String {
     d.to_hex()[..8].to_string()
 }
 
-fn describe(class: Class, h: &EnvelopeHeader, cursor: u64) -> Problem {
+fn describe(class: Class, h: &EnvelopeHeader, cursor: u64, roster: &Roster) -> Problem {
     let who = short(&h.author);
+    let revoked = roster.device(&h.author).is_some();
     let (kind, detail) = match class {
         Class::Ok => ("ok", String::new()),
+        Class::Forged if revoked => ("forged", format!("envelope {} of device {who} was written after that device was revoked: it is not accepted", h.seq)),
         Class::Forged => ("forged", format!("envelope at cursor {cursor} claims device {who}, which is not a device of this space: forged")),
         Class::Altered => ("altered", format!("envelope {} of device {who} does not verify: it was altered after it was written", h.seq)),
         Class::ForeignSpace => ("foreign", format!("envelope at cursor {cursor} belongs to another space")),

@@ -2,11 +2,11 @@
 //! Every step is idempotent, so a sync killed at any point loses nothing and
 //! duplicates nothing when run again.
 
-use attune_proto::{Roster, SignedRosterEvent};
+use attune_proto::{Roster, RosterChange, SignedRosterEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::item::Head;
-use crate::profile::{now_ms, ClientError, Profile, View};
+use crate::profile::{now_ms, ClientError, Problem, Profile, View, RETRACTION_KEY};
 use crate::relay::RelayError;
 
 /// Envelopes per append request.
@@ -38,6 +38,28 @@ fn batches(sizes: &[usize], max_count: usize, max_bytes: usize) -> Vec<std::ops:
 /// Envelopes per pull page.
 const PULL_PAGE: usize = 500;
 
+/// Checks the cursors a relay served after `after`: each must be higher than the
+/// one before. A relay that names a cursor at or below one this device already
+/// has is trying to slot envelopes into the past (or to make it pull the same
+/// ones for ever), so nothing of such a page is kept.
+pub fn check_cursors(after: u64, cursors: &[u64], next: u64) -> Result<(), ClientError> {
+    let mut last = after;
+    for &c in cursors {
+        if c <= last {
+            return Err(ClientError::Integrity(format!(
+                "the relay served an envelope at position {c} after position {last}: positions must only grow, so it is reordering or rewriting the history this device already has; nothing from that answer was kept"
+            )));
+        }
+        last = c;
+    }
+    if next < last {
+        return Err(ClientError::Integrity(format!(
+            "the relay said to continue after position {next}, below the {last} it had just served: it is trying to make this device read envelopes again; nothing from that answer was kept"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 pub struct SyncReport {
     pub sent: usize,
@@ -60,13 +82,16 @@ pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
             .append(space, chunk.iter().map(|q| q.envelope.clone()).collect())
             .await?;
         let seqs: Vec<u64> = chunk.iter().map(|q| q.seq).collect();
-        profile.db.acknowledge(&seqs)?;
+        profile.db.acknowledge(&seqs, now_ms())?;
         sent += chunk.len();
     }
     Ok(sent)
 }
 
 /// Fetches the roster and keeps it only if it verifies and extends the one held.
+/// A revocation that would end a device's chain before an envelope this device
+/// already holds from it would retract what was shared: the roster is kept only
+/// up to the event before it, and the refusal is recorded for good.
 pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
     let relay = profile.relay()?;
     let space = profile.space()?;
@@ -92,7 +117,44 @@ pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
             "the relay served a roster without this device".into(),
         ));
     }
-    profile.db.set_roster(&events)?;
+    let mut keep = events.len();
+    for (i, signed) in decoded.iter().enumerate().skip(held.len()) {
+        let RosterChange::Revoke { device, last_seq } = signed.event.change else {
+            continue;
+        };
+        let written = profile.highest_signed_seq(&device, &roster)?;
+        if written <= last_seq {
+            continue;
+        }
+        let signer_member = roster.device(&signed.event.signer).map(|d| d.member);
+        let mine = signer_member.is_some() && signer_member == profile.member().ok();
+        let who = if mine {
+            "one of your own devices".to_string()
+        } else {
+            format!(
+                "{}'s device",
+                profile
+                    .db
+                    .get("partner_name")?
+                    .unwrap_or_else(|| "your partner".into())
+            )
+        };
+        let problem = Problem {
+            kind: "retraction".into(),
+            detail: format!(
+                "{who} signed a removal of device {} that would cancel its envelopes after number {last_seq}, but this device already has its envelope {written}: what was shared cannot be taken back, so this device ignores that removal and every membership change after it",
+                crate::profile::short(&device)
+            ),
+            cursor: None,
+        };
+        profile.db.set(
+            RETRACTION_KEY,
+            &serde_json::to_string(&problem).unwrap_or_default(),
+        )?;
+        keep = i;
+        break;
+    }
+    profile.db.set_roster(&events[..keep])?;
     Ok(())
 }
 
@@ -118,6 +180,13 @@ pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, C
             .into_iter()
             .map(|e| (e.cursor, e.envelope.0))
             .collect();
+        let cursors: Vec<u64> = rows.iter().map(|(c, _)| *c).collect();
+        check_cursors(after, &cursors, page.next)?;
+        if page.more && rows.is_empty() && page.next == after {
+            return Err(ClientError::Integrity(
+                "the relay says more envelopes follow but sends none: it would keep this device pulling for ever".into(),
+            ));
+        }
         received += rows.len();
         profile.db.store_received(&rows, now_ms())?;
         after = page.next;
@@ -145,8 +214,10 @@ pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, C
 /// A full sync: push, roster, pull, verify; remembers the heads it has seen.
 pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncReport, ClientError> {
     let mut sent = push(profile).await?;
-    refresh_roster(profile).await?;
     let mut received = pull(profile, show_progress).await?;
+    // After the pull, so the roster is at least as new as any item received
+    // (items carry the roster their author had, and a longer one is a problem).
+    refresh_roster(profile).await?;
     let mut view = profile.view()?;
     // Both have sealed: reveal our keys, then fetch what the partner revealed.
     let due = view.practice.reveals_due.clone();

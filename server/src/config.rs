@@ -35,6 +35,11 @@ pub struct Config {
     #[arg(long, env = "ATTUNE_RELAY_SPACE_QUOTA", default_value_t = 1024 * 1024 * 1024)]
     pub space_quota: u64,
 
+    /// Most roster events one space may have (devices added and revoked); every
+    /// client reads the whole roster in one answer.
+    #[arg(long, env = "ATTUNE_RELAY_MAX_ROSTER_EVENTS", default_value_t = 1000)]
+    pub max_roster_events: u64,
+
     /// Requests per second each device may make on average.
     #[arg(long = "rate", env = "ATTUNE_RELAY_RATE", default_value_t = 200.0)]
     pub rate_per_sec: f64,

@@ -159,6 +159,10 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const SPACE_EXISTS: &str = "space_exists";
     pub const ROSTER_REJECTED: &str = "roster_rejected";
+    /// A revocation that would retract envelopes the relay already holds.
+    pub const REVOKE_BACKDATED: &str = "revoke_backdated";
+    /// The space's roster has as many events as the relay allows.
+    pub const ROSTER_FULL: &str = "roster_full";
     pub const MAILBOX_UNAVAILABLE: &str = "mailbox_unavailable";
     pub const MAILBOX_FULL: &str = "mailbox_full";
     pub const TOO_MANY_MAILBOXES: &str = "too_many_mailboxes";

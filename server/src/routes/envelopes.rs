@@ -131,6 +131,9 @@ pub async fn append(
                 codes::QUOTA_EXCEEDED,
                 format!("this space has reached its quota of {quota} bytes on this relay"),
             ),
+            StoreError::Revoked { index } => ApiError::forbidden(format!(
+                "envelope {index}: this device was revoked from this space"
+            )),
             StoreError::NoSpace => ApiError::not_found("no such space on this relay"),
             _ => ApiError::internal(),
         })?;

@@ -11,7 +11,7 @@ use axum::Json;
 use crate::auth::Signed;
 use crate::error::ApiError;
 use crate::state::SharedState;
-use crate::store::StoreError;
+use crate::store::{RosterAppend, StoreError};
 
 pub fn parse_space(hex: &str) -> Result<SpaceId, ApiError> {
     SpaceId::from_hex(hex).map_err(|_| {
@@ -112,8 +112,18 @@ pub async fn append_roster(
             "send between 1 and 64 roster events",
         ));
     }
+    // Every client reads the whole roster in one answer: keep it small.
+    let max_events = state.config.max_roster_events;
+    if roster.len() + req.events.len() as u64 > max_events {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            codes::ROSTER_FULL,
+            format!("this space's roster is limited to {max_events} events on this relay"),
+        ));
+    }
     let mut next = (*roster).clone();
     let first_seq = next.len() + 1;
+    let mut revokes = Vec::new();
     for raw in &req.events {
         let event = SignedRosterEvent::decode(&raw.0).map_err(roster_rejected)?;
         next.apply(&event).map_err(|e| match e {
@@ -124,16 +134,37 @@ pub async fn append_roster(
             ),
             e => roster_rejected(e),
         })?;
+        if let RosterChange::Revoke { device, last_seq } = event.event.change {
+            revokes.push((device, last_seq));
+        }
     }
-    let raw: Vec<Vec<u8>> = req.events.into_iter().map(|b| b.0).collect();
+    let append = RosterAppend {
+        first_seq,
+        events: req.events.into_iter().map(|b| b.0).collect(),
+        revokes,
+        quota: state.config.space_quota,
+    };
     state
         .store
-        .append_roster(space, first_seq, raw)
+        .append_roster(space, append)
         .await
         .map_err(|e| match e {
             StoreError::RosterConflict { .. } => ApiError::conflict(
                 codes::ROSTER_REJECTED,
                 "the roster changed meanwhile; read it again",
+            ),
+            StoreError::RevokeBelowHead {
+                head, last_seq, ..
+            } => ApiError::conflict(
+                codes::REVOKE_BACKDATED,
+                format!(
+                    "the revocation ends the device's envelopes at {last_seq}, but this relay already holds its envelope {head}: what was shared cannot be retracted; revoke it at {head} or later"
+                ),
+            ),
+            StoreError::Quota { quota } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                codes::QUOTA_EXCEEDED,
+                format!("this space has reached its quota of {quota} bytes on this relay"),
             ),
             StoreError::NoSpace => ApiError::not_found("no such space on this relay"),
             _ => ApiError::internal(),

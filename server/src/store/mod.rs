@@ -19,6 +19,19 @@ pub struct NewEnvelope {
     pub bytes: Vec<u8>,
 }
 
+/// Roster events to append, with what the store must check in the same
+/// transaction.
+#[derive(Debug, Clone)]
+pub struct RosterAppend {
+    /// The sequence number of the first event.
+    pub first_seq: u64,
+    pub events: Vec<Vec<u8>>,
+    /// `(device, last_seq)` of each revocation among the events.
+    pub revokes: Vec<(DeviceId, u64)>,
+    /// The space's quota, which roster events count toward.
+    pub quota: u64,
+}
+
 /// Where an appended envelope landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placed {
@@ -44,6 +57,14 @@ pub enum StoreError {
     EntryReused { index: usize },
     #[error("the space's quota of {quota} bytes would be exceeded")]
     Quota { quota: u64 },
+    #[error("a revocation ends device {device}'s chain at {last_seq}, but envelope {head} of it is already stored", device = device.to_hex())]
+    RevokeBelowHead {
+        device: DeviceId,
+        head: u64,
+        last_seq: u64,
+    },
+    #[error("envelope {index} comes from a device revoked before it")]
+    Revoked { index: usize },
     #[error("roster event {seq} conflicts with one already stored")]
     RosterConflict { seq: u64 },
     #[error("storage failure: {0}")]
@@ -55,13 +76,10 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a space with its first roster event.
     async fn create_space(&self, space: SpaceId, create_event: Vec<u8>) -> Result<(), StoreError>;
 
-    /// Appends roster events numbered `first_seq`, `first_seq + 1`, ...
-    async fn append_roster(
-        &self,
-        space: SpaceId,
-        first_seq: u64,
-        events: Vec<Vec<u8>>,
-    ) -> Result<(), StoreError>;
+    /// Appends roster events numbered `first_seq`, `first_seq + 1`, ... Refuses a
+    /// revocation that would end a device's chain before an envelope already
+    /// stored, and from then on refuses that device's envelopes past its end.
+    async fn append_roster(&self, space: SpaceId, append: RosterAppend) -> Result<(), StoreError>;
 
     /// The roster events of a space, in order; `None` if there is no such space.
     async fn roster(&self, space: SpaceId) -> Result<Option<Vec<Vec<u8>>>, StoreError>;

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{NewEnvelope, Placed, Store, StoreError};
+use super::{NewEnvelope, Placed, RosterAppend, Store, StoreError};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -40,6 +40,14 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE UNIQUE INDEX envelopes_entry ON envelopes (space, entry);
      CREATE UNIQUE INDEX envelopes_chain ON envelopes (space, author, seq);",
+    // 2: revoked devices and the last envelope each may still have, so that the
+    // writer refuses a later one even if it was checked before the revocation.
+    "CREATE TABLE revoked (
+        space BLOB NOT NULL,
+        device BLOB NOT NULL,
+        last_seq INTEGER NOT NULL,
+        PRIMARY KEY (space, device)
+     ) WITHOUT ROWID;",
 ];
 
 /// Most jobs folded into one transaction.
@@ -80,8 +88,7 @@ enum Job {
     },
     AppendRoster {
         space: SpaceId,
-        first_seq: u64,
-        events: Vec<Vec<u8>>,
+        append: RosterAppend,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Append {
@@ -162,12 +169,11 @@ fn run_job(tx: &rusqlite::Transaction<'_>, job: Job) -> Done {
         ),
         Job::AppendRoster {
             space,
-            first_seq,
-            events,
+            append,
             reply,
         } => Done::Unit(
             reply,
-            in_savepoint(tx, |tx| append_roster(tx, space, first_seq, &events)),
+            in_savepoint(tx, |tx| append_roster(tx, space, &append)),
         ),
         Job::Append {
             space,
@@ -195,8 +201,8 @@ fn create_space(tx: &Connection, space: SpaceId, event: &[u8]) -> Result<(), Sto
         return Err(StoreError::SpaceExists);
     }
     tx.execute(
-        "INSERT INTO spaces (id, next_cursor, bytes_used) VALUES (?1, 1, 0)",
-        [&space.0[..]],
+        "INSERT INTO spaces (id, next_cursor, bytes_used) VALUES (?1, 1, ?2)",
+        params![&space.0[..], event.len() as i64],
     )
     .map_err(internal)?;
     tx.execute(
@@ -207,12 +213,8 @@ fn create_space(tx: &Connection, space: SpaceId, event: &[u8]) -> Result<(), Sto
     Ok(())
 }
 
-fn append_roster(
-    tx: &Connection,
-    space: SpaceId,
-    first_seq: u64,
-    events: &[Vec<u8>],
-) -> Result<(), StoreError> {
+fn append_roster(tx: &Connection, space: SpaceId, append: &RosterAppend) -> Result<(), StoreError> {
+    let first_seq = append.first_seq;
     let last: Option<i64> = tx
         .query_row(
             "SELECT MAX(seq) FROM roster WHERE space = ?1",
@@ -224,7 +226,49 @@ fn append_roster(
     if last + 1 != first_seq {
         return Err(StoreError::RosterConflict { seq: first_seq });
     }
-    for (i, ev) in events.iter().enumerate() {
+    // A revocation keeps everything the device already had accepted: it may not
+    // end the device's chain before an envelope stored here.
+    for &(device, last_seq) in &append.revokes {
+        let head: Option<i64> = tx
+            .query_row(
+                "SELECT MAX(seq) FROM envelopes WHERE space = ?1 AND author = ?2",
+                params![&space.0[..], &device.0[..]],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        let head = head.unwrap_or(0) as u64;
+        if last_seq < head {
+            return Err(StoreError::RevokeBelowHead {
+                device,
+                head,
+                last_seq,
+            });
+        }
+        tx.execute(
+            "INSERT INTO revoked (space, device, last_seq) VALUES (?1, ?2, ?3)",
+            params![&space.0[..], &device.0[..], last_seq as i64],
+        )
+        .map_err(internal)?;
+    }
+    let added: i64 = append.events.iter().map(|e| e.len() as i64).sum();
+    let used: i64 = tx
+        .query_row(
+            "SELECT bytes_used FROM spaces WHERE id = ?1",
+            [&space.0[..]],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if (used + added) as u64 > append.quota {
+        return Err(StoreError::Quota {
+            quota: append.quota,
+        });
+    }
+    tx.execute(
+        "UPDATE spaces SET bytes_used = ?2 WHERE id = ?1",
+        params![&space.0[..], used + added],
+    )
+    .map_err(internal)?;
+    for (i, ev) in append.events.iter().enumerate() {
         tx.execute(
             "INSERT INTO roster (space, seq, event) VALUES (?1, ?2, ?3)",
             params![&space.0[..], (first_seq + i as u64) as i64, ev],
@@ -258,6 +302,9 @@ fn append(
             "SELECT seq, hash FROM envelopes WHERE space = ?1 AND author = ?2
              ORDER BY seq DESC LIMIT 1",
         )
+        .map_err(internal)?;
+    let mut revoked_after = tx
+        .prepare_cached("SELECT last_seq FROM revoked WHERE space = ?1 AND device = ?2")
         .map_err(internal)?;
     let mut insert = tx
         .prepare_cached(
@@ -302,6 +349,13 @@ fn append(
         if env.prev.0[..] != last_hash[..] {
             return Err(StoreError::Chain { index });
         }
+        let revoked: Option<i64> = revoked_after
+            .query_row(params![&space.0[..], &env.author.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(internal)?;
+        if revoked.is_some_and(|last| env.seq > last as u64) {
+            return Err(StoreError::Revoked { index });
+        }
         used += env.bytes.len() as i64;
         if used as u64 > quota {
             return Err(StoreError::Quota { quota });
@@ -336,6 +390,8 @@ fn delete_space(tx: &Connection, space: SpaceId) -> Result<bool, StoreError> {
         .execute("DELETE FROM spaces WHERE id = ?1", [&space.0[..]])
         .map_err(internal)?;
     tx.execute("DELETE FROM roster WHERE space = ?1", [&space.0[..]])
+        .map_err(internal)?;
+    tx.execute("DELETE FROM revoked WHERE space = ?1", [&space.0[..]])
         .map_err(internal)?;
     tx.execute("DELETE FROM envelopes WHERE space = ?1", [&space.0[..]])
         .map_err(internal)?;
@@ -510,16 +566,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_roster(
-        &self,
-        space: SpaceId,
-        first_seq: u64,
-        events: Vec<Vec<u8>>,
-    ) -> Result<(), StoreError> {
+    async fn append_roster(&self, space: SpaceId, append: RosterAppend) -> Result<(), StoreError> {
         self.submit(|reply| Job::AppendRoster {
             space,
-            first_seq,
-            events,
+            append,
             reply,
         })
         .await
