@@ -680,27 +680,19 @@ struct Claim {
     roster: Option<RosterHead>,
 }
 
-/// The first own envelope the partner's device should have had by its own account
-/// and did not: acknowledged at `acked_at`, yet missing from an item whose device
-/// synced more than the margin later. `(seq, acked_at, seen_at)`.
+/// The first own envelope the partner's devices should have had by their latest
+/// account and did not: acknowledged at `acked_at`, yet missing from the heads of
+/// an item whose device synced more than the margin later. `(seq, acked_at,
+/// seen_at)`. Only the latest account counts, so an envelope that was late but
+/// arrived is not reported for ever.
 fn withheld_from_partner(claims: &[Claim], acked: &[(u64, i64)]) -> Option<(u64, i64, i64)> {
-    let mut by_head: Vec<(u64, i64)> = claims.iter().map(|c| (c.of_me, c.seen_at)).collect();
-    by_head.sort_unstable();
-    let mut next = 0;
-    let mut latest: Option<i64> = None;
-    for &(seq, acked_at) in acked {
-        // The latest sync among the items that had not seen `seq`.
-        while next < by_head.len() && by_head[next].0 < seq {
-            latest = latest.max(Some(by_head[next].1));
-            next += 1;
-        }
-        if let Some(seen_at) = latest {
-            if seen_at > acked_at.saturating_add(WITHHELD_MARGIN_MS) {
-                return Some((seq, acked_at, seen_at));
-            }
-        }
-    }
-    None
+    let latest = claims.iter().max_by_key(|c| (c.seen_at, c.of_me))?;
+    acked
+        .iter()
+        .find(|(seq, acked_at)| {
+            *seq > latest.of_me && latest.seen_at > acked_at.saturating_add(WITHHELD_MARGIN_MS)
+        })
+        .map(|&(seq, acked_at)| (seq, acked_at, latest.seen_at))
 }
 
 /// Compares the rosters the partner's items say they had with this device's:
@@ -818,5 +810,44 @@ fn describe(class: Class, h: &EnvelopeHeader, cursor: u64, roster: &Roster) -> P
         kind: kind.into(),
         detail,
         cursor: Some(cursor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{withheld_from_partner, Claim, WITHHELD_MARGIN_MS};
+
+    fn claim(seen_at: i64, of_me: u64) -> Claim {
+        Claim {
+            seen_at,
+            of_me,
+            roster: None,
+        }
+    }
+
+    #[test]
+    fn an_item_missing_from_a_later_sync_of_the_partner_is_withheld() {
+        let hour = 60 * 60 * 1000;
+        let acked = [(1, 0), (2, hour), (3, 5 * hour)];
+        // The partner synced at 3 h and had seen up to 2: fine (3 came later).
+        assert_eq!(withheld_from_partner(&[claim(3 * hour, 2)], &acked), None);
+        // Synced at 3 h but had only 1: envelope 2, acked at 1 h, was kept back.
+        assert_eq!(
+            withheld_from_partner(&[claim(3 * hour, 1)], &acked),
+            Some((2, hour, 3 * hour))
+        );
+        // Within the clock margin it is not (yet) a problem.
+        let soon = hour + WITHHELD_MARGIN_MS - 1;
+        assert_eq!(withheld_from_partner(&[claim(soon, 1)], &acked), None);
+        // A newer account that has it settles an older one that did not.
+        assert_eq!(
+            withheld_from_partner(&[claim(3 * hour, 1), claim(4 * hour, 2)], &acked),
+            None
+        );
+        assert_eq!(
+            withheld_from_partner(&[claim(4 * hour, 1), claim(3 * hour, 2)], &acked),
+            Some((2, hour, 4 * hour))
+        );
+        assert_eq!(withheld_from_partner(&[], &acked), None);
     }
 }

@@ -252,7 +252,25 @@ pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncRepo
 
 #[cfg(test)]
 mod tests {
-    use super::batches;
+    use super::{batches, check_cursors};
+
+    #[test]
+    fn served_cursors_must_grow_past_the_resume_point() {
+        assert!(check_cursors(5, &[6, 7, 9], 9).is_ok());
+        assert!(check_cursors(5, &[], 5).is_ok());
+        // Into the past, a repeat, out of order, or a resume point moved back.
+        for (after, cursors, next) in [
+            (5, vec![3], 3),
+            (5, vec![5], 5),
+            (5, vec![6, 6], 6),
+            (5, vec![7, 6], 7),
+            (5, vec![6, 7], 6),
+            (5, vec![], 4),
+        ] {
+            let err = check_cursors(after, &cursors, next).unwrap_err();
+            assert_eq!(err.exit_code(), 3, "{after} {cursors:?} {next}");
+        }
+    }
 
     #[test]
     fn batches_respect_count_and_bytes_and_keep_order() {

@@ -847,3 +847,50 @@ async fn a_relay_with_a_creation_token_creates_spaces_only_with_it() {
         .await
         .expect("created with the operator's token");
 }
+
+/// A space cannot grow its roster without bound: roster events count toward the
+/// space's quota, and the relay caps how many a roster may hold (every client
+/// reads the whole roster in one answer).
+#[tokio::test]
+async fn roster_events_count_toward_the_quota_and_are_capped() {
+    // Room for the two events of `setup` and a few more, but not for 64.
+    let (_dir, relay, mut space, a, _b) = setup(&["--space-quota", "2000"]).await;
+    let ca = relay.client(&a);
+    let id = space.space;
+    let member = creator_member(&space);
+    let mut link = || {
+        let e = space.next_event(
+            &a,
+            RosterChange::Link {
+                member,
+                device: DeviceIdentity::generate().public(),
+            },
+        );
+        space.events.push(e);
+        e.encode()
+    };
+    let many: Vec<Vec<u8>> = (0..64).map(|_| link()).collect();
+    let err = ca.append_roster(id, many).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::QUOTA_EXCEEDED), "{err}");
+
+    let (_dir, relay, mut space, a, _b) = setup(&["--max-roster-events", "4"]).await;
+    let ca = relay.client(&a);
+    let id = space.space;
+    let member = creator_member(&space);
+    let mut link = || {
+        let e = space.next_event(
+            &a,
+            RosterChange::Link {
+                member,
+                device: DeviceIdentity::generate().public(),
+            },
+        );
+        space.events.push(e);
+        e.encode()
+    };
+    let two = vec![link(), link()];
+    assert_eq!(ca.append_roster(id, two).await.unwrap().len(), 4);
+    let err = ca.append_roster(id, vec![link()]).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::ROSTER_FULL), "{err}");
+    assert!(err.to_string().contains("limited to 4 events"), "{err}");
+}
