@@ -757,6 +757,36 @@ pub fn json_text(v: &impl serde::Serialize) -> String {
     inert::json(serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
+/// Writes decrypted content to `path`, readable by the owner only: a new
+/// owner-only file in the same directory, renamed over `path`, so an existing
+/// file's wider permissions (or a reader holding it open) never see the content,
+/// and no partial file is left behind. A symlink is written through to its
+/// target; a stream that is not a file (a pipe, `/dev/stdout`) is written as it is.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), ClientError> {
+    let io = crate::profile::io_err;
+    let path = match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return std::fs::write(path, bytes).map_err(io(path)),
+        Ok(_) => std::fs::canonicalize(path).map_err(io(path))?,
+        Err(_) => path.to_path_buf(),
+    };
+    let path = path.as_path();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // tempfile creates its files with mode 0600 on unix.
+    let mut file = tempfile::Builder::new()
+        .prefix(".attune-")
+        .tempfile_in(dir)
+        .map_err(crate::profile::io_err(path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(crate::profile::io_err(path))?;
+    file.persist(path)
+        .map_err(|e| crate::profile::io_err(path)(e.error))?;
+    Ok(())
+}
+
 fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
     let p = paired(home)?;
     let view = p.view()?;
@@ -1146,7 +1176,7 @@ fn export(
     };
     match out {
         Some(path) => {
-            std::fs::write(&path, text).map_err(crate::profile::io_err(&path))?;
+            write_private(&path, text.as_bytes())?;
             eprintln!("wrote {} item(s) to {}", view.entries.len(), path.display());
         }
         None => outln!("{text}"),

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::{json_text, paired, partner_name};
+use crate::cli::{json_text, paired, partner_name, write_private};
 use crate::insights::{self, due_today, nudges};
 use crate::practice::day_of;
 use crate::profile::{now_ms, ClientError};
@@ -156,7 +156,7 @@ pub fn report(home: &Path, month: Option<String>, out: &Path) -> Result<i32, Cli
     let p = paired(home)?;
     let view = p.view()?;
     let html = crate::report::render(&view, &p.name(), &partner_name(&p), &month);
-    std::fs::write(out, html).map_err(crate::profile::io_err(out))?;
+    write_private(out, html.as_bytes())?;
     outln!("wrote the report for {month} to {}", out.display());
     Ok(0)
 }
