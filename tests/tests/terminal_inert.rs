@@ -415,6 +415,14 @@ fn a_partners_escape_sequences_never_reach_the_readers_terminal() {
             "raw HTML in the Markdown export: {l:?}"
         );
     }
+    // The HTML report: escaped for HTML, and no raw control either (`cat` it).
+    let html_path = c.dir.path().join("report.html");
+    b.run(&["report", "--out", html_path.to_str().unwrap()])
+        .ok();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert_inert("report", &html);
+    assert!(html.contains(thanks.split(' ').next().unwrap()), "{html}");
+    assert!(html.contains(ESCAPED_HIDE), "{html}");
     eprintln!("inert outputs: {:?}", started.elapsed());
 }
 
