@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::inert;
 use crate::item::{Body, CheckIn, Need};
 use crate::pair;
 use crate::profile::{now_ms, read_passphrase, resolve_home, ClientError, Entry, Profile, View};
@@ -306,7 +307,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 eprintln!("Give your partner this code; they run: attune pair join {code} --relay {relay}");
             })
             .await?;
-            outln!("paired with {}", paired.partner_name);
+            outln!("paired with {}", inert::line(&paired.partner_name));
             outln!("Compare `attune verify` with your partner's, in person.");
             Ok(0)
         }
@@ -317,7 +318,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         }) => {
             let mut p = Profile::open(&home)?;
             let paired = pair::join(&mut p, &code, &relay, Duration::from_secs(timeout)).await?;
-            outln!("paired with {}", paired.partner_name);
+            outln!("paired with {}", inert::line(&paired.partner_name));
             outln!("Compare `attune verify` with your partner's, in person.");
             Ok(0)
         }
@@ -429,7 +430,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             let report = match sync::sync(&mut p, std::io::stderr().is_terminal()).await {
                 Ok(r) => r,
                 Err(ClientError::Relay(e)) => {
-                    eprintln!("could not sync: {e}");
+                    eprintln!("could not sync: {}", inert::line(&e.to_string()));
                     eprintln!("{waiting} item(s) wait in the outbox; nothing is lost. Run `attune sync` again later.");
                     return Ok(1);
                 }
@@ -485,12 +486,12 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
 }
 
 fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i32, ClientError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(ClientError::Input(
-            "--name must be 1 to 64 characters".into(),
-        ));
-    }
+    let name = inert::valid_name(name).map_err(|e| {
+        ClientError::Input(format!(
+            "--name: {e}; choose a name of 1 to {} ordinary characters",
+            inert::MAX_NAME_CHARS
+        ))
+    })?;
     let passphrase = if no_passphrase {
         None
     } else {
@@ -509,7 +510,11 @@ fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i32, 
         Some(p)
     };
     let p = Profile::init(home, name, passphrase)?;
-    outln!("created the identity of {} in {}", p.name(), home.display());
+    outln!(
+        "created the identity of {} in {}",
+        my_name(&p),
+        home.display()
+    );
     outln!("next: `attune pair invite --relay URL`, or `attune pair join CODE --relay URL`");
     Ok(0)
 }
@@ -527,9 +532,12 @@ pub async fn try_push(p: &mut Profile) {
     match sync::push(p).await {
         Ok(_) => {}
         Err(ClientError::Relay(e)) => {
-            eprintln!("warning: not sent yet ({e}); it waits in the outbox and goes with the next `attune sync`");
+            eprintln!(
+                "warning: not sent yet ({}); it waits in the outbox and goes with the next `attune sync`",
+                inert::line(&e.to_string())
+            );
         }
-        Err(e) => eprintln!("warning: not sent yet: {e}"),
+        Err(e) => eprintln!("warning: not sent yet: {}", inert::line(&e.to_string())),
     }
 }
 
@@ -718,17 +726,65 @@ fn report_problems(view: &View) -> i32 {
         ))
     );
     for p in &view.problems {
-        eprintln!("  {} {}", s.bad(&format!("[{}]", p.kind)), p.detail);
+        eprintln!(
+            "  {} {}",
+            s.bad(&format!("[{}]", inert::line(&p.kind))),
+            inert::line(&p.detail)
+        );
     }
     eprintln!("Nothing affected is shown as genuine. The relay (or the network) may be tampering.");
     EXIT_INTEGRITY
 }
 
+/// The partner's name as it may be printed: inert, on one line (a name stored
+/// before names were checked, or by a modified client, may carry anything).
 pub fn partner_name(p: &Profile) -> String {
     p.db.get("partner_name")
         .ok()
         .flatten()
+        .map(|n| inert::line(&n).into_owned())
         .unwrap_or_else(|| "partner".into())
+}
+
+/// This device's name as it may be printed.
+pub fn my_name(p: &Profile) -> String {
+    inert::line(&p.name()).into_owned()
+}
+
+/// JSON for the terminal or a file: pretty, with every character a terminal
+/// acts on written as a `\uXXXX` escape (the decoded value is unchanged).
+pub fn json_text(v: &impl serde::Serialize) -> String {
+    inert::json(serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// Writes decrypted content to `path`, readable by the owner only: a new
+/// owner-only file in the same directory, renamed over `path`, so an existing
+/// file's wider permissions (or a reader holding it open) never see the content,
+/// and no partial file is left behind. A symlink is written through to its
+/// target; a stream that is not a file (a pipe, `/dev/stdout`) is written as it is.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), ClientError> {
+    let io = crate::profile::io_err;
+    let path = match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return std::fs::write(path, bytes).map_err(io(path)),
+        Ok(_) => std::fs::canonicalize(path).map_err(io(path))?,
+        Err(_) => path.to_path_buf(),
+    };
+    let path = path.as_path();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // tempfile creates its files with mode 0600 on unix.
+    let mut file = tempfile::Builder::new()
+        .prefix(".attune-")
+        .tempfile_in(dir)
+        .map_err(crate::profile::io_err(path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(crate::profile::io_err(path))?;
+    file.persist(path)
+        .map_err(|e| crate::profile::io_err(path)(e.error))?;
+    Ok(())
 }
 
 fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
@@ -790,7 +846,7 @@ fn feed(home: &std::path::Path, args: FeedArgs) -> Result<i32, ClientError> {
             "entries": entries.iter().map(|e| entry_json(e, &view.practice)).collect::<Vec<_>>(),
             "problems": view.problems,
         });
-        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        outln!("{}", json_text(&out));
     } else {
         let s = Style::stdout();
         let partner = partner_name(&p);
@@ -838,10 +894,7 @@ fn show(home: &std::path::Path, id: &str, json_out: bool) -> Result<i32, ClientE
     let view = p.view()?;
     let e = find_entry(&view, id)?;
     if json_out {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&entry_json(e, &view.practice)).unwrap_or_default()
-        );
+        outln!("{}", json_text(&entry_json(e, &view.practice)));
     } else {
         let s = Style::stdout();
         outln!(
@@ -864,9 +917,12 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
     let p = Profile::open(home)?;
     if !p.is_paired() {
         if json_out {
-            outln!("{}", json!({ "paired": false, "name": p.name() }));
+            outln!(
+                "{}",
+                json_text(&json!({ "paired": false, "name": p.name() }))
+            );
         } else {
-            outln!("{}: not paired yet", p.name());
+            outln!("{}: not paired yet", my_name(&p));
         }
         return Ok(0);
     }
@@ -910,7 +966,7 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
             "last_heard_from_partner": last_heard,
             "problems": view.problems,
         });
-        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        outln!("{}", json_text(&out));
     } else {
         let s = Style::stdout();
         if let Some(x) = pause {
@@ -920,13 +976,19 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
                 format!(
                     "{partner} asked for a pause until {}{} — give them that time; they will come back",
                     when(x.until),
-                    x.text.as_ref().map(|t| format!(": \"{t}\"")).unwrap_or_default()
+                    x.text
+                        .as_ref()
+                        .map(|t| format!(": \"{}\"", s.text(t)))
+                        .unwrap_or_default()
                 )
             };
             outln!("{}", s.warn(&line));
         }
         outln!("{} and {}", s.me(&p.name()), s.partner(&partner));
-        outln!("relay: {}", p.db.get("relay")?.unwrap_or_default());
+        outln!(
+            "relay: {}",
+            inert::line(&p.db.get("relay")?.unwrap_or_default())
+        );
         outln!(
             "last sync: {}",
             last_sync.map(when).unwrap_or_else(|| "never".into())
@@ -934,7 +996,9 @@ fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError> {
         outln!("waiting to be sent: {waiting}");
         for (id, at, _, blob) in &held {
             let preview = match p.open_held(blob) {
-                Ok(Body::Journal { text }) => text.chars().take(40).collect::<String>(),
+                Ok(Body::Journal { text }) => {
+                    inert::line(&text.chars().take(40).collect::<String>()).into_owned()
+                }
                 _ => String::new(),
             };
             outln!(
@@ -989,7 +1053,10 @@ async fn reconnect(
         match relay.stream(space, p.db.last_cursor()?).await {
             Ok(s) => return Ok(Some(s)),
             Err(e) => {
-                eprintln!("the relay is not reachable yet ({e}); trying again");
+                eprintln!(
+                    "the relay is not reachable yet ({}); trying again",
+                    inert::line(&e.to_string())
+                );
                 wait = (wait * 2).min(Duration::from_secs(15));
             }
         }
@@ -1025,7 +1092,10 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
                     Some(Err(e)) => e.to_string(),
                     _ => "the relay closed the stream".to_string(),
                 };
-                eprintln!("lost the connection to the relay ({why}); reconnecting");
+                eprintln!(
+                    "lost the connection to the relay ({}); reconnecting",
+                    inert::line(&why)
+                );
                 match reconnect(&relay, space, &p, deadline).await? {
                     Some(s) => {
                         eprintln!("reconnected");
@@ -1075,22 +1145,36 @@ fn export(
     let view = p.view()?;
     let partner = partner_name(&p);
     let text = match format {
-        ExportFormat::Json => serde_json::to_string_pretty(&json!({
+        ExportFormat::Json => json_text(&json!({
             "exported_at": now_ms(),
             "me": p.name(),
             "partner": partner,
             "entries": view.entries.iter().filter(|e| visible(e)).map(|e| entry_json(e, &view.practice)).collect::<Vec<_>>(),
-        }))
-        .unwrap_or_default(),
+        })),
         ExportFormat::Markdown => {
-            let mut md = format!("# attune: {} and {}\n\n", p.name(), partner);
+            let (me, partner) = (
+                inert::markdown_inline(&p.name()),
+                inert::markdown_inline(&partner),
+            );
+            let mut md = format!("# attune: {me} and {partner}\n\n");
             for e in &view.entries {
+                // Each body is quoted, so nothing in it can pass for a heading.
+                let body = markdown_body(e, &view.practice)
+                    .lines()
+                    .map(|l| {
+                        if l.is_empty() {
+                            ">".into()
+                        } else {
+                            format!("> {l}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 md.push_str(&format!(
-                    "## {} — {} ({})\n\n{}\n\n",
+                    "## {} — {} ({})\n\n{body}\n\n",
                     when(e.item.at),
-                    if e.mine { p.name() } else { partner.clone() },
+                    if e.mine { &me } else { &partner },
                     e.item.body.kind(),
-                    markdown_body(e, &view.practice)
                 ));
             }
             md
@@ -1098,7 +1182,7 @@ fn export(
     };
     match out {
         Some(path) => {
-            std::fs::write(&path, text).map_err(crate::profile::io_err(&path))?;
+            write_private(&path, text.as_bytes())?;
             eprintln!("wrote {} item(s) to {}", view.entries.len(), path.display());
         }
         None => outln!("{text}"),

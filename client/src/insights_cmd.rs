@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::{paired, partner_name};
+use crate::cli::{json_text, paired, partner_name, write_private};
 use crate::insights::{self, due_today, nudges};
 use crate::practice::day_of;
 use crate::profile::{now_ms, ClientError};
@@ -24,7 +24,7 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
     if json_out {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&json!({
+            json_text(&json!({
                 "today": today,
                 "due": due,
                 "my_streak": stats.my_streak,
@@ -32,7 +32,6 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
                 "nudges": suggestions,
                 "pause": pause.map(|x| json!({ "by": if x.by_me { "me" } else { "partner" }, "until": x.until })),
             }))
-            .unwrap_or_default()
         );
         return Ok(0);
     }
@@ -92,7 +91,7 @@ pub fn stats(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError>
     let today = day_of(now_ms());
     let st = insights::stats(&view, &today, days);
     if json_out {
-        outln!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+        outln!("{}", json_text(&st));
         return Ok(0);
     }
     let s = Style::stdout();
@@ -157,7 +156,7 @@ pub fn report(home: &Path, month: Option<String>, out: &Path) -> Result<i32, Cli
     let p = paired(home)?;
     let view = p.view()?;
     let html = crate::report::render(&view, &p.name(), &partner_name(&p), &month);
-    std::fs::write(out, html).map_err(crate::profile::io_err(out))?;
+    write_private(out, html.as_bytes())?;
     outln!("wrote the report for {month} to {}", out.display());
     Ok(0)
 }

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod exercises;
+pub mod inert;
 pub mod insights;
 pub mod insights_cmd;
 pub mod item;

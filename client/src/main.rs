@@ -6,7 +6,8 @@ async fn main() {
     let code = match attune_client::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("attune: {e}");
+            // An error can quote the relay's own words: shown inert.
+            eprintln!("attune: {}", attune_client::inert::line(&e.to_string()));
             e.exit_code()
         }
     };

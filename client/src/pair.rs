@@ -234,6 +234,7 @@ async fn invite_exchange(
         .map_err(|_| failed("the partner's device keys were altered in transit"))?;
     let hello: JoinerHello = serde_json::from_slice(&hello_bytes)
         .map_err(|_| failed("the partner's device sent something unexpected"))?;
+    let partner_name = checked_name(&hello.name)?;
     let parse32 = |s: &str| -> Result<[u8; 32], ClientError> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(|_| failed("malformed partner keys"))?;
@@ -282,7 +283,19 @@ async fn invite_exchange(
     if ack.as_slice() != ACK {
         return Err(failed("the partner's device did not accept the welcome"));
     }
-    Ok((join, epoch_key, hello.name))
+    Ok((join, epoch_key, partner_name))
+}
+
+/// The partner's name as sent in pairing: the same rules as `init --name`, so a
+/// modified client cannot plant control characters in every later screen.
+fn checked_name(name: &str) -> Result<String, ClientError> {
+    crate::inert::valid_name(name)
+        .map(str::to_string)
+        .map_err(|e| {
+            failed(&format!(
+                "the partner's device sent an unacceptable name ({e}). Nothing was shared; they should run a released attune and start again"
+            ))
+        })
 }
 
 /// What the joiner sends once it has verified and accepted the welcome.
@@ -365,6 +378,7 @@ async fn join_exchange(
         .map_err(|_| failed("the welcome was altered in transit"))?;
     let welcome: Welcome = serde_json::from_slice(&welcome_bytes)
         .map_err(|_| failed("the inviter sent something unexpected"))?;
+    let partner_name = checked_name(&welcome.name)?;
     let space = SpaceId::from_hex(&welcome.space).map_err(|_| failed("malformed space id"))?;
     let events: Vec<Vec<u8>> = welcome
         .roster
@@ -397,6 +411,6 @@ async fn join_exchange(
         events,
         welcome.epoch,
         Zeroizing::new(key_bytes),
-        welcome.name,
+        partner_name,
     ))
 }

@@ -7,10 +7,11 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cli::{
-    find_entry, nonempty, paired, parse_mood, partner_name, prompt, read_checkin, read_text,
-    try_push, CheckinArgs,
+    find_entry, json_text, nonempty, paired, parse_mood, partner_name, prompt, read_checkin,
+    read_text, try_push, CheckinArgs,
 };
 use crate::exercises;
+use crate::inert;
 use crate::item::{Answer, Body, ExerciseKind, Guess};
 use crate::practice::{day_exercise, day_of};
 use crate::profile::{now_ms, ClientError};
@@ -101,7 +102,7 @@ pub async fn ask(
         false,
     )?;
     let short = &id.to_hex()[..8];
-    outln!("{}: {prompt_text}", exercises::title(kind));
+    outln!("{}: {}", exercises::title(kind), inert::text(&prompt_text));
     outln!("started ({short}); both answer with `attune answer {short}` — answers open when both have answered");
     try_push(&mut p).await;
     Ok(0)
@@ -127,7 +128,8 @@ pub async fn answer(home: &Path, id: &str, message: Option<String>) -> Result<i3
         ));
     }
     if message.is_none() && std::io::stdin().is_terminal() {
-        eprintln!("{prompt}");
+        // The partner may have written the prompt.
+        eprintln!("{}", inert::text(prompt));
     }
     let text = read_text(message, "answer")?;
     p.seal_answer(&exercise, &Answer::Exercise { text })?;
@@ -368,10 +370,7 @@ pub fn gratitude(home: &Path, json_out: bool) -> Result<i32, ClientError> {
             .iter()
             .map(|(mine, at, text)| json!({ "author": if *mine { "me" } else { "partner" }, "at": at, "text": text }))
             .collect();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "appreciations": list })).unwrap_or_default()
-        );
+        outln!("{}", json_text(&json!({ "appreciations": list })));
         return Ok(0);
     }
     let s = Style::stdout();
@@ -388,9 +387,10 @@ pub fn gratitude(home: &Path, json_out: bool) -> Result<i32, ClientError> {
             s.partner(&partner)
         };
         outln!(
-            "{}  {who} appreciate{}: {text}",
+            "{}  {who} appreciate{}: {}",
             s.dim(&when(*at)),
-            if *mine { "" } else { "s" }
+            if *mine { "" } else { "s" },
+            s.text(text)
         );
     }
     Ok(0)

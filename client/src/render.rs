@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::inert;
 use crate::item::{Answer, Body, CheckIn};
 use crate::practice::{accuracy, Accuracy, Exchange, Practice, Response};
 use crate::profile::Entry;
@@ -182,19 +183,19 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
     v
 }
 
-fn checkin_text(c: &CheckIn) -> String {
+fn checkin_text(c: &CheckIn, s: &Style) -> String {
     let mut parts = vec![format!("mood {}/10", c.mood)];
     if !c.feelings.is_empty() {
-        parts.push(c.feelings.join(", "));
+        parts.push(s.text(&c.feelings.join(", ")));
     }
     if let Some(h) = &c.high {
-        parts.push(format!("high: {h}"));
+        parts.push(format!("high: {}", s.text(h)));
     }
     if let Some(l) = &c.low {
-        parts.push(format!("low: {l}"));
+        parts.push(format!("low: {}", s.text(l)));
     }
     if let Some(a) = &c.appreciate {
-        parts.push(format!("appreciates: {a}"));
+        parts.push(format!("appreciates: {}", s.text(a)));
     }
     if let Some(n) = c.need {
         parts.push(format!("needs {}", n.describe()));
@@ -241,10 +242,10 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
         match &e.item.body {
             Body::CheckIn(c) => (
                 "checkin".into(),
-                format!("checked in · {}", checkin_text(c)),
+                format!("checked in · {}", checkin_text(c, s)),
             ),
-            Body::Journal { text } => ("journal".into(), text.clone()),
-            Body::Appreciation { text } => ("appreciates".into(), text.clone()),
+            Body::Journal { text } => ("journal".into(), s.text(text)),
+            Body::Appreciation { text } => ("appreciates".into(), s.text(text)),
             Body::Sealed { .. } => describe_sealed(e, p, s, partner),
             Body::Exercise {
                 exercise_kind,
@@ -252,8 +253,9 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
             } => (
                 "exercise".into(),
                 format!(
-                    "{}: {prompt} — answer with `attune answer {}`",
+                    "{}: {} — answer with `attune answer {}`",
                     crate::exercises::title(*exercise_kind),
+                    s.text(prompt),
                     &e.id.to_hex()[..8]
                 ),
             ),
@@ -266,7 +268,9 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                     } else {
                         "not quite right"
                     },
-                    note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                    note.as_ref()
+                        .map(|n| format!(": {}", s.text(n)))
+                        .unwrap_or_default()
                 ),
             ),
             Body::Reflect { text, .. } => {
@@ -280,15 +284,22 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                     Some(Response::Corrected { .. }) => s.dim(" [corrected]"),
                     None => s.dim(" [waiting for an answer]"),
                 };
-                ("reflects".into(), format!("what I hear: {text}{state}"))
+                (
+                    "reflects".into(),
+                    format!("what I hear: {}{state}", s.text(text)),
+                )
             }
             Body::Confirm { .. } => ("confirms".into(), "yes, that is what I meant".into()),
-            Body::Correct { text, .. } => ("corrects".into(), format!("not quite: {text}")),
+            Body::Correct { text, .. } => {
+                ("corrects".into(), format!("not quite: {}", s.text(text)))
+            }
             Body::Timeout { minutes, text } => (
                 "pause".into(),
                 format!(
                     "asked for a {minutes}-minute pause{}",
-                    text.as_ref().map(|t| format!(": {t}")).unwrap_or_default()
+                    text.as_ref()
+                        .map(|t| format!(": {}", s.text(t)))
+                        .unwrap_or_default()
                 ),
             ),
             Body::Resume => ("resume".into(), "is back from the pause".into()),
@@ -321,14 +332,14 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
     let (this, other) = readable(e, x);
     let body = match this {
         Some(Answer::CheckIn { checkin, guess, .. }) => {
-            let mut t = checkin_text(checkin);
+            let mut t = checkin_text(checkin, s);
             if let Some(g) = guess {
                 let mut gp = vec![];
                 if let Some(m) = g.mood {
                     gp.push(format!("mood {m}"));
                 }
                 if !g.feelings.is_empty() {
-                    gp.push(g.feelings.join(", "));
+                    gp.push(s.text(&g.feelings.join(", ")));
                 }
                 if !gp.is_empty() {
                     t.push_str(&format!(" · guessed {}", gp.join(", ")));
@@ -336,7 +347,7 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
             }
             t
         }
-        Some(Answer::Exercise { text }) => text.clone(),
+        Some(Answer::Exercise { text }) => s.text(text),
         None => String::new(),
     };
     let state = if x.both_sealed() && x.their_answer().is_some() {
@@ -372,7 +383,10 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
 fn checkin_markdown(c: &CheckIn) -> String {
     let mut lines = vec![format!("- mood: {}/10", c.mood)];
     if !c.feelings.is_empty() {
-        lines.push(format!("- feelings: {}", c.feelings.join(", ")));
+        lines.push(format!(
+            "- feelings: {}",
+            inert::markdown_inline(&c.feelings.join(", "))
+        ));
     }
     for (label, v) in [
         ("high", &c.high),
@@ -380,7 +394,7 @@ fn checkin_markdown(c: &CheckIn) -> String {
         ("appreciates", &c.appreciate),
     ] {
         if let Some(v) = v {
-            lines.push(format!("- {label}: {v}"));
+            lines.push(format!("- {label}: {}", inert::markdown_inline(v)));
         }
     }
     if let Some(n) = c.need {
@@ -389,11 +403,14 @@ fn checkin_markdown(c: &CheckIn) -> String {
     lines.join("\n")
 }
 
+/// An item's body in Markdown; the export quotes it (`> ` on every line), so
+/// nothing in it can pass for a heading of attune's. Untrusted text is escaped
+/// (`inert::markdown_inline`, `inert::markdown_block`).
 pub fn markdown_body(e: &Entry, p: &Practice) -> String {
     if e.deleted {
         return "_deleted_".into();
     }
-    let plain = Style::plain();
+    let plain = Style::markdown();
     if let (Some(x), _) = sealed_context(e, p) {
         if let (Some(Answer::CheckIn { checkin, .. }), _) = readable(e, x) {
             return checkin_markdown(checkin);
@@ -401,7 +418,7 @@ pub fn markdown_body(e: &Entry, p: &Practice) -> String {
     }
     match &e.item.body {
         Body::CheckIn(c) => checkin_markdown(c),
-        Body::Journal { text } | Body::Appreciation { text } => text.clone(),
+        Body::Journal { text } | Body::Appreciation { text } => inert::markdown_block(text),
         Body::Sealed { .. } => describe_sealed(e, p, &plain, "your partner").1,
         _ => describe_entry(e, p, &plain, "your partner"),
     }
@@ -418,7 +435,7 @@ pub fn thread_lines(t: &crate::practice::Thread, s: &Style, partner: &str) -> Ve
         };
         out.push(format!(
             "↳ {who} reflected: {}  {}",
-            r.text,
+            s.text(&r.text),
             s.dim(&r.id.to_hex()[..8])
         ));
         match &r.response {
@@ -426,7 +443,7 @@ pub fn thread_lines(t: &crate::practice::Thread, s: &Style, partner: &str) -> Ve
                 out.push(format!("  ↳ {other} confirmed: that is it"))
             }
             Some(Response::Corrected { text, .. }) => {
-                out.push(format!("  ↳ {other} corrected: {text}"))
+                out.push(format!("  ↳ {other} corrected: {}", s.text(text)))
             }
             None => out.push(s.dim("  ↳ waiting for a confirmation or a correction")),
         }

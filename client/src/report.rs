@@ -6,8 +6,11 @@ use std::fmt::Write as _;
 use crate::insights::{balance, daily_moods, guess_accuracy};
 use crate::profile::View;
 
+/// HTML-escapes text; control and bidi characters are shown escaped (see
+/// `inert`), so the page carries none of them raw (`cat report.html` included).
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+    crate::inert::lines(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")

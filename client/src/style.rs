@@ -1,16 +1,31 @@
-//! Terminal colours that respect `NO_COLOR` and only appear on a terminal.
+//! Terminal colours that respect `NO_COLOR` and only appear on a terminal, and
+//! how untrusted text is made inert for the medium (terminal or Markdown).
+//! attune's own colours are trusted; text it did not write goes through
+//! [`Style::text`] or [`Style::name`] (see `inert`).
 
 use std::io::IsTerminal;
+
+use crate::inert;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     on: bool,
+    markdown: bool,
 }
 
 impl Style {
     pub fn stdout() -> Self {
         Self {
             on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            markdown: false,
+        }
+    }
+
+    /// No colours, for Markdown: untrusted text is escaped for Markdown, on one line.
+    pub fn markdown() -> Self {
+        Self {
+            on: false,
+            markdown: true,
         }
     }
 
@@ -29,10 +44,10 @@ impl Style {
         self.paint("1", t)
     }
     pub fn me(&self, t: &str) -> String {
-        self.paint("36", t)
+        self.paint("36", &self.name(t))
     }
     pub fn partner(&self, t: &str) -> String {
-        self.paint("35", t)
+        self.paint("35", &self.name(t))
     }
     pub fn warn(&self, t: &str) -> String {
         self.paint("33", t)
@@ -40,11 +55,23 @@ impl Style {
     pub fn bad(&self, t: &str) -> String {
         self.paint("31;1", t)
     }
-}
 
-impl Style {
-    /// No colours, whatever the terminal (files, Markdown).
-    pub fn plain() -> Self {
-        Self { on: false }
+    /// Untrusted free text (an item's content): inert, newlines kept on a
+    /// terminal (continuation lines marked), escaped in Markdown.
+    pub fn text(&self, t: &str) -> String {
+        if self.markdown {
+            inert::markdown_inline(t)
+        } else {
+            inert::text(t).into_owned()
+        }
+    }
+
+    /// An untrusted name or label: inert, on one line.
+    pub fn name(&self, t: &str) -> String {
+        if self.markdown {
+            inert::markdown_inline(t)
+        } else {
+            inert::line(t).into_owned()
+        }
     }
 }

@@ -389,6 +389,95 @@ fn two_partners_exchange_and_never_see_each_others_private_entries() {
 }
 
 /// The ids of `who`'s feed entries whose text is `text`.
+/// The permission bits of a file.
+#[cfg(unix)]
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `export --out` and `report --out` write decrypted text: owner-only, whether the
+/// file is new or already there with wider permissions, and whatever the umask.
+#[cfg(unix)]
+#[test]
+fn decrypted_files_are_written_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Couple::new(&[]);
+    let text = marker("private-file");
+    c.a.run(&["journal", "-m", &text]).ok();
+    c.a.run(&["appreciate", &text]).ok();
+    let dir = c.dir.path();
+    let existing = |name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    };
+    for (path, fresh) in [
+        (dir.join("new.json"), true),
+        (existing("old.md"), false),
+        (dir.join("report.html"), true),
+        (existing("old-report.html"), false),
+    ] {
+        let p = path.to_str().unwrap();
+        let args: Vec<&str> = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => vec!["export", "--out", p],
+            Some("md") => vec!["export", "--format", "markdown", "--out", p],
+            _ => vec!["report", "--out", p],
+        };
+        c.a.run(&args).ok();
+        assert_eq!(
+            format!("{:o}", mode_of(&path)),
+            "600",
+            "{args:?} ({}) left {} readable by others",
+            if fresh {
+                "new file"
+            } else {
+                "existing 0644 file"
+            },
+            path.display()
+        );
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.contains(&text), "{args:?} wrote {written}");
+    }
+    // Through a symlink, the target is written (and made private); a stream
+    // that is not a file is written as it is.
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(dir.join("new.json"), &link).unwrap();
+    c.a.run(&[
+        "export",
+        "--format",
+        "markdown",
+        "--out",
+        link.to_str().unwrap(),
+    ])
+    .ok();
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(std::fs::read_to_string(dir.join("new.json"))
+        .unwrap()
+        .starts_with("# attune"));
+    assert_eq!(format!("{:o}", mode_of(&dir.join("new.json"))), "600");
+    let piped = c.a.run(&["export", "--out", "/dev/stdout"]).ok();
+    assert!(piped.stdout.contains(&text), "{piped:?}");
+    // Nothing else was left next to them (no temporary files).
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains('.'))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "link.json",
+            "new.json",
+            "old-report.html",
+            "old.md",
+            "report.html"
+        ]
+    );
+}
+
 fn ids_with_text(entries: &[Value], text: &str) -> Vec<String> {
     entries
         .iter()
