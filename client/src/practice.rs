@@ -379,3 +379,71 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
     p.appreciations.sort_by_key(|a| a.1);
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use attune_proto::api::b64;
+    use attune_proto::{AnswerContext, DeviceId, EntryId, SpaceId};
+
+    use super::{day_exercise, fold};
+    use crate::item::{Answer, Body, CheckIn, Item};
+    use crate::profile::Entry;
+
+    fn sealed_by(space: SpaceId, exercise: &str, author: DeviceId, mood: u8) -> Entry {
+        let ctx = AnswerContext {
+            space,
+            exercise: EntryId::from_hex(exercise).unwrap_or(EntryId([0; 16])),
+            author,
+        };
+        let answer = Answer::CheckIn {
+            day: "2026-12-02".into(),
+            checkin: CheckIn {
+                mood,
+                feelings: vec![],
+                high: None,
+                low: None,
+                appreciate: None,
+                need: None,
+            },
+            guess: None,
+        };
+        let sealed = attune_crypto::seal_answer(&ctx, &answer.to_bytes())
+            .map(|(s, _)| b64(&s.encode()))
+            .unwrap_or_default();
+        Entry {
+            id: EntryId(attune_crypto::secret::random_array()),
+            cursor: None,
+            author,
+            mine: false,
+            private: false,
+            pending: false,
+            item: Item {
+                v: 1,
+                at: 0,
+                body: Body::Sealed {
+                    exercise: exercise.to_string(),
+                    sealed,
+                },
+                heads: vec![],
+                seen_at: None,
+                roster: None,
+            },
+            edited: false,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn one_sealed_answer_per_member_counts_across_their_devices() {
+        let space = SpaceId([7; 16]);
+        let exercise = day_exercise("2026-12-02");
+        let first = sealed_by(space, &exercise, DeviceId([1; 32]), 4);
+        let second = sealed_by(space, &exercise, DeviceId([2; 32]), 1);
+        let p = fold(&[first.clone(), second], space);
+        let x = p
+            .exchange(&exercise)
+            .map(|x| x.theirs.as_ref().map(|s| s.entry));
+        assert_eq!(x, Some(Some(first.id)));
+        assert!(p.problems.iter().any(|q| q.kind == "changed"));
+    }
+}
