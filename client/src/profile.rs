@@ -495,6 +495,10 @@ impl Profile {
             view.problems.push(p);
         }
         let mut claims: Vec<Claim> = Vec::new();
+        let partner = self
+            .db
+            .get("partner_name")?
+            .unwrap_or_else(|| "your partner".into());
         let mut raw: Vec<Entry> = Vec::new();
         // What this device wrote itself, by sequence number: the relay must serve
         // exactly these back.
@@ -506,6 +510,7 @@ impl Profile {
             .filter_map(|q| Envelope::decode(&q.envelope).ok())
             .map(|e| (e.header.seq, e))
             .collect();
+        let own_max = own.keys().max().copied().unwrap_or(0);
         for (cursor, bytes, _) in self.db.received()? {
             let mut env = match Envelope::decode(&bytes) {
                 Ok(e) => e,
@@ -568,26 +573,24 @@ impl Profile {
                     })
                     .filter(|s| s.device != h.author)
                     .collect();
-                for p in verifier.check_heads(&heads) {
-                    view.problems.push(Problem {
-                        kind: match p {
-                            attune_crypto::HeadsProblem::Withheld { .. } => "withheld".into(),
-                            attune_crypto::HeadsProblem::Fork { .. } => "fork".into(),
-                        },
-                        detail: match p {
-                            attune_crypto::HeadsProblem::Withheld { device, have, seen } => format!(
-                                "an item says its author had seen envelope {seen} of device {}, but the relay has served only up to {have}: the relay is withholding envelopes",
-                                short(&device)
-                            ),
-                            attune_crypto::HeadsProblem::Fork { device, seq } => format!(
-                                "an item says its author saw a different envelope {seq} of device {} than this device did: the relay showed you different histories",
-                                short(&device)
-                            ),
-                        },
-                        cursor: Some(cursor),
-                    });
-                }
                 let author_member = roster.device(&h.author).map(|d| d.member);
+                let author_name = if author_member.is_some() && author_member != my_member {
+                    format!("{partner}'s")
+                } else {
+                    "your other device's".to_string()
+                };
+                for p in verifier.check_heads(&heads) {
+                    view.problems.push(heads_problem(
+                        p,
+                        &HeadsContext {
+                            me,
+                            own_max,
+                            own: &own,
+                            author_name: &author_name,
+                            cursor,
+                        },
+                    ));
+                }
                 if author_member.is_some() && author_member != my_member {
                     if let Some(seen_at) = item.seen_at {
                         claims.push(Claim {
@@ -611,10 +614,6 @@ impl Profile {
             }
         }
         view.heads = verifier.heads();
-        let partner = self
-            .db
-            .get("partner_name")?
-            .unwrap_or_else(|| "your partner".into());
         if let Some((seq, _, _)) = withheld_from_partner(&claims, &self.db.acked_times()?) {
             view.problems.push(Problem {
                 kind: "withheld_from_partner".into(),
@@ -659,6 +658,58 @@ impl Profile {
         view.practice = crate::practice::fold(&view.entries, roster.space());
         view.problems.append(&mut view.practice.problems);
         Ok(view)
+    }
+}
+
+/// What `heads_problem` needs to know about this device and the item's author.
+struct HeadsContext<'a> {
+    me: DeviceId,
+    own_max: u64,
+    own: &'a std::collections::HashMap<u64, Envelope>,
+    author_name: &'a str,
+    cursor: u64,
+}
+
+/// Describes a disagreement between an item's heads and this device's chains.
+/// A claim about this device's own chain that cannot be true (an envelope it never
+/// wrote, or a different one than it wrote, which the relay cannot forge) is the
+/// item's author's doing, and the warning says so.
+fn heads_problem(p: attune_crypto::HeadsProblem, c: &HeadsContext<'_>) -> Problem {
+    use attune_crypto::HeadsProblem;
+    let who = c.author_name;
+    let (kind, detail) = match p {
+        HeadsProblem::Withheld { device, seen, .. } if device == c.me && seen > c.own_max => (
+            "false_heads",
+            format!(
+                "{who} item says it had received your envelope {seen}, but this device has written only {}: that device signed a false account of what it received",
+                c.own_max
+            ),
+        ),
+        HeadsProblem::Fork { device, seq } if device == c.me && c.own.contains_key(&seq) => (
+            "false_heads",
+            format!(
+                "{who} item says it received a different envelope {seq} of yours than the one this device wrote, which the relay cannot forge: that device signed a false account of what it received"
+            ),
+        ),
+        HeadsProblem::Withheld { device, have, seen } => (
+            "withheld",
+            format!(
+                "an item says its author had seen envelope {seen} of device {}, but the relay has served only up to {have}: the relay is withholding envelopes",
+                short(&device)
+            ),
+        ),
+        HeadsProblem::Fork { device, seq } => (
+            "fork",
+            format!(
+                "an item says its author saw a different envelope {seq} of device {} than this device did: the relay showed you different histories",
+                short(&device)
+            ),
+        ),
+    };
+    Problem {
+        kind: kind.into(),
+        detail,
+        cursor: Some(c.cursor),
     }
 }
 
@@ -815,7 +866,53 @@ fn describe(class: Class, h: &EnvelopeHeader, cursor: u64, roster: &Roster) -> P
 
 #[cfg(test)]
 mod tests {
-    use super::{withheld_from_partner, Claim, WITHHELD_MARGIN_MS};
+    use super::{heads_problem, withheld_from_partner, Claim, HeadsContext, WITHHELD_MARGIN_MS};
+    use attune_crypto::HeadsProblem;
+    use attune_proto::DeviceId;
+
+    #[test]
+    fn an_impossible_account_of_this_devices_chain_blames_its_signer() {
+        let me = DeviceId([1; 32]);
+        let other = DeviceId([2; 32]);
+        let own = std::collections::HashMap::new();
+        let c = HeadsContext {
+            me,
+            own_max: 3,
+            own: &own,
+            author_name: "Sam's",
+            cursor: 9,
+        };
+        let p = heads_problem(
+            HeadsProblem::Withheld {
+                device: me,
+                have: 3,
+                seen: 7,
+            },
+            &c,
+        );
+        assert_eq!(p.kind, "false_heads");
+        assert!(p.detail.starts_with("Sam's item says"), "{}", p.detail);
+        // Not yet served back to this device: the relay's doing.
+        let p = heads_problem(
+            HeadsProblem::Withheld {
+                device: me,
+                have: 2,
+                seen: 3,
+            },
+            &c,
+        );
+        assert_eq!(p.kind, "withheld");
+        let p = heads_problem(
+            HeadsProblem::Withheld {
+                device: other,
+                have: 2,
+                seen: 5,
+            },
+            &c,
+        );
+        assert_eq!(p.kind, "withheld");
+        assert!(p.detail.contains("the relay"), "{}", p.detail);
+    }
 
     fn claim(seen_at: i64, of_me: u64) -> Claim {
         Claim {
