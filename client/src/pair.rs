@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use attune_crypto::pairing::AwaitingPake;
 use attune_crypto::{Pairing, PairingCode, PairingSession, SymmetricKey};
 use attune_proto::api::{b64, codes, from_b64};
 use attune_proto::{
@@ -38,6 +39,12 @@ fn failed(why: &str) -> ClientError {
     ClientError::Pairing(format!("pairing failed: {why}"))
 }
 
+/// A pairing mailbox and this side's token for it.
+struct Slot {
+    number: u32,
+    token: String,
+}
+
 /// Where in pairing a refusal happened, to explain it correctly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -59,14 +66,18 @@ fn refused(e: RelayError, me: Role, phase: Phase) -> ClientError {
         (Some(codes::MAILBOX_FULL), _, _) => failed(
             "someone else is already pairing with this code; ask your partner for a new one",
         ),
+        (Some(codes::RATE_LIMITED), _, _) => failed(
+            "the relay is refusing pairing attempts for now (too many from your network, or from everyone); try again in a minute",
+        ),
         _ => ClientError::Relay(e),
     }
 }
 
-/// Waits for the other side's message number `index`.
+/// Waits for the other side's message number `index`. A mailbox the other side
+/// closed answers `mailbox_unavailable`.
 async fn receive(
     relay: &RelayClient,
-    mailbox: u32,
+    slot: &Slot,
     me: Role,
     index: usize,
     deadline: Instant,
@@ -78,60 +89,49 @@ async fn receive(
             return Err(failed("your partner did not answer in time; start again"));
         }
         let got = relay
-            .mailbox_read(mailbox, me, index, left.as_secs().clamp(1, 20))
+            .mailbox_read(slot.number, &slot.token, index, left.as_secs().clamp(1, 20))
             .await
             .map_err(|e| refused(e, me, phase))?;
         if let Some(raw) = got.messages.first() {
             return PairingMessage::decode(&raw.0)
                 .map_err(|_| failed("a pairing message was garbled in transit"));
         }
-        if got.closed {
-            return Err(failed(
-                "the other side stopped: the codes did not match, or the exchange was tampered with. Nothing was shared; start again with a new code",
-            ));
-        }
     }
 }
 
 async fn post(
     relay: &RelayClient,
-    mailbox: u32,
+    slot: &Slot,
     me: Role,
     msg: &PairingMessage,
     phase: Phase,
 ) -> Result<(), ClientError> {
     relay
-        .mailbox_post(mailbox, msg.encode())
+        .mailbox_post(slot.number, &slot.token, msg.encode())
         .await
         .map_err(|e| refused(e, me, phase))
 }
 
-/// Runs SPAKE2 and key confirmation; on failure, closes the mailbox so the code
-/// cannot be tried again.
+/// After this side's key exchange is posted: the other's, and key confirmation.
+/// On failure the caller closes the mailbox, so the code cannot be tried again.
 async fn handshake(
     relay: &RelayClient,
-    mailbox: u32,
+    slot: &Slot,
     me: Role,
-    code: &PairingCode,
+    state: AwaitingPake,
     deadline: Instant,
 ) -> Result<PairingSession, ClientError> {
-    let (state, pake) = Pairing::start(me, code);
-    post(relay, mailbox, me, &pake, Phase::Handshake).await?;
-    let theirs = receive(relay, mailbox, me, 0, deadline, Phase::Handshake).await?;
+    let theirs = receive(relay, slot, me, 0, deadline, Phase::Handshake).await?;
     let (state, confirm) = state
         .receive_pake(&theirs)
         .map_err(|_| failed("unexpected message from the other side"))?;
-    post(relay, mailbox, me, &confirm, Phase::Exchange).await?;
-    let their_confirm = receive(relay, mailbox, me, 1, deadline, Phase::Exchange).await?;
-    match state.receive_confirm(&their_confirm) {
-        Ok(session) => Ok(session),
-        Err(_) => {
-            let _ = relay.mailbox_close(mailbox).await;
-            Err(failed(
-                "the codes did not match (a typo?), or someone tampered with the exchange. Nothing was shared; start again with a new code",
-            ))
-        }
-    }
+    post(relay, slot, me, &confirm, Phase::Exchange).await?;
+    let their_confirm = receive(relay, slot, me, 1, deadline, Phase::Exchange).await?;
+    state.receive_confirm(&their_confirm).map_err(|_| {
+        failed(
+            "the codes did not match (a typo?), or someone tampered with the exchange. Nothing was shared; start again with a new code",
+        )
+    })
 }
 
 /// What pairing established, for the caller to print.
@@ -173,20 +173,15 @@ pub async fn invite(
     relay.create_space(create.encode()).await?;
     let result = async {
         let opened = relay.open_mailbox(space).await?;
-        let code = PairingCode::generate(opened.mailbox);
+        let slot = Slot {
+            number: opened.mailbox,
+            token: opened.token,
+        };
+        let code = PairingCode::generate(slot.number);
         on_code(&code.reveal());
-        let exchanged = invite_exchange(
-            &relay,
-            opened.mailbox,
-            &code,
-            space,
-            create,
-            &name,
-            deadline,
-        )
-        .await;
+        let exchanged = invite_exchange(&relay, &slot, &code, space, create, &name, deadline).await;
         // Single use, whatever happened.
-        let _ = relay.mailbox_close(opened.mailbox).await;
+        let _ = relay.mailbox_close(slot.number, &slot.token).await;
         exchanged
     }
     .await;
@@ -219,7 +214,7 @@ pub async fn invite(
 /// joiner's acknowledgement. Returns the join event, the epoch key and the name.
 async fn invite_exchange(
     relay: &RelayClient,
-    mailbox: u32,
+    slot: &Slot,
     code: &PairingCode,
     space: SpaceId,
     create: SignedRosterEvent,
@@ -227,8 +222,10 @@ async fn invite_exchange(
     deadline: Instant,
 ) -> Result<(SignedRosterEvent, SymmetricKey, String), ClientError> {
     let me = relay.identity();
-    let mut session = handshake(relay, mailbox, Role::Inviter, code, deadline).await?;
-    let hello_msg = receive(relay, mailbox, Role::Inviter, 2, deadline, Phase::Exchange).await?;
+    let (state, pake) = Pairing::start(Role::Inviter, code);
+    post(relay, slot, Role::Inviter, &pake, Phase::Handshake).await?;
+    let mut session = handshake(relay, slot, Role::Inviter, state, deadline).await?;
+    let hello_msg = receive(relay, slot, Role::Inviter, 2, deadline, Phase::Exchange).await?;
     let hello_bytes = session
         .open(&hello_msg)
         .map_err(|_| failed("the partner's device keys were altered in transit"))?;
@@ -274,9 +271,9 @@ async fn invite_exchange(
     let sealed = session
         .seal(&welcome_bytes)
         .map_err(|_| failed("could not seal the welcome"))?;
-    post(relay, mailbox, Role::Inviter, &sealed, Phase::Exchange).await?;
+    post(relay, slot, Role::Inviter, &sealed, Phase::Exchange).await?;
     // The joiner confirms it received and accepted the welcome.
-    let ack = receive(relay, mailbox, Role::Inviter, 3, deadline, Phase::Exchange).await?;
+    let ack = receive(relay, slot, Role::Inviter, 3, deadline, Phase::Exchange).await?;
     let ack = session
         .open(&ack)
         .map_err(|_| failed("the partner's confirmation was altered in transit"))?;
@@ -313,15 +310,28 @@ pub async fn join(
     }
     let code = PairingCode::parse(code).map_err(|_| {
         ClientError::Input(
-            "a pairing code looks like 42-otter-maple: a number and two words from your partner's screen".into(),
+            "a pairing code looks like 58301742-otter-maple: a number and two words from your partner's screen".into(),
         )
     })?;
     let deadline = Instant::now() + timeout;
     let relay = RelayClient::new(relay_url, profile.identity.clone());
-    let mut session = handshake(&relay, code.mailbox, Role::Joiner, &code, deadline).await?;
-    let result = join_exchange(profile, &relay, &mut session, code.mailbox, deadline).await;
+    // Joining posts this side's key exchange: the one try this code allows.
+    let (state, pake) = Pairing::start(Role::Joiner, &code);
+    let token = relay
+        .mailbox_join(code.mailbox, pake.encode())
+        .await
+        .map_err(|e| refused(e, Role::Joiner, Phase::Handshake))?;
+    let slot = Slot {
+        number: code.mailbox,
+        token,
+    };
+    let result = async {
+        let mut session = handshake(&relay, &slot, Role::Joiner, state, deadline).await?;
+        join_exchange(profile, &relay, &mut session, &slot, deadline).await
+    }
+    .await;
     if result.is_err() {
-        let _ = relay.mailbox_close(code.mailbox).await;
+        let _ = relay.mailbox_close(slot.number, &slot.token).await;
     }
     let (space, member, events, epoch, key_bytes, partner_name) = result?;
     profile
@@ -357,7 +367,7 @@ async fn join_exchange(
     profile: &Profile,
     relay: &RelayClient,
     session: &mut PairingSession,
-    mailbox: u32,
+    slot: &Slot,
     deadline: Instant,
 ) -> Result<Accepted, ClientError> {
     let member = MemberId(attune_crypto::secret::random_array());
@@ -371,8 +381,8 @@ async fn join_exchange(
     let sealed = session
         .seal(&serde_json::to_vec(&hello).unwrap_or_default())
         .map_err(|_| failed("could not seal this device's keys"))?;
-    post(relay, mailbox, Role::Joiner, &sealed, Phase::Exchange).await?;
-    let welcome_msg = receive(relay, mailbox, Role::Joiner, 2, deadline, Phase::Exchange).await?;
+    post(relay, slot, Role::Joiner, &sealed, Phase::Exchange).await?;
+    let welcome_msg = receive(relay, slot, Role::Joiner, 2, deadline, Phase::Exchange).await?;
     let welcome_bytes = session
         .open(&welcome_msg)
         .map_err(|_| failed("the welcome was altered in transit"))?;
@@ -404,7 +414,7 @@ async fn join_exchange(
     let ack = session
         .seal(ACK)
         .map_err(|_| failed("could not seal the acknowledgement"))?;
-    post(relay, mailbox, Role::Joiner, &ack, Phase::Exchange).await?;
+    post(relay, slot, Role::Joiner, &ack, Phase::Exchange).await?;
     Ok((
         space,
         member,

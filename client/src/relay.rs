@@ -3,10 +3,11 @@
 
 use attune_crypto::DeviceIdentity;
 use attune_proto::api::{
-    self, AppendEnvelopes, AppendResult, AppendRoster, CreateSpace, ErrorBody, MailboxMessages,
-    MailboxOpened, MailboxPost, Page, RosterEvents, SpaceCreated, StoredEnvelope, B64,
+    self, AppendEnvelopes, AppendResult, AppendRoster, CreateSpace, ErrorBody, MailboxJoined,
+    MailboxMessages, MailboxOpened, MailboxPost, Page, RosterEvents, SpaceCreated, StoredEnvelope,
+    B64,
 };
-use attune_proto::{request, RequestToSign, Role, SpaceId};
+use attune_proto::{request, RequestToSign, SpaceId};
 use reqwest::{Method, StatusCode};
 use thiserror::Error;
 
@@ -347,49 +348,71 @@ impl RelayClient {
         .await
     }
 
-    pub async fn mailbox_post(&self, mailbox: u32, message: Vec<u8>) -> Result<(), RelayError> {
+    /// Joins pairing mailbox `mailbox` with the joiner's key exchange; returns
+    /// the joiner's token.
+    pub async fn mailbox_join(&self, mailbox: u32, message: Vec<u8>) -> Result<String, RelayError> {
         let body = Self::json(&MailboxPost {
             message: B64(message),
         });
-        self.call::<Option<()>>(
+        self.call::<MailboxJoined>(
             Method::POST,
-            &format!("/v1/mailboxes/{mailbox}/messages"),
+            &format!("/v1/mailboxes/{mailbox}/join"),
             "",
             body,
             false,
         )
         .await
+        .map(|j| j.token)
+    }
+
+    pub async fn mailbox_post(
+        &self,
+        mailbox: u32,
+        token: &str,
+        message: Vec<u8>,
+    ) -> Result<(), RelayError> {
+        let body = Self::json(&MailboxPost {
+            message: B64(message),
+        });
+        self.call_with::<Option<()>>(
+            Method::POST,
+            &format!("/v1/mailboxes/{mailbox}/messages"),
+            "",
+            body,
+            false,
+            &[(api::HEADER_MAILBOX_TOKEN, token)],
+        )
+        .await
         .map(|_| ())
     }
 
+    /// The other side's messages from index `after` on, waiting up to `wait_secs`.
     pub async fn mailbox_read(
         &self,
         mailbox: u32,
-        reader: Role,
+        token: &str,
         after: usize,
         wait_secs: u64,
     ) -> Result<MailboxMessages, RelayError> {
-        let role = match reader {
-            Role::Inviter => "inviter",
-            Role::Joiner => "joiner",
-        };
-        self.call(
+        self.call_with(
             Method::GET,
             &format!("/v1/mailboxes/{mailbox}/messages"),
-            &format!("role={role}&after={after}&wait={wait_secs}"),
+            &format!("after={after}&wait={wait_secs}"),
             None,
             false,
+            &[(api::HEADER_MAILBOX_TOKEN, token)],
         )
         .await
     }
 
-    pub async fn mailbox_close(&self, mailbox: u32) -> Result<(), RelayError> {
-        self.call::<Option<()>>(
+    pub async fn mailbox_close(&self, mailbox: u32, token: &str) -> Result<(), RelayError> {
+        self.call_with::<Option<()>>(
             Method::POST,
             &format!("/v1/mailboxes/{mailbox}/close"),
             "",
             None,
             false,
+            &[(api::HEADER_MAILBOX_TOKEN, token)],
         )
         .await
         .map(|_| ())

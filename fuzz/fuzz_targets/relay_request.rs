@@ -38,8 +38,9 @@ struct Relay {
     epoch0: SymmetricKey,
     /// The chain head the relay accepted last, per author: (seq, hash).
     chains: Mutex<HashMap<usize, (u64, Hash32)>>,
-    /// The last pairing mailbox opened, to aim requests at a live one.
-    mailbox: Mutex<Option<u32>>,
+    /// The last pairing mailbox opened and its opener's token, to aim requests
+    /// at a live one.
+    mailbox: Mutex<Option<(u32, String)>>,
     nonce: Mutex<u128>,
     _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
@@ -107,6 +108,12 @@ fn relay() -> &'static Relay {
         config.rate_per_sec = 1e9;
         config.rate_burst = 1e9;
         config.request_timeout_secs = 2;
+        // Every request comes from one (unknown) address: no per-address limits,
+        // so that mailbox routes stay reachable for the whole run.
+        config.max_mailboxes_per_space = usize::MAX;
+        config.max_mailboxes_per_address = usize::MAX;
+        config.pairing_attempts_per_min = u32::MAX;
+        config.pairing_attempts_per_min_total = u32::MAX;
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -338,16 +345,14 @@ fuzz_target!(|input: Input| {
         SpaceSel::Other(b) => SpaceId(*b).to_hex(),
         SpaceSel::Text(t) => t.clone(),
     };
-    let mailbox = match &input.mailbox {
-        MailboxSel::LastOpened => r
-            .mailbox
-            .lock()
-            .ok()
-            .and_then(|m| *m)
-            .unwrap_or(0)
-            .to_string(),
-        MailboxSel::Number(n) => n.to_string(),
-        MailboxSel::Text(t) => t.clone(),
+    let last = r.mailbox.lock().ok().and_then(|m| m.clone());
+    // The last mailbox is addressed with its token; other numbers without one.
+    let (mailbox, mailbox_token) = match &input.mailbox {
+        MailboxSel::LastOpened => last.map_or(("0".to_string(), None), |(n, t)| {
+            (n.to_string(), Some(t))
+        }),
+        MailboxSel::Number(n) => (n.to_string(), None),
+        MailboxSel::Text(t) => (t.clone(), None),
     };
     let spec = ROUTES.get(usize::from(input.route));
     let path = match spec {
@@ -407,6 +412,9 @@ fuzz_target!(|input: Input| {
         if let Ok(v) = HeaderValue::from_str(ct) {
             builder = builder.header("content-type", v);
         }
+    }
+    if let Some(token) = &mailbox_token {
+        builder = builder.header(api::HEADER_MAILBOX_TOKEN, token.as_str());
     }
     let mut signer = None;
     match &input.auth {
@@ -488,7 +496,7 @@ fuzz_target!(|input: Input| {
     if status == StatusCode::CREATED && path.ends_with("/mailboxes") {
         if let Ok(opened) = serde_json::from_slice::<api::MailboxOpened>(&resp) {
             if let Ok(mut m) = r.mailbox.lock() {
-                *m = Some(opened.mailbox);
+                *m = Some((opened.mailbox, opened.token));
             }
         }
     }

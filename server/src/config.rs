@@ -1,6 +1,6 @@
 //! The relay's settings: flags, each with an `ATTUNE_RELAY_*` environment variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,6 +67,41 @@ pub struct Config {
     /// Most pairing mailboxes open at once.
     #[arg(long, env = "ATTUNE_RELAY_MAX_MAILBOXES", default_value_t = 10_000)]
     pub max_mailboxes: usize,
+
+    /// Most pairing mailboxes one space may have open at once.
+    #[arg(
+        long,
+        env = "ATTUNE_RELAY_MAX_MAILBOXES_PER_SPACE",
+        default_value_t = 2
+    )]
+    pub max_mailboxes_per_space: usize,
+
+    /// Most pairing mailboxes opened from one address (IPv6: one /64) open at once.
+    #[arg(
+        long,
+        env = "ATTUNE_RELAY_MAX_MAILBOXES_PER_ADDRESS",
+        default_value_t = 16
+    )]
+    pub max_mailboxes_per_address: usize,
+
+    /// Pairing attempts without a mailbox token (joins, and requests naming an
+    /// unknown mailbox or a wrong token) one address may make per minute.
+    #[arg(long, env = "ATTUNE_RELAY_PAIRING_ATTEMPTS_PER_MIN", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pairing_attempts_per_min: u32,
+
+    /// The same, from all addresses together: what bounds a scan from many
+    /// addresses (it also bounds honest joins, one per pairing).
+    #[arg(long, env = "ATTUNE_RELAY_PAIRING_ATTEMPTS_PER_MIN_TOTAL", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pairing_attempts_per_min_total: u32,
+
+    /// The address of a reverse proxy in front of the relay. Only for requests
+    /// from this address does the relay take the client's address from the last
+    /// entry of `X-Forwarded-For` (for per-address limits); otherwise that header
+    /// is ignored.
+    #[arg(long, env = "ATTUNE_RELAY_TRUSTED_PROXY")]
+    pub trusted_proxy: Option<IpAddr>,
 
     /// Connections in the read pool: also the most reads run at once.
     #[arg(long, env = "ATTUNE_RELAY_READERS", default_value_t = 4)]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod mailbox;
 pub mod metrics;
+pub mod peer;
 pub mod routes;
 pub mod state;
 pub mod store;
@@ -111,7 +112,7 @@ async fn accept_loop(
         .header_read_timeout(header_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -123,7 +124,16 @@ async fn accept_loop(
             },
             _ = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address, for per-address limits (crate::peer).
+        let app = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::extract::Request<_>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let service = TowerToHyperService::new(app);
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

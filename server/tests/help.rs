@@ -26,6 +26,23 @@ fn help_documents_every_setting() {
         ("--request-timeout-secs", "ATTUNE_RELAY_REQUEST_TIMEOUT"),
         ("--mailbox-ttl-secs", "ATTUNE_RELAY_MAILBOX_TTL"),
         ("--max-mailboxes", "ATTUNE_RELAY_MAX_MAILBOXES"),
+        (
+            "--max-mailboxes-per-space",
+            "ATTUNE_RELAY_MAX_MAILBOXES_PER_SPACE",
+        ),
+        (
+            "--max-mailboxes-per-address",
+            "ATTUNE_RELAY_MAX_MAILBOXES_PER_ADDRESS",
+        ),
+        (
+            "--pairing-attempts-per-min",
+            "ATTUNE_RELAY_PAIRING_ATTEMPTS_PER_MIN",
+        ),
+        (
+            "--pairing-attempts-per-min-total",
+            "ATTUNE_RELAY_PAIRING_ATTEMPTS_PER_MIN_TOTAL",
+        ),
+        ("--trusted-proxy", "ATTUNE_RELAY_TRUSTED_PROXY"),
         ("--readers", "ATTUNE_RELAY_READERS"),
         ("--log", "ATTUNE_RELAY_LOG"),
     ] {

@@ -365,8 +365,10 @@ async fn forward(
     }
     body.truncate(length);
     let path = uri.split('?').next().unwrap_or_default();
-    let mailbox_post =
-        method == "POST" && path.starts_with("/v1/mailboxes/") && path.ends_with("/messages");
+    // The joiner's key exchange goes to /join, every other message to /messages.
+    let mailbox_post = method == "POST"
+        && path.starts_with("/v1/mailboxes/")
+        && (path.ends_with("/messages") || path.ends_with("/join"));
     if let (true, Some(target)) = (mailbox_post, target) {
         if let Some(altered) = tamper(&body, target, count) {
             body = altered;

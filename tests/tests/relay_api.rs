@@ -592,68 +592,86 @@ async fn pairing_mailbox() {
     let (_dir, relay, space, a, _b) = setup(&["--max-mailboxes", "2"]).await;
     let ca = relay.client(&a);
     let opened = ca.open_mailbox(space.space).await.unwrap();
-    let n = opened.mailbox;
+    let (n, inviter) = (opened.mailbox, opened.token);
     assert!(opened.expires_in_secs > 0);
+    assert!((10_000_000..100_000_000).contains(&n), "eight digits: {n}");
     let joiner = RelayClient::new(&relay.url, DeviceIdentity::generate());
+    let joined = joiner.mailbox_join(n, pake(Role::Joiner)).await.unwrap();
 
     // A long poll wakes as soon as the other side posts.
     let waiting = {
-        let joiner = joiner.clone();
-        tokio::spawn(async move { joiner.mailbox_read(n, Role::Joiner, 0, 20).await })
+        let (joiner, joined) = (joiner.clone(), joined.clone());
+        tokio::spawn(async move { joiner.mailbox_read(n, &joined, 0, 20).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let start = std::time::Instant::now();
-    ca.mailbox_post(n, pake(Role::Inviter)).await.unwrap();
+    ca.mailbox_post(n, &inviter, pake(Role::Inviter))
+        .await
+        .unwrap();
     let got = waiting.await.unwrap().unwrap();
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(got.messages.len(), 1);
     assert_eq!(got.messages[0].0, pake(Role::Inviter));
+    let got = ca.mailbox_read(n, &inviter, 0, 0).await.unwrap();
+    assert_eq!(got.messages.len(), 1);
+    assert_eq!(got.messages[0].0, pake(Role::Joiner));
 
-    // One key exchange per side: a second joiner is refused.
-    joiner.mailbox_post(n, pake(Role::Joiner)).await.unwrap();
+    // One key exchange per side: a second joiner is refused, and so is a second
+    // key exchange from either side.
     let err = joiner
-        .mailbox_post(n, pake(Role::Joiner))
+        .mailbox_join(n, pake(Role::Joiner))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(codes::MAILBOX_FULL));
-    // Not a pairing message; bad role; bad number.
-    let err = joiner.mailbox_post(n, b"hello".to_vec()).await.unwrap_err();
+    for (token, from) in [(&joined, Role::Joiner), (&inviter, Role::Inviter)] {
+        let err = joiner.mailbox_post(n, token, pake(from)).await.unwrap_err();
+        assert_eq!(err.code(), Some(codes::MAILBOX_FULL));
+    }
+    // Not a pairing message; a message from the other side than the token's;
+    // a join that is not the joiner's key exchange; bad number.
+    let err = joiner
+        .mailbox_post(n, &joined, b"hello".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::BAD_REQUEST));
+    let err = joiner
+        .mailbox_post(n, &joined, pake(Role::Inviter))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::BAD_REQUEST));
+    let err = joiner
+        .mailbox_join(n, pake(Role::Inviter))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(codes::BAD_REQUEST));
     let r = raw(
         &relay,
         "GET",
-        &format!("/v1/mailboxes/{n}/messages?role=spy"),
-        vec![],
-        vec![],
-    )
-    .await;
-    assert_eq!((r.status, r.code()), (400, codes::BAD_REQUEST));
-    let r = raw(
-        &relay,
-        "GET",
-        "/v1/mailboxes/abc/messages?role=joiner",
-        vec![],
+        "/v1/mailboxes/abc/messages",
+        vec![(api::HEADER_MAILBOX_TOKEN, joined.clone())],
         vec![],
     )
     .await;
     assert_eq!((r.status, r.code()), (400, codes::BAD_REQUEST));
 
-    // Closed: single use.
-    joiner.mailbox_close(n).await.unwrap();
+    // Closed (by either side): single use.
+    joiner.mailbox_close(n, &joined).await.unwrap();
     let err = joiner
-        .mailbox_post(n, pake(Role::Joiner))
+        .mailbox_post(n, &joined, pake(Role::Joiner))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(codes::MAILBOX_UNAVAILABLE));
+    let err = ca.mailbox_read(n, &inviter, 0, 0).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::MAILBOX_UNAVAILABLE));
     let err = joiner
-        .mailbox_read(9_999_999, Role::Joiner, 0, 0)
+        .mailbox_read(9_999_999, &joined, 0, 0)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(codes::MAILBOX_UNAVAILABLE));
 
-    // The relay bounds how many are open at once.
+    // The relay bounds how many are open at once (closed ones are gone).
     ca.open_mailbox(space.space).await.unwrap();
-    ca.open_mailbox(space.space).await.unwrap_err();
+    ca.open_mailbox(space.space).await.unwrap();
     let r = signed(
         &relay,
         &a,

@@ -803,6 +803,11 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
             &MAX_BATCH.to_string(),
             "--max-mailboxes",
             &MAX_MAILBOXES.to_string(),
+            // The flood below is about the relay-wide cap, from one space.
+            "--max-mailboxes-per-space",
+            &MAX_MAILBOXES.to_string(),
+            "--max-mailboxes-per-address",
+            &MAX_MAILBOXES.to_string(),
             "--request-timeout-secs",
             &REQUEST_TIMEOUT_SECS.to_string(),
             "--rate",
@@ -834,7 +839,8 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
     space.events.push(join);
     let space = Arc::new(space);
     let cb = relay.client(&b);
-    let mailbox = cb.open_mailbox(space.space).await.unwrap().mailbox;
+    let opened = cb.open_mailbox(space.space).await.unwrap();
+    let (mailbox, mb_token) = (opened.mailbox, opened.token);
 
     // The honest client runs for the whole table.
     let stop = Arc::new(AtomicBool::new(false));
@@ -858,6 +864,8 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
     let stream_path = format!("/v1/spaces/{s}/stream");
     let open_path = format!("/v1/spaces/{s}/mailboxes");
     let mb_msgs = format!("/v1/mailboxes/{mailbox}/messages");
+    let mb_join = format!("/v1/mailboxes/{mailbox}/join");
+    let tk = api::HEADER_MAILBOX_TOKEN;
     let outsider = DeviceIdentity::generate();
     let creator = DeviceIdentity::generate();
     let creator_space = TestSpace::new(&creator);
@@ -927,7 +935,7 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         row("body 10 bytes over the limit", Req::post(&*env_path, over_limit.clone()).by(&b), Api(413, codes::BODY_TOO_LARGE)),
         row("1 MB JSON body", Req::post(&*env_path, over_limit_json.clone()).by(&b), Api(413, codes::BODY_TOO_LARGE)),
         row("chunked body over the limit", Req::post(&*env_path, over_limit.clone()).by(&b).framing(Framing::ChunkedWire(chunked(&over_limit, 4096))), Api(413, codes::BODY_TOO_LARGE)),
-        row("unsigned 1 MB mailbox post", Req::post(&*mb_msgs, over_limit_json.clone()), Api(413, codes::BODY_TOO_LARGE)),
+        row("unsigned 1 MB mailbox join", Req::post(&*mb_join, over_limit_json.clone()), Api(413, codes::BODY_TOO_LARGE)),
         row("body shorter than Content-Length, then FIN", Req::post(&*env_path, envelopes_json(&[&probe_bytes])).by(&b).framing(Framing::Declared(4096)).delivery(Delivery::ThenHalfClose), ApiOrClosed(400, &[codes::BAD_REQUEST, codes::MALFORMED_JSON])),
         row("chunked body with an invalid chunk size", Req::post(&*env_path, envelopes_json(&[&probe_bytes])).by(&b).framing(Framing::ChunkedWire(b"zz\r\nabc\r\n0\r\n\r\n".to_vec())), ApiOrClosed(400, &[codes::BAD_REQUEST, codes::MALFORMED_JSON])),
         row("chunked body in 3-byte chunks is read whole", Req::post(&*env_path, envelopes_json::<Vec<u8>>(&[])).by(&b).framing(Framing::ChunkedWire(chunked(&envelopes_json::<Vec<u8>>(&[]), 3))), Api(413, codes::BATCH_TOO_LARGE)),
@@ -935,7 +943,7 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         row("text/plain create (the relay parses JSON whatever the type)", Req::post("/v1/spaces", create_body.clone()).header("content-type", "text/plain").by(&creator), Api(201, "")),
         row("application/xml append is accepted", Req::post(&*env_path, envelopes_json(&[&b1])).header("content-type", "application/xml").by(&b), Api(200, "")),
         row("append without a content type is accepted", Req::post(&*env_path, envelopes_json(&[&b2])).no_content_type().by(&b), Api(200, "")),
-        row("form-encoded mailbox post", Req::post(&*mb_msgs, &b"message=AQE"[..]).header("content-type", "application/x-www-form-urlencoded"), Api(400, codes::MALFORMED_JSON)),
+        row("form-encoded mailbox post", Req::post(&*mb_msgs, &b"message=AQE"[..]).header("content-type", "application/x-www-form-urlencoded").header(tk, &*mb_token), Api(400, codes::MALFORMED_JSON)),
         row("multipart append", Req::post(&*env_path, &b"--x\r\nContent-Disposition: form-data; name=\"envelopes\"\r\n\r\nAAAA\r\n--x--\r\n"[..]).header("content-type", "multipart/form-data; boundary=x").by(&b), Api(400, codes::MALFORMED_JSON)),
         // --- JSON that is not the expected JSON -------------------------------------
         row("invalid UTF-8 in a JSON string", Req::post(&*env_path, &b"{\"envelopes\":[\"\xff\xfe\"]}"[..]).by(&b), Api(400, codes::MALFORMED_JSON)),
@@ -948,7 +956,7 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         row("10,000 nested arrays", Req::post(&*env_path, deep_array.clone()).by(&b), Api(400, codes::MALFORMED_JSON)),
         row("10,000 unclosed brackets", Req::post(&*env_path, deep_open_only.clone()).by(&b), Api(400, codes::MALFORMED_JSON)),
         row("5,000 nested arrays inside a field", Req::post(&*env_path, deep_in_field.clone()).by(&b), Api(400, codes::MALFORMED_JSON)),
-        row("deep nesting in an unsigned mailbox post", Req::post(&*mb_msgs, deep_array.clone()), Api(400, codes::MALFORMED_JSON)),
+        row("deep nesting in an unsigned mailbox join", Req::post(&*mb_join, deep_array.clone()), Api(400, codes::MALFORMED_JSON)),
         row("unknown JSON field", Req::post(&*env_path, serde_json::to_vec(&json!({"envelopes": [probe_b64], "priority": 1})).unwrap()).by(&b), Api(400, codes::MALFORMED_JSON)),
         row("duplicate JSON keys", Req::post(&*env_path, format!(r#"{{"envelopes":["{probe_b64}"],"envelopes":[]}}"#)).by(&b), Api(400, codes::MALFORMED_JSON)),
         row("null field", Req::post(&*env_path, &br#"{"envelopes":null}"#[..]).by(&b), Api(400, codes::MALFORMED_JSON)),
@@ -1006,7 +1014,7 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         row("space id that is not hex", Req::get("/v1/spaces/not-a-space/roster").by(&b), Api(400, codes::BAD_REQUEST)),
         row("space that does not exist", Req::get("/v1/spaces/00000000000000000000000000000000/roster").by(&b), Api(404, codes::NOT_FOUND)),
         row("percent-encoded invalid UTF-8 space id", Req::get("/v1/spaces/%FF%FE/roster").by(&b), Api(400, codes::BAD_REQUEST)),
-        row("percent-encoded invalid UTF-8 mailbox number", Req::get("/v1/mailboxes/%C3%28/messages?role=joiner"), Api(400, codes::BAD_REQUEST)),
+        row("percent-encoded invalid UTF-8 mailbox number", Req::get("/v1/mailboxes/%C3%28/messages").header(tk, &*mb_token), Api(400, codes::BAD_REQUEST)),
         row("10 KB path", Req::get(format!("/v1/{}", "a".repeat(10 * 1024))), Api(404, codes::UNKNOWN_ROUTE)),
         row("10 KB space id", Req::get(format!("/v1/spaces/{}/roster", "0".repeat(10 * 1024))).by(&b), Api(400, codes::BAD_REQUEST)),
         row("70 KB path (over the URI limit)", Req::get(format!("/v1/{}", "a".repeat(70 * 1024))), Http(&[400, 414, 431])),
@@ -1021,18 +1029,20 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         row("unauthenticated WebSocket upgrade", Req::get(format!("{stream_path}?after=0")).websocket(), Api(401, codes::UNAUTHENTICATED)),
         row("WebSocket upgrade by a non-member", Req::get(format!("{stream_path}?after=0")).websocket().by(&outsider), Api(403, codes::FORBIDDEN)),
         // --- mailboxes ----------------------------------------------------------------
-        row("mailbox number over u32", Req::get("/v1/mailboxes/4294967296/messages?role=joiner"), Api(400, codes::BAD_REQUEST)),
-        row("mailbox number negative", Req::post("/v1/mailboxes/-1/close", vec![]), Api(400, codes::BAD_REQUEST)),
-        row("mailbox number 0", Req::get("/v1/mailboxes/0/messages?role=joiner"), Api(410, codes::MAILBOX_UNAVAILABLE)),
-        row("mailbox role invalid", Req::get(format!("{mb_msgs}?role=spy")), Api(400, codes::BAD_REQUEST)),
-        row("mailbox role missing", Req::get(&*mb_msgs), Api(400, codes::BAD_REQUEST)),
-        row("mailbox wait overflowing u64", Req::get(format!("{mb_msgs}?role=joiner&wait=99999999999999999999")), Api(400, codes::BAD_REQUEST)),
-        row("mailbox after=usize::MAX", Req::get(format!("{mb_msgs}?role=joiner&after=18446744073709551615")), Api(200, "")),
-        row("mailbox post: not a pairing message", Req::post(&*mb_msgs, mailbox_post_json(b"hello")), Api(400, codes::BAD_REQUEST)),
-        row("mailbox post: empty message", Req::post(&*mb_msgs, mailbox_post_json(b"")), Api(400, codes::BAD_REQUEST)),
-        row("mailbox post: a real key exchange", Req::post(&*mb_msgs, mailbox_post_json(&pake(Role::Joiner))), Api(204, "")),
-        row("mailbox post: a second key exchange", Req::post(&*mb_msgs, mailbox_post_json(&pake(Role::Joiner))), Api(409, codes::MAILBOX_FULL)),
-        row("mailbox post to an unknown number", Req::post("/v1/mailboxes/4294967295/messages", mailbox_post_json(&pake(Role::Joiner))), Api(410, codes::MAILBOX_UNAVAILABLE)),
+        row("mailbox number over u32", Req::get("/v1/mailboxes/4294967296/messages").header(tk, &*mb_token), Api(400, codes::BAD_REQUEST)),
+        row("mailbox number negative", Req::post("/v1/mailboxes/-1/close", vec![]).header(tk, &*mb_token), Api(400, codes::BAD_REQUEST)),
+        row("mailbox number 0", Req::get("/v1/mailboxes/0/messages").header(tk, &*mb_token), Api(410, codes::MAILBOX_UNAVAILABLE)),
+        row("mailbox read without a token", Req::get(&*mb_msgs), Api(401, codes::UNAUTHENTICATED)),
+        row("mailbox read with a malformed token", Req::get(&*mb_msgs).header(tk, "zz"), Api(401, codes::UNAUTHENTICATED)),
+        row("mailbox read with a wrong token", Req::get(&*mb_msgs).header(tk, hex::encode(random16())), Api(410, codes::MAILBOX_UNAVAILABLE)),
+        row("mailbox close without a token", Req::post(format!("/v1/mailboxes/{mailbox}/close"), vec![]), Api(401, codes::UNAUTHENTICATED)),
+        row("mailbox wait overflowing u64", Req::get(format!("{mb_msgs}?wait=99999999999999999999")).header(tk, &*mb_token), Api(400, codes::BAD_REQUEST)),
+        row("mailbox after=usize::MAX", Req::get(format!("{mb_msgs}?after=18446744073709551615")).header(tk, &*mb_token), Api(200, "")),
+        row("mailbox post: not a pairing message", Req::post(&*mb_msgs, mailbox_post_json(b"hello")).header(tk, &*mb_token), Api(400, codes::BAD_REQUEST)),
+        row("mailbox post: empty message", Req::post(&*mb_msgs, mailbox_post_json(b"")).header(tk, &*mb_token), Api(400, codes::BAD_REQUEST)),
+        row("mailbox join: a real key exchange", Req::post(&*mb_join, mailbox_post_json(&pake(Role::Joiner))), Api(201, "")),
+        row("mailbox join: a second key exchange", Req::post(&*mb_join, mailbox_post_json(&pake(Role::Joiner))), Api(409, codes::MAILBOX_FULL)),
+        row("mailbox join on an unknown number", Req::post("/v1/mailboxes/4294967295/join", mailbox_post_json(&pake(Role::Joiner))), Api(410, codes::MAILBOX_UNAVAILABLE)),
         // --- roster and spaces ------------------------------------------------------------
         row("roster append of 0 events", Req::post(&*roster_path, &br#"{"events":[]}"#[..]).by(&b), Api(400, codes::BAD_REQUEST)),
         row("roster append of 65 events", Req::post(&*roster_path, serde_json::to_vec(&json!({"events": vec!["AAAA"; 65]})).unwrap()).by(&b), Api(400, codes::BAD_REQUEST)),
@@ -1321,8 +1331,10 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         // Pairing still works on a mailbox opened before the flood.
         count += 1;
         let inviter = RelayClient::new(&relay.url, DeviceIdentity::generate());
-        let post = inviter.mailbox_post(mailbox, pake(Role::Inviter)).await;
-        let read = inviter.mailbox_read(mailbox, Role::Inviter, 0, 0).await;
+        let post = inviter
+            .mailbox_post(mailbox, &mb_token, pake(Role::Inviter))
+            .await;
+        let read = inviter.mailbox_read(mailbox, &mb_token, 0, 0).await;
         let ok = post.is_ok() && read.as_ref().is_ok_and(|m| m.messages.len() == 1);
         println!(
             "[{count:>3}] {:<60} -> post {:?}, read {} {}",

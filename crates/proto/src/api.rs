@@ -16,6 +16,9 @@ pub const HEADER_SIGNATURE: &str = "x-attune-signature";
 /// The relay operator's space-creation token, on `POST /v1/spaces` when the relay
 /// requires one.
 pub const HEADER_CREATE_TOKEN: &str = "x-attune-create-token";
+/// A pairing mailbox token (hex): the opener's, from opening the mailbox, or the
+/// joiner's, from joining it. Every later request on the mailbox carries it.
+pub const HEADER_MAILBOX_TOKEN: &str = "x-attune-mailbox-token";
 
 /// Bytes that travel as an unpadded base64url string.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -104,13 +107,15 @@ pub struct Page {
     pub more: bool,
 }
 
-/// `POST /v1/mailboxes`.
+/// `POST /v1/spaces/{space}/mailboxes`: the mailbox number and the opener's token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MailboxOpened {
     pub mailbox: u32,
+    pub token: String,
     pub expires_in_secs: u64,
 }
 
+/// `POST /v1/mailboxes/{n}/join` (the joiner's key exchange) and
 /// `POST /v1/mailboxes/{n}/messages`: one pairing message from one side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,11 +123,16 @@ pub struct MailboxPost {
     pub message: B64,
 }
 
-/// `GET /v1/mailboxes/{n}/messages?role=R&after=K&wait=S`: the other side's messages.
+/// `POST /v1/mailboxes/{n}/join`: the joiner's token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailboxJoined {
+    pub token: String,
+}
+
+/// `GET /v1/mailboxes/{n}/messages?after=K&wait=S`: the other side's messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MailboxMessages {
     pub messages: Vec<B64>,
-    pub closed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

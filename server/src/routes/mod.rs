@@ -43,6 +43,8 @@ pub enum Auth {
     None,
     /// Signed by a device of the space (or, for creation, the creating device).
     Signed,
+    /// The pairing mailbox token of one side (`x-attune-mailbox-token`).
+    MailboxToken,
 }
 
 /// One route of the API, as documented.
@@ -78,10 +80,12 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: "POST", path: "/v1/spaces/{space}/envelopes", summary: "Append a batch of envelopes, all or nothing; repeated entry ids return the original cursor.", auth: Auth::Signed, success: 200, errors: &[codes::MALFORMED_JSON, codes::MALFORMED_ENVELOPE, codes::ENVELOPE_TOO_LARGE, codes::BATCH_TOO_LARGE, codes::BODY_TOO_LARGE, codes::SEQUENCE_CONFLICT, codes::CHAIN_CONFLICT, codes::ENTRY_ID_REUSED, codes::QUOTA_EXCEEDED] },
     RouteSpec { method: "GET", path: "/v1/spaces/{space}/envelopes", summary: "Pull envelopes after a cursor, paged (query: after, limit).", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
     RouteSpec { method: "GET", path: "/v1/spaces/{space}/stream", summary: "WebSocket: envelopes after a cursor, then new ones as they are stored (query: after).", auth: Auth::Signed, success: 101, errors: AUTH_ERRORS },
-    RouteSpec { method: "POST", path: "/v1/spaces/{space}/mailboxes", summary: "Open a pairing mailbox; returns its short number.", auth: Auth::Signed, success: 201, errors: &[codes::TOO_MANY_MAILBOXES] },
-    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/messages", summary: "Post one pairing message.", auth: Auth::None, success: 204, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL] },
-    RouteSpec { method: "GET", path: "/v1/mailboxes/{mailbox}/messages", summary: "Read the other side's pairing messages, long-polling (query: role, after, wait).", auth: Auth::None, success: 200, errors: &[codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE] },
-    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/close", summary: "Close a pairing mailbox after the exchange or a failed confirmation.", auth: Auth::None, success: 204, errors: &[codes::MAILBOX_UNAVAILABLE] },
+    RouteSpec { method: "POST", path: "/v1/spaces/{space}/mailboxes", summary: "Open a pairing mailbox; returns its number and the opener's token.", auth: Auth::Signed, success: 201, errors: &[codes::TOO_MANY_MAILBOXES] },
+    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/messages", summary: "Post one pairing message from the token's side.", auth: Auth::MailboxToken, success: 204, errors: &[codes::UNAUTHENTICATED, codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::BODY_TOO_LARGE, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL, codes::RATE_LIMITED] },
+    RouteSpec { method: "GET", path: "/v1/mailboxes/{mailbox}/messages", summary: "Read the other side's pairing messages, long-polling (query: after, wait).", auth: Auth::MailboxToken, success: 200, errors: &[codes::UNAUTHENTICATED, codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE, codes::RATE_LIMITED] },
+    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/close", summary: "Close a pairing mailbox (either side) after the exchange or a failed confirmation.", auth: Auth::MailboxToken, success: 204, errors: &[codes::UNAUTHENTICATED, codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE, codes::RATE_LIMITED] },
+    // Last, so that the fuzz corpus's route numbers keep their meaning.
+    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/join", summary: "Join a pairing with the joiner's key exchange (once per mailbox); returns the joiner's token. Rate-limited per address and relay-wide.", auth: Auth::None, success: 201, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::BODY_TOO_LARGE, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL, codes::RATE_LIMITED] },
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<SharedState> {
@@ -97,6 +101,7 @@ fn handler(spec: &RouteSpec) -> MethodRouter<SharedState> {
         ("GET", "/v1/spaces/{space}/envelopes") => get(envelopes::pull),
         ("GET", "/v1/spaces/{space}/stream") => get(envelopes::stream),
         ("POST", "/v1/spaces/{space}/mailboxes") => post(pairing::open),
+        ("POST", "/v1/mailboxes/{mailbox}/join") => post(pairing::join),
         ("POST", "/v1/mailboxes/{mailbox}/messages") => post(pairing::post),
         ("GET", "/v1/mailboxes/{mailbox}/messages") => get(pairing::read),
         ("POST", "/v1/mailboxes/{mailbox}/close") => post(pairing::close),

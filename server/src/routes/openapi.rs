@@ -28,12 +28,15 @@ fn schemas() -> Value {
             "next": { "type": "integer", "format": "int64" }, "more": { "type": "boolean" } } },
         "StoredEnvelope": { "type": "object", "required": ["cursor", "envelope"],
             "properties": { "cursor": { "type": "integer", "format": "int64" }, "envelope": b64 } },
-        "MailboxOpened": { "type": "object", "required": ["mailbox", "expires_in_secs"],
-            "properties": { "mailbox": { "type": "integer" }, "expires_in_secs": { "type": "integer" } } },
+        "MailboxOpened": { "type": "object", "required": ["mailbox", "token", "expires_in_secs"],
+            "properties": { "mailbox": { "type": "integer" }, "token": { "type": "string", "description": "the opener's mailbox token, hex" },
+                "expires_in_secs": { "type": "integer" } } },
+        "MailboxJoined": { "type": "object", "required": ["token"],
+            "properties": { "token": { "type": "string", "description": "the joiner's mailbox token, hex" } } },
         "MailboxPost": { "type": "object", "required": ["message"], "additionalProperties": false,
             "properties": { "message": b64 } },
-        "MailboxMessages": { "type": "object", "required": ["messages", "closed"],
-            "properties": { "messages": { "type": "array", "items": b64 }, "closed": { "type": "boolean" } } }
+        "MailboxMessages": { "type": "object", "required": ["messages"],
+            "properties": { "messages": { "type": "array", "items": b64 } } }
     })
 }
 
@@ -46,6 +49,7 @@ fn bodies(method: &str, path: &str) -> (Option<&'static str>, Option<&'static st
         ("POST", "/v1/spaces/{space}/envelopes") => (Some("AppendEnvelopes"), Some("AppendResult")),
         ("GET", "/v1/spaces/{space}/envelopes") => (None, Some("Page")),
         ("POST", "/v1/spaces/{space}/mailboxes") => (None, Some("MailboxOpened")),
+        ("POST", "/v1/mailboxes/{mailbox}/join") => (Some("MailboxPost"), Some("MailboxJoined")),
         ("POST", "/v1/mailboxes/{mailbox}/messages") => (Some("MailboxPost"), None),
         ("GET", "/v1/mailboxes/{mailbox}/messages") => (None, Some("MailboxMessages")),
         _ => (None, None),
@@ -64,8 +68,6 @@ fn query_params(method: &str, path: &str) -> Vec<Value> {
         ],
         ("GET", "/v1/spaces/{space}/stream") => vec![int("after", "start after this cursor")],
         ("GET", "/v1/mailboxes/{mailbox}/messages") => vec![
-            json!({ "name": "role", "in": "query", "required": true,
-                    "schema": { "type": "string", "enum": ["inviter", "joiner"] } }),
             int("after", "skip this many of the other side's messages"),
             int("wait", "seconds to wait for a message (at most 25)"),
         ],
@@ -93,7 +95,7 @@ pub fn document() -> Value {
             None => json!({ "description": "success" }),
         };
         responses.insert(spec.success.to_string(), ok);
-        if !spec.errors.is_empty() || spec.auth == Auth::Signed {
+        if !spec.errors.is_empty() || spec.auth != Auth::None {
             responses.insert(
                 "default".into(),
                 json!({ "description": format!("error; codes include: {}", spec.errors.join(", ")),
@@ -111,8 +113,10 @@ pub fn document() -> Value {
             op["requestBody"] = json!({ "required": true,
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
         }
-        if spec.auth == Auth::Signed {
-            op["security"] = json!([{ "deviceSignature": [] }]);
+        match spec.auth {
+            Auth::None => {}
+            Auth::Signed => op["security"] = json!([{ "deviceSignature": [] }]),
+            Auth::MailboxToken => op["security"] = json!([{ "mailboxToken": [] }]),
         }
         let entry = paths
             .entry(spec.path.to_string())
@@ -133,6 +137,10 @@ pub fn document() -> Value {
                 "deviceSignature": {
                     "type": "apiKey", "in": "header", "name": "x-attune-signature",
                     "description": "Ed25519 signature by the device over the canonical request string (PROTOCOL.md §7), with x-attune-device, x-attune-timestamp and x-attune-nonce headers."
+                },
+                "mailboxToken": {
+                    "type": "apiKey", "in": "header", "name": "x-attune-mailbox-token",
+                    "description": "The token of one side of a pairing mailbox: the opener's from opening it, the joiner's from joining it (PROTOCOL.md §8)."
                 }
             }
         }

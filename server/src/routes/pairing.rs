@@ -1,13 +1,16 @@
 //! The pairing mailbox routes. Opening one needs a signed request from a space
-//! device; posting and reading need only the number, because the joiner has no
-//! keys yet: SPAKE2 and key confirmation protect the exchange itself.
+//! device and returns the opener's token; joining needs only the number, because
+//! the joiner has no keys yet, and returns the joiner's token; posting, reading
+//! and closing need one of the two tokens. SPAKE2 and key confirmation protect the
+//! exchange itself; the tokens and limits keep strangers from disturbing it.
 
 use std::time::Duration;
 
-use attune_proto::api::{codes, MailboxMessages, MailboxOpened, MailboxPost, B64};
-use attune_proto::Role;
+use attune_proto::api::{
+    self, codes, MailboxJoined, MailboxMessages, MailboxOpened, MailboxPost, B64,
+};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
@@ -15,6 +18,8 @@ use super::envelopes::query;
 use super::spaces::parse_space;
 use crate::auth::{LimitedBody, Signed};
 use crate::error::ApiError;
+use crate::mailbox::Token;
+use crate::peer::ClientAddr;
 use crate::state::SharedState;
 
 fn parse_mailbox(s: &str) -> Result<u32, ApiError> {
@@ -26,6 +31,29 @@ fn parse_mailbox(s: &str) -> Result<u32, ApiError> {
     })
 }
 
+fn token(headers: &HeaderMap) -> Result<Token, ApiError> {
+    let mut token = Token::default();
+    headers
+        .get(api::HEADER_MAILBOX_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| hex::decode_to_slice(v, &mut token).ok())
+        .ok_or_else(|| {
+            ApiError::unauthenticated(
+                codes::UNAUTHENTICATED,
+                format!(
+                    "missing or malformed {} header: only the two sides of a pairing may use its mailbox",
+                    api::HEADER_MAILBOX_TOKEN
+                ),
+            )
+        })?;
+    Ok(token)
+}
+
+fn message(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let req: MailboxPost = serde_json::from_slice(body).map_err(ApiError::malformed_json)?;
+    Ok(req.message.0)
+}
+
 /// Longest a read may wait for a message.
 const MAX_WAIT_SECS: u64 = 25;
 
@@ -33,69 +61,78 @@ const MAX_WAIT_SECS: u64 = 25;
 pub async fn open(
     State(state): State<SharedState>,
     super::Param(space): super::Param,
+    from: ClientAddr,
     signed: Signed,
 ) -> Result<(StatusCode, Json<MailboxOpened>), ApiError> {
     let space = parse_space(&space)?;
     signed.member(&state, space).await?;
-    let (mailbox, expires_in_secs) = state.mailboxes.open()?;
+    let (mailbox, token, expires_in_secs) = state.mailboxes.open(space, from)?;
     state.metrics.set_mailboxes(state.mailboxes.count());
     Ok((
         StatusCode::CREATED,
         Json(MailboxOpened {
             mailbox,
+            token,
             expires_in_secs,
         }),
     ))
+}
+
+/// `POST /v1/mailboxes/{n}/join`: the joiner's key exchange.
+pub async fn join(
+    State(state): State<SharedState>,
+    super::Param(number): super::Param,
+    from: ClientAddr,
+    LimitedBody(body): LimitedBody,
+) -> Result<(StatusCode, Json<MailboxJoined>), ApiError> {
+    let number = parse_mailbox(&number)?;
+    let token = state.mailboxes.join(number, from, message(&body)?)?;
+    Ok((StatusCode::CREATED, Json(MailboxJoined { token })))
 }
 
 /// `POST /v1/mailboxes/{n}/messages`.
 pub async fn post(
     State(state): State<SharedState>,
     super::Param(number): super::Param,
+    from: ClientAddr,
+    headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, ApiError> {
-    let req: MailboxPost = serde_json::from_slice(&body).map_err(ApiError::malformed_json)?;
+    let number = parse_mailbox(&number)?;
+    let token = token(&headers)?;
     state
         .mailboxes
-        .post(parse_mailbox(&number)?, req.message.0)?;
+        .post(number, &token, from, message(&body)?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ReadQuery {
-    role: String,
     #[serde(default)]
     after: usize,
     #[serde(default)]
     wait: u64,
 }
 
-/// `GET /v1/mailboxes/{n}/messages?role=inviter|joiner&after=K&wait=S`: the other
-/// side's messages from index K on, waiting up to S seconds (at most 25) for one.
+/// `GET /v1/mailboxes/{n}/messages?after=K&wait=S`: the other side's messages
+/// from index K on, waiting up to S seconds (at most 25) for one.
 pub async fn read(
     State(state): State<SharedState>,
     super::Param(number): super::Param,
+    from: ClientAddr,
+    headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Json<MailboxMessages>, ApiError> {
+    let number = parse_mailbox(&number)?;
     let q: ReadQuery = query(&uri)?;
-    let role = match q.role.as_str() {
-        "inviter" => Role::Inviter,
-        "joiner" => Role::Joiner,
-        _ => {
-            return Err(ApiError::bad_request(
-                codes::BAD_REQUEST,
-                "role must be inviter or joiner",
-            ))
-        }
-    };
+    let token = token(&headers)?;
     let wait = Duration::from_secs(q.wait.min(MAX_WAIT_SECS));
-    let (messages, closed) = state
+    let messages = state
         .mailboxes
-        .read(parse_mailbox(&number)?, role, q.after, wait)
+        .read(number, &token, from, q.after, wait)
         .await?;
     Ok(Json(MailboxMessages {
         messages: messages.into_iter().map(B64).collect(),
-        closed,
     }))
 }
 
@@ -104,7 +141,11 @@ pub async fn read(
 pub async fn close(
     State(state): State<SharedState>,
     super::Param(number): super::Param,
+    from: ClientAddr,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    state.mailboxes.close(parse_mailbox(&number)?)?;
+    let number = parse_mailbox(&number)?;
+    state.mailboxes.close(number, &token(&headers)?, from)?;
+    state.metrics.set_mailboxes(state.mailboxes.count());
     Ok(StatusCode::NO_CONTENT)
 }
