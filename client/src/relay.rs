@@ -41,7 +41,6 @@ impl RelayError {
     }
 }
 
-/// The four authentication headers of a signed request.
 /// The error and its causes, e.g. "error sending request: connection refused".
 fn chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
@@ -56,6 +55,9 @@ fn chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// The authentication headers of a signed request: device, timestamp, nonce,
+/// signature, and the body hash the signature covers (so the relay can check the
+/// signature before it reads the body).
 pub fn sign_headers(
     identity: &DeviceIdentity,
     method: &str,
@@ -80,6 +82,7 @@ pub fn sign_headers(
         (api::HEADER_TIMESTAMP, timestamp_ms.to_string()),
         (api::HEADER_NONCE, hex::encode(nonce)),
         (api::HEADER_SIGNATURE, api::b64(&signature)),
+        (api::HEADER_BODY_HASH, req.body_hash.to_hex()),
     ]
 }
 

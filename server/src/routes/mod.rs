@@ -71,7 +71,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: "GET", path: "/healthz", summary: "Liveness: the relay answers.", auth: Auth::None, success: 200, errors: &[] },
     RouteSpec { method: "GET", path: "/metrics", summary: "Counters in the Prometheus text format.", auth: Auth::None, success: 200, errors: &[] },
     RouteSpec { method: "GET", path: "/v1/openapi.json", summary: "This document.", auth: Auth::None, success: 200, errors: &[] },
-    RouteSpec { method: "POST", path: "/v1/spaces", summary: "Create a space from its signed roster creation event.", auth: Auth::Signed, success: 201, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED, codes::SPACE_EXISTS, codes::BODY_TOO_LARGE, codes::CREATION_NOT_ALLOWED] },
+    RouteSpec { method: "POST", path: "/v1/spaces", summary: "Create a space from its signed roster creation event.", auth: Auth::Signed, success: 201, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED, codes::SPACE_EXISTS, codes::BODY_TOO_LARGE, codes::CREATION_NOT_ALLOWED, codes::OVERLOADED] },
     RouteSpec { method: "DELETE", path: "/v1/spaces/{space}", summary: "Erase a space and everything in it (a member device).", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
     RouteSpec { method: "GET", path: "/v1/spaces/{space}/roster", summary: "Read the signed roster events.", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
     RouteSpec { method: "POST", path: "/v1/spaces/{space}/roster", summary: "Append signed roster events.", auth: Auth::Signed, success: 200, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED] },
@@ -79,7 +79,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: "GET", path: "/v1/spaces/{space}/envelopes", summary: "Pull envelopes after a cursor, paged (query: after, limit).", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
     RouteSpec { method: "GET", path: "/v1/spaces/{space}/stream", summary: "WebSocket: envelopes after a cursor, then new ones as they are stored (query: after).", auth: Auth::Signed, success: 101, errors: AUTH_ERRORS },
     RouteSpec { method: "POST", path: "/v1/spaces/{space}/mailboxes", summary: "Open a pairing mailbox; returns its short number.", auth: Auth::Signed, success: 201, errors: &[codes::TOO_MANY_MAILBOXES] },
-    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/messages", summary: "Post one pairing message.", auth: Auth::None, success: 204, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL] },
+    RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/messages", summary: "Post one pairing message.", auth: Auth::None, success: 204, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL, codes::BODY_TOO_LARGE, codes::OVERLOADED] },
     RouteSpec { method: "GET", path: "/v1/mailboxes/{mailbox}/messages", summary: "Read the other side's pairing messages, long-polling (query: role, after, wait).", auth: Auth::None, success: 200, errors: &[codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE] },
     RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/close", summary: "Close a pairing mailbox after the exchange or a failed confirmation.", auth: Auth::None, success: 204, errors: &[codes::MAILBOX_UNAVAILABLE] },
 ];
