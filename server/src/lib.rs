@@ -59,6 +59,13 @@ pub async fn serve(
             config.body_budget, config.max_body
         )));
     }
+    let preauth_needs = auth::PREAUTH_BODY_LIMIT.min(config.max_body);
+    if config.preauth_budget < preauth_needs {
+        return Err(RelayError::Config(format!(
+            "--preauth-budget ({}) must be at least {preauth_needs} (one pairing post)",
+            config.preauth_budget
+        )));
+    }
     let certificate = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::Certificate::load(cert, key)?),
         (None, None) => None,

@@ -205,7 +205,12 @@ async fn requests_are_refused_from_their_head_before_any_body_is_read() {
         ),
         (
             "an 8 MiB pairing-mailbox post (no signature; its limit is small)",
-            head("POST", "/v1/mailboxes/1/messages", addr, std::slice::from_ref(&length)),
+            head(
+                "POST",
+                "/v1/mailboxes/1/messages",
+                addr,
+                std::slice::from_ref(&length),
+            ),
             413,
             codes::BODY_TOO_LARGE,
         ),
@@ -321,6 +326,33 @@ async fn open_flood(
     held
 }
 
+/// The relay's `attune_connections_open` gauge ("?" if it has none).
+async fn open_connections(addr: SocketAddr) -> String {
+    let req = head("GET", "/metrics", addr, &[("connection", "close".into())]);
+    let Ok(mut s) = connect_from(Ipv4Addr::LOCALHOST, addr).await else {
+        return "?".into();
+    };
+    if s.write_all(&req).await.is_err() {
+        return "?".into();
+    }
+    let mut text = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = s.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix("attune_connections_open "))
+        .unwrap_or("?")
+        .to_string()
+}
+
 /// Raises the soft limit on open files if the flood needs more; the relay,
 /// started afterwards, inherits it.
 fn enough_open_files(n: usize) {
@@ -368,6 +400,7 @@ async fn a_flood_of_stalled_bodies_keeps_memory_bounded_and_the_couple_syncing()
     // stranger's random device id is refused sooner still.
     let (space, _a, b) = space_with_two(relay).await;
     let path = format!("/v1/spaces/{}/envelopes", space.space);
+    let (_, quiet_sync_took) = timed_run(&couple.b, &["sync"]).await;
     let rss_before = procfs::hwm_mib(pid).unwrap();
 
     let started = Instant::now();
@@ -376,6 +409,7 @@ async fn a_flood_of_stalled_bodies_keeps_memory_bounded_and_the_couple_syncing()
     // Let the relay take in what the flood sent.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_flooded = procfs::hwm_mib(pid).unwrap();
+    let open_now = open_connections(addr).await;
 
     // The couple keeps going meanwhile.
     let (write, write_took) =
@@ -388,9 +422,10 @@ async fn a_flood_of_stalled_bodies_keeps_memory_bounded_and_the_couple_syncing()
     drop(held);
 
     println!(
-        "flood of {n} connections ({still_open} connected) opened in {opened_in:.1?}; \
-         relay peak RSS {rss_before:.1} MiB before, {rss_flooded:.1} MiB flooded, \
-         {rss_peak:.1} MiB after the couple's sync (bound {RSS_BOUND_MIB} MiB); \
+        "flood of {n} connections ({still_open} connected; the relay holds {open_now} open) \
+         opened in {opened_in:.1?}; relay peak RSS {rss_before:.1} MiB before, \
+         {rss_flooded:.1} MiB flooded, {rss_peak:.1} MiB after the couple's sync \
+         (bound {RSS_BOUND_MIB} MiB); sync B {quiet_sync_took:.2?} before the flood; during it: \
          journal {write_took:.2?}, sync A {sync_a_took:.2?}, sync B {sync_b_took:.2?}"
     );
     for (what, run) in [
@@ -510,4 +545,151 @@ async fn connections_over_the_caps_get_a_json_503() {
         "{over:?}"
     );
     drop(idle);
+}
+
+/// The body must be the one the signature covers; a signed request with a body
+/// must declare its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_must_match_the_hash_its_signature_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path(), &[]);
+    let addr = relay.addr;
+    let (space, _a, b) = space_with_two(&relay).await;
+    let roster = format!("/v1/spaces/{}/roster", space.space);
+    let signed = br#"{"events":[]}"#.to_vec();
+    let swapped = br#"{"events":["AAAA"]}"#.to_vec();
+    let now = attune_client::relay::now_ms();
+    let sign =
+        || attune_client::relay::sign_headers(&b, "POST", &roster, "", &signed, now, random16());
+    let request = |mut h: Vec<(&'static str, String)>, body: &[u8]| {
+        h.push(("content-length", body.len().to_string()));
+        let mut bytes = head("POST", &roster, addr, &h);
+        bytes.extend_from_slice(body);
+        bytes
+    };
+    let swapped_body = request(sign(), &swapped);
+    let no_hash = request(
+        sign()
+            .into_iter()
+            .filter(|(k, _)| *k != api::HEADER_BODY_HASH)
+            .collect(),
+        &signed,
+    );
+    let honest = request(sign(), &signed);
+    let limit = Duration::from_secs(5);
+    let got = |a: Option<Answer>| a.map(|a| (a.status, a.code().to_string()));
+    assert_eq!(
+        got(ask(addr, Ipv4Addr::LOCALHOST, &swapped_body, limit).await),
+        Some((401, codes::BAD_SIGNATURE.to_string())),
+        "a body other than the signed one"
+    );
+    assert_eq!(
+        got(ask(addr, Ipv4Addr::LOCALHOST, &no_hash, limit).await),
+        Some((401, codes::UNAUTHENTICATED.to_string())),
+        "a signed body without x-attune-body-hash"
+    );
+    // The honest request: it gets as far as the roster rules.
+    assert_eq!(
+        got(ask(addr, Ipv4Addr::LOCALHOST, &honest, limit).await),
+        Some((400, codes::BAD_REQUEST.to_string())),
+        "the signed body itself"
+    );
+}
+
+/// What the relay holds of bodies is bounded: unsigned ones by the pre-
+/// authentication budget (full: 503 `overloaded` at once), signed ones by the body
+/// budget (a request waits for room, within the request time limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_budgets_bound_what_the_relay_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 64 * 1024;
+    let relay = Relay::start(
+        dir.path(),
+        &[
+            "--preauth-budget",
+            &(24 * 1024).to_string(),
+            "--max-body",
+            &budget.to_string(),
+            "--body-budget",
+            &budget.to_string(),
+            "--request-timeout-secs",
+            "2",
+        ],
+    );
+    let addr = relay.addr;
+    let (space, a, b) = space_with_two(&relay).await;
+    let limit = Duration::from_secs(5);
+
+    // Unsigned: a pairing post dripping in chunks holds 16 KiB of the 24 KiB...
+    let mut drip = head(
+        "POST",
+        "/v1/mailboxes/1/messages",
+        addr,
+        &[("transfer-encoding", "chunked".into())],
+    );
+    drip.extend_from_slice(format!("{:x}\r\n", 16 * 1024).as_bytes());
+    drip.extend(std::iter::repeat_n(b'{', 16 * 1024));
+    drip.extend_from_slice(b"\r\n");
+    let mut dripping = connect_from(Ipv4Addr::LOCALHOST, addr).await.unwrap();
+    dripping.write_all(&drip).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so one that declares 10 KiB more is refused at once.
+    let mut post = head(
+        "POST",
+        "/v1/mailboxes/1/messages",
+        addr,
+        &[("content-length", (10 * 1024).to_string())],
+    );
+    post.extend(std::iter::repeat_n(b' ', 10 * 1024));
+    let answer = ask(addr, Ipv4Addr::LOCALHOST, &post, limit).await.unwrap();
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, codes::OVERLOADED),
+        "{answer:?}"
+    );
+    drop(dripping);
+
+    // Signed: B's valid request declares the whole budget and sends half of it.
+    let path = format!("/v1/spaces/{}/envelopes", space.space);
+    let big = vec![b' '; budget];
+    let now = attune_client::relay::now_ms();
+    let mut h = attune_client::relay::sign_headers(&b, "POST", &path, "", &big, now, random16());
+    h.push(("content-length", budget.to_string()));
+    let mut stall = head("POST", &path, addr, &h);
+    stall.extend_from_slice(&big[..budget / 2]);
+    let mut stalled = connect_from(Ipv4Addr::LOCALHOST, addr).await.unwrap();
+    stalled.write_all(&stall).await.unwrap();
+    let early = read_answer(&mut stalled, Duration::from_millis(300)).await;
+    assert!(
+        early.is_none(),
+        "the stalled request was answered: {early:?}"
+    );
+    // A's small append waits for room: the stalled request holds all of it until
+    // its request time limit (2 s) ends it.
+    let mut chain = attune_tests::Chain::new(&a);
+    let env = chain.next(&space, b"waits for room").encode();
+    let started = Instant::now();
+    relay
+        .client(&a)
+        .append(space.space, vec![env])
+        .await
+        .expect("the append is stored once there is room");
+    let waited = started.elapsed();
+    let cut = read_answer(&mut stalled, limit)
+        .await
+        .expect("the stalled request is answered");
+    assert_eq!((cut.status, cut.code()), (503, codes::TIMEOUT), "{cut:?}");
+    assert!(
+        waited > Duration::from_millis(1200),
+        "A's append did not wait for the room the stalled request held ({waited:?})"
+    );
+    // With room, no wait.
+    let env = chain.next(&space, b"room to spare").encode();
+    let started = Instant::now();
+    relay
+        .client(&a)
+        .append(space.space, vec![env])
+        .await
+        .expect("with room, the append is stored");
+    assert!(started.elapsed() < Duration::from_millis(1000));
 }
