@@ -338,6 +338,13 @@ fn tls_words(url: &str, e: &rustls::Error) -> RelayError {
             CertificateError::Revoked => RelayError::Certificate(format!(
                 "the certificate of the relay at {url} has been revoked: its operator must replace it"
             )),
+            CertificateError::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
+                RelayError::Certificate(format!(
+                    "the relay at {url} presents a CA certificate as its own, which is not \
+                     accepted: sign a separate certificate for the relay with that CA (the \
+                     README's TLS section shows how)"
+                ))
+            }
             other => untrusted(&format!("{other:?}")),
         },
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
