@@ -26,6 +26,10 @@ pub enum RelayError {
     CaFile { path: String, why: String },
     #[error("could not reach the relay at {url}: {detail}")]
     Unreachable { url: String, detail: String },
+    #[error(
+        "the stream from the relay at {url} was cut off: the relay stopped, or the network dropped"
+    )]
+    StreamCut { url: String },
     #[error("{0}")]
     Certificate(String),
     #[error("could not set up a secure connection with {url}: {detail}")]
@@ -492,8 +496,25 @@ impl EnvelopeStream {
                 }
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
-                Err(e) => return Some(Err(explain(&self.url, &e))),
+                Err(e) => return Some(Err(self.broke(&e))),
             }
+        }
+    }
+
+    /// A stream that fails once open was cut off: the relay stopped, or the
+    /// network dropped (a TLS or protocol fault is said as such).
+    fn broke(&self, e: &tokio_tungstenite::tungstenite::Error) -> RelayError {
+        use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+        match e {
+            Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                RelayError::StreamCut {
+                    url: self.url.clone(),
+                }
+            }
+            e => explain(&self.url, e),
         }
     }
 
