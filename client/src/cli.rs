@@ -299,6 +299,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             relay_token,
             timeout,
         }) => {
+            crate::relay::check_url(&relay)?;
             let mut p = Profile::open(&home)?;
             let wait = Duration::from_secs(timeout);
             let paired = pair::invite(&mut p, &relay, relay_token, wait, |code| {
@@ -316,6 +317,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             relay,
             timeout,
         }) => {
+            crate::relay::check_url(&relay)?;
             let mut p = Profile::open(&home)?;
             let paired = pair::join(&mut p, &code, &relay, Duration::from_secs(timeout)).await?;
             outln!("paired with {}", inert::line(&paired.partner_name));

@@ -30,6 +30,7 @@ pub mod render;
 pub mod report;
 pub mod style;
 pub mod sync;
+pub mod transport;
 pub mod vocab;
 
 /// The client's version string, as printed by `attune --version`.

@@ -1,6 +1,9 @@
 //! A typed client for the relay's HTTP API, signing every request with the device
 //! key (PROTOCOL.md §7).
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use attune_crypto::DeviceIdentity;
 use attune_proto::api::{
     self, AppendEnvelopes, AppendResult, AppendRoster, CreateSpace, ErrorBody, MailboxJoined,
@@ -11,10 +14,27 @@ use attune_proto::{request, RequestToSign, SpaceId};
 use reqwest::{Method, StatusCode};
 use thiserror::Error;
 
+use crate::transport::{check, explain, tls_config, Setup};
+pub use crate::transport::{check_url, CA_FILE_VAR};
+
 #[derive(Debug, Error)]
 pub enum RelayError {
+    #[error("`{url}` is not a relay URL: {hint}")]
+    BadUrl { url: String, hint: String },
+    #[error(
+        "ATTUNE_CA_FILE={path} cannot be used: {why}; it must name a PEM file of CA certificates"
+    )]
+    CaFile { path: String, why: String },
     #[error("could not reach the relay at {url}: {detail}")]
     Unreachable { url: String, detail: String },
+    #[error(
+        "the stream from the relay at {url} was cut off: the relay stopped, or the network dropped"
+    )]
+    StreamCut { url: String },
+    #[error("{0}")]
+    Certificate(String),
+    #[error("could not set up a secure connection with {url}: {detail}")]
+    Tls { url: String, detail: String },
     #[error("the relay refused the request ({status} {code}): {message}")]
     Refused {
         status: u16,
@@ -42,21 +62,9 @@ impl RelayError {
     }
 }
 
-/// The four authentication headers of a signed request.
-/// The error and its causes, e.g. "error sending request: connection refused".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
-}
-
+/// The authentication headers of a signed request: device, timestamp, nonce,
+/// signature, and the body hash the signature covers (so the relay can check the
+/// signature before it reads the body).
 pub fn sign_headers(
     identity: &DeviceIdentity,
     method: &str,
@@ -81,6 +89,7 @@ pub fn sign_headers(
         (api::HEADER_TIMESTAMP, timestamp_ms.to_string()),
         (api::HEADER_NONCE, hex::encode(nonce)),
         (api::HEADER_SIGNATURE, api::b64(&signature)),
+        (api::HEADER_BODY_HASH, req.body_hash.to_hex()),
     ]
 }
 
@@ -95,21 +104,36 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 pub struct RelayClient {
     base: String,
-    http: reqwest::Client,
+    /// The HTTP client and the TLS settings it shares with the WebSocket stream;
+    /// or why there are none (a bad URL or CA file), said on every call.
+    conn: Result<(reqwest::Client, Arc<rustls::ClientConfig>), Setup>,
     identity: DeviceIdentity,
     /// The relay operator's space-creation token, if the relay needs one.
     create_token: Option<String>,
 }
 
 impl RelayClient {
+    /// A client for the relay at `base_url`, trusting the platform's certificate
+    /// authorities and those in the PEM file named by `ATTUNE_CA_FILE`, if set.
     pub fn new(base_url: &str, identity: DeviceIdentity) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
+        let ca_file = std::env::var_os(CA_FILE_VAR).filter(|v| !v.is_empty());
+        Self::with_ca_file(base_url, identity, ca_file.map(PathBuf::from).as_deref())
+    }
+
+    /// [`Self::new`] with the extra CA file given instead of read from the environment.
+    pub fn with_ca_file(base_url: &str, identity: DeviceIdentity, ca_file: Option<&Path>) -> Self {
+        let conn = check(base_url).and_then(|_| {
+            let tls = tls_config(ca_file)?;
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .use_preconfigured_tls((*tls).clone())
+                .build()
+                .map_err(|e| Setup::Tls(e.to_string()))?;
+            Ok((http, tls))
+        });
         Self {
-            base: base_url.trim_end_matches('/').to_string(),
-            http,
+            base: base_url.trim().trim_end_matches('/').to_string(),
+            conn,
             identity,
             create_token: None,
         }
@@ -181,7 +205,8 @@ impl RelayClient {
         } else {
             format!("{}{path}?{query}", self.base)
         };
-        let mut req = self.http.request(method.clone(), &url);
+        let (http, _) = self.conn.as_ref().map_err(Setup::error)?;
+        let mut req = http.request(method.clone(), &url);
         if signed {
             let nonce = attune_crypto::secret::random_array();
             for (k, v) in sign_headers(
@@ -204,10 +229,7 @@ impl RelayClient {
                 .header("content-type", "application/json")
                 .body(body.to_vec());
         }
-        let resp = req.send().await.map_err(|e| RelayError::Unreachable {
-            url: self.base.clone(),
-            detail: chain(&e),
-        })?;
+        let resp = req.send().await.map_err(|e| self.failed(&e))?;
         let status = resp.status();
         let bytes = self.read_capped(resp).await?;
         if !status.is_success() {
@@ -228,6 +250,11 @@ impl RelayClient {
         serde_json::from_slice(bytes).map_err(|e| RelayError::BadAnswer(e.to_string()))
     }
 
+    /// A failed exchange with the relay, in plain words.
+    fn failed(&self, e: &(dyn std::error::Error + 'static)) -> RelayError {
+        explain(&self.base, e)
+    }
+
     /// The answer's body, refused past [`MAX_ANSWER`] bytes without reading on.
     async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, RelayError> {
         let too_large = RelayError::AnswerTooLarge { limit: MAX_ANSWER };
@@ -235,10 +262,7 @@ impl RelayClient {
             return Err(too_large);
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| RelayError::Unreachable {
-            url: self.base.clone(),
-            detail: chain(&e),
-        })? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.failed(&e))? {
             if bytes.len() + chunk.len() > MAX_ANSWER {
                 return Err(too_large);
             }
@@ -421,6 +445,7 @@ impl RelayClient {
     /// Opens the WebSocket stream of envelopes after `after`.
     pub async fn stream(&self, space: SpaceId, after: u64) -> Result<EnvelopeStream, RelayError> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let (_, tls) = self.conn.as_ref().map_err(Setup::error)?;
         let path = format!("/v1/spaces/{space}/stream");
         let query = format!("after={after}");
         let ws_base = self
@@ -441,23 +466,32 @@ impl RelayClient {
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_ANSWER))
             .max_frame_size(Some(MAX_ANSWER));
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(resp) => {
-                    let body = resp.body().clone().unwrap_or_default();
-                    match serde_json::from_slice::<ErrorBody>(&body) {
-                        Ok(b) => RelayError::Refused {
-                            status: resp.status().as_u16(),
-                            code: b.error.code,
-                            message: b.error.message,
-                        },
-                        Err(_) => RelayError::BadAnswer(format!("status {}", resp.status())),
-                    }
+        let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            false,
+            Some(connector),
+        )
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                let body = resp.body().clone().unwrap_or_default();
+                match serde_json::from_slice::<ErrorBody>(&body) {
+                    Ok(b) => RelayError::Refused {
+                        status: resp.status().as_u16(),
+                        code: b.error.code,
+                        message: b.error.message,
+                    },
+                    Err(_) => RelayError::BadAnswer(format!("status {}", resp.status())),
                 }
-                e => RelayError::BadAnswer(format!("WebSocket: {e}")),
-            })?;
-        Ok(EnvelopeStream { ws })
+            }
+            e => self.failed(&e),
+        })?;
+        Ok(EnvelopeStream {
+            ws,
+            url: self.base.clone(),
+        })
     }
 }
 
@@ -467,6 +501,7 @@ pub struct EnvelopeStream {
     ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    url: String,
 }
 
 impl EnvelopeStream {
@@ -484,8 +519,25 @@ impl EnvelopeStream {
                 }
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
-                Err(e) => return Some(Err(RelayError::BadAnswer(e.to_string()))),
+                Err(e) => return Some(Err(self.broke(&e))),
             }
+        }
+    }
+
+    /// A stream that fails once open was cut off: the relay stopped, or the
+    /// network dropped (a TLS or protocol fault is said as such).
+    fn broke(&self, e: &tokio_tungstenite::tungstenite::Error) -> RelayError {
+        use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
+        match e {
+            Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                RelayError::StreamCut {
+                    url: self.url.clone(),
+                }
+            }
+            e => explain(&self.url, e),
         }
     }
 

@@ -107,6 +107,42 @@ pub struct Config {
     #[arg(long, env = "ATTUNE_RELAY_READERS", default_value_t = 4)]
     pub readers: usize,
 
+    /// Most connections open at once; over it, a new connection gets a JSON 503
+    /// (`too_many_connections`). The process needs more open files than this.
+    #[arg(long, env = "ATTUNE_RELAY_MAX_CONNECTIONS", default_value_t = 2048)]
+    pub max_connections: usize,
+
+    /// Most connections open at once from one address (an IPv6 /64 counts as one);
+    /// 0 for no per-address cap. Behind a reverse proxy every connection comes from
+    /// the proxy: set this to 0 there and cap per address in the proxy.
+    #[arg(
+        long,
+        env = "ATTUNE_RELAY_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Most bytes of authenticated request bodies held at once; a request waits
+    /// for room (503 `timeout` after the request time limit). At least --max-body.
+    #[arg(long, env = "ATTUNE_RELAY_BODY_BUDGET", default_value_t = 32 * 1024 * 1024)]
+    pub body_budget: usize,
+
+    /// Most bytes held at once of the bodies read before any signature can be
+    /// checked (space creation, pairing posts; each at most 24 KiB); over it the
+    /// relay answers 503 `overloaded` at once.
+    #[arg(long, env = "ATTUNE_RELAY_PREAUTH_BUDGET", default_value_t = 2 * 1024 * 1024)]
+    pub preauth_budget: usize,
+
+    /// PEM certificate chain: serve HTTPS and WSS with it (with --tls-key). Sent
+    /// SIGHUP, the relay reads it and the key again, so a renewed certificate
+    /// needs no restart.
+    #[arg(long, env = "ATTUNE_RELAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ATTUNE_RELAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `attune_relay=debug`.
     #[arg(long, env = "ATTUNE_RELAY_LOG", default_value = "info")]
     pub log: String,

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod config;
+pub mod conns;
 pub mod error;
 pub mod mailbox;
 pub mod metrics;
@@ -16,6 +17,7 @@ pub mod peer;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 
@@ -36,6 +38,10 @@ pub enum RelayError {
         path: String,
         source: store::StoreError,
     },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -48,6 +54,32 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
     let path = config.db_path().ok_or(RelayError::NoDbPath)?;
+    if config.body_budget < config.max_body {
+        return Err(RelayError::Config(format!(
+            "--body-budget ({}) must be at least --max-body ({})",
+            config.body_budget, config.max_body
+        )));
+    }
+    let preauth_needs = auth::PREAUTH_BODY_LIMIT.min(config.max_body);
+    if config.preauth_budget < preauth_needs {
+        return Err(RelayError::Config(format!(
+            "--preauth-budget ({}) must be at least {preauth_needs} (one pairing post)",
+            config.preauth_budget
+        )));
+    }
+    let certificate = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Certificate::load(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(RelayError::Config(
+                "--tls-cert and --tls-key go together: give both, or neither".into(),
+            ))
+        }
+    };
+    let tls = certificate
+        .as_ref()
+        .map(|c| c.server_config().map(tokio_rustls::TlsAcceptor::from))
+        .transpose()?;
     let metrics = Arc::new(metrics::Metrics::default());
     let store = {
         let (path, readers, metrics) = (path.clone(), config.readers, metrics.clone());
@@ -62,17 +94,33 @@ pub async fn serve(
         })?
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let caps = conns::Caps::new(config.max_connections, config.max_connections_per_ip);
     let state = Arc::new(state::AppState::new(
         config,
         Arc::new(store),
         metrics,
-        stop_rx,
+        stop_rx.clone(),
     ));
     let app = routes::router(state.clone());
-    tracing::info!(addr = %listener.local_addr()?, db = %path.display(), "attune-relay listening");
-    // A client gets as long to send its headers as a request gets to be answered.
-    let header_timeout = state.config.request_timeout();
-    accept_loop(listener, app, header_timeout, shutdown, move || {
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        db = %path.display(),
+        tls = tls.is_some(),
+        "attune-relay listening"
+    );
+    if let Some(cert) = certificate {
+        tokio::spawn(tls::reload_on_sighup(cert, stop_rx.clone()));
+    }
+    let setup = Setup {
+        // A client gets as long to send its headers (and to finish the TLS
+        // handshake) as a request gets to be answered.
+        header_timeout: state.config.request_timeout(),
+        caps,
+        tls,
+        stop: stop_rx,
+        metrics: state.metrics.clone(),
+    };
+    accept_loop(listener, app, setup, shutdown, move || {
         tracing::info!("shutting down: finishing requests in flight");
         // Ends WebSocket streams, which would otherwise hold shutdown open.
         let _ = stop_tx.send(true);
@@ -89,27 +137,54 @@ pub async fn serve(
 /// How long shutdown waits for connections to finish.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Accepts connections until `shutdown`, then lets open ones finish (bounded).
-/// hyper directly rather than `axum::serve`, so reading headers has a time limit
-/// (a slow-loris guard).
-async fn accept_loop(
-    listener: TcpListener,
-    app: axum::Router,
-    header_timeout: std::time::Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_stop: impl FnOnce(),
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
+/// Most connections over a cap that are being answered with a 503 at once; past
+/// it, they are closed without an answer, so refusing costs little.
+const REFUSING_AT_ONCE: usize = 64;
 
-    let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+/// How long a refused connection gets to send its request (and TLS handshake).
+const REFUSAL_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What every connection needs besides the router.
+struct Setup {
+    header_timeout: std::time::Duration,
+    caps: Arc<conns::Caps>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    metrics: Arc<metrics::Metrics>,
+}
+
+type ConnBuilder = hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>;
+
+/// HTTP/1.1 only (no HTTP/2: one connection is then one request at a time, so
+/// the connection caps also cap requests), a time limit on reading headers (a
+/// slow-loris guard), and a small read buffer: a request head over 16 KiB is
+/// refused, and a connection holds little while it waits.
+fn conn_builder(header_timeout: std::time::Duration) -> ConnBuilder {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    let mut builder = ConnBuilder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(16 * 1024);
+    builder
+}
+
+/// Accepts connections until `shutdown`, then lets open ones finish (bounded).
+/// hyper directly rather than `axum::serve`, for the connection caps, TLS and the
+/// header time limit.
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    setup: Setup,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_stop: impl FnOnce(),
+) {
+    use hyper_util::server::graceful::GracefulShutdown;
+
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(conn_builder(setup.header_timeout));
+    let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSING_AT_ONCE));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -124,22 +199,62 @@ async fn accept_loop(
             },
             _ = &mut shutdown => break,
         };
-        // The peer address, for per-address limits (crate::peer).
-        let app = tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::extract::Request<_>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
+        let slot = match setup.caps.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                setup.metrics.connection_refused();
+                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(refuse(stream, setup.tls.clone(), refusal, permit));
+                }
+                continue;
+            }
+        };
+        setup.metrics.set_connections(setup.caps.open());
+        let (builder, app, watcher) = (builder.clone(), app.clone(), graceful.watcher());
+        let (tls, mut stop) = (setup.tls.clone(), setup.stop.clone());
+        let (header_timeout, caps, metrics) = (
+            setup.header_timeout,
+            setup.caps.clone(),
+            setup.metrics.clone(),
         );
-        let service = TowerToHyperService::new(app);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            // The peer address, for per-address limits (crate::peer).
+            let app =
+                tower::ServiceExt::map_request(app, move |mut req: axum::extract::Request<_>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            match tls {
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake took too long");
+                                return;
+                            }
+                        },
+                        _ = stop.changed() => return,
+                    };
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
+            drop(slot);
+            metrics.set_connections(caps.open());
         });
     }
     drop(listener);
@@ -150,6 +265,34 @@ async fn accept_loop(
     {
         tracing::warn!("some connections did not finish in time");
     }
+}
+
+/// Answers every request on a connection over a cap with the JSON 503, then
+/// closes it, all within [`REFUSAL_TIME`].
+async fn refuse(
+    stream: tokio::net::TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    refusal: conns::Refusal,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let app = axum::Router::new().fallback(move || async move { refusal.response() });
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let builder = conn_builder(REFUSAL_TIME);
+    let answer = async {
+        match tls {
+            None => {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = builder.serve_connection(io, service).await;
+            }
+            Some(acceptor) => {
+                if let Ok(s) = acceptor.accept(stream).await {
+                    let io = hyper_util::rt::TokioIo::new(s);
+                    let _ = builder.serve_connection(io, service).await;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_TIME, answer).await;
 }
 
 /// Resolves on ctrl-c or SIGTERM.

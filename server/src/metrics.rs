@@ -16,6 +16,8 @@ pub struct Metrics {
     committed_jobs: AtomicU64,
     streams_open: AtomicI64,
     mailboxes_open: AtomicI64,
+    connections_open: AtomicI64,
+    connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +46,14 @@ impl Metrics {
 
     pub fn stream_closed(&self) {
         self.streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn set_connections(&self, n: usize) {
+        self.connections_open.store(n as i64, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_mailboxes(&self, n: usize) {
@@ -91,6 +101,11 @@ impl Metrics {
                 "Write jobs committed (jobs / commits = group size).",
                 self.committed_jobs.load(Ordering::Relaxed),
             ),
+            (
+                "attune_connections_refused_total",
+                "Connections refused for being over a connection cap.",
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(
@@ -108,6 +123,11 @@ impl Metrics {
                 "attune_mailboxes_open",
                 "Pairing mailboxes open.",
                 self.mailboxes_open.load(Ordering::Relaxed),
+            ),
+            (
+                "attune_connections_open",
+                "Connections open (admitted under the caps).",
+                self.connections_open.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, v) in gauges {

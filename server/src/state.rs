@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use attune_proto::{DeviceId, Roster, SignedRosterEvent, SpaceId};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Semaphore};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -29,6 +29,10 @@ fn insert_newer(cache: &mut HashMap<SpaceId, Arc<Roster>>, space: SpaceId, roste
     }
 }
 
+fn budget(bytes: usize) -> usize {
+    bytes.min(Semaphore::MAX_PERMITS)
+}
+
 pub struct AppState {
     pub config: Config,
     pub store: Arc<dyn Store>,
@@ -44,6 +48,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// See [`Config::started_ms`].
     pub started_ms: i64,
+    /// Bytes of authenticated request bodies held at once (`--body-budget`).
+    pub bodies: Arc<Semaphore>,
+    /// Bytes of bodies read before any signature is checked (`--preauth-budget`).
+    pub preauth: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,6 +79,8 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let mailboxes = Mailboxes::new(&config);
+        let (config_body_budget, config_preauth_budget) =
+            (config.body_budget, config.preauth_budget);
         let started_ms = config.started_ms.unwrap_or_else(crate::auth::now_ms);
         Self {
             config,
@@ -87,6 +97,8 @@ impl AppState {
             streams: Mutex::new(HashMap::new()),
             shutdown,
             started_ms,
+            bodies: Arc::new(Semaphore::new(budget(config_body_budget))),
+            preauth: Arc::new(Semaphore::new(budget(config_preauth_budget))),
         }
     }
 

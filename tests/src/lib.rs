@@ -39,6 +39,47 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A certificate authority and a relay certificate it signed, for 127.0.0.1 and
+/// localhost, made for one test: PEM files in a directory.
+#[derive(Debug, Clone)]
+pub struct TestCerts {
+    /// The CA's certificate: what `ATTUNE_CA_FILE` names to trust the relay.
+    pub ca: PathBuf,
+    /// The relay's certificate chain and key: `--tls-cert`, `--tls-key`.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes a fresh CA named `name` and a relay certificate in `dir`.
+    pub fn generate(dir: &Path, name: &str) -> TestCerts {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        std::fs::create_dir_all(dir).expect("certificate directory");
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("attune test CA {name}"));
+        let ca = ca_params.self_signed(&ca_key).expect("a CA certificate");
+        let key = KeyPair::generate().expect("a relay key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("relay certificate parameters");
+        let cert = params
+            .signed_by(&key, &ca, &ca_key)
+            .expect("a relay certificate");
+        let certs = TestCerts {
+            ca: dir.join(format!("{name}-ca.pem")),
+            cert: dir.join(format!("{name}-relay.pem")),
+            key: dir.join(format!("{name}-relay.key")),
+        };
+        std::fs::write(&certs.ca, ca.pem()).expect("CA file written");
+        std::fs::write(&certs.cert, cert.pem()).expect("certificate written");
+        std::fs::write(&certs.key, key.serialize_pem()).expect("key written");
+        certs
+    }
+}
+
 /// A running `attune-relay` process on 127.0.0.1 with its own database file.
 #[derive(Debug)]
 pub struct Relay {
@@ -47,6 +88,8 @@ pub struct Relay {
     pub url: String,
     pub db: PathBuf,
     pub log: PathBuf,
+    /// The test CA that signed the relay's certificate, when it serves HTTPS.
+    pub ca: Option<PathBuf>,
     extra: Vec<String>,
 }
 
@@ -64,8 +107,28 @@ impl Relay {
             url: format!("http://{addr}"),
             db,
             log,
+            ca: None,
             extra,
         }
+    }
+
+    /// Starts a relay that serves HTTPS and WSS with a certificate from a test CA
+    /// made for it (in `dir/tls`); [`Relay::ca`] names the CA's file.
+    pub fn start_tls(dir: &Path, extra: &[&str]) -> Relay {
+        let certs = TestCerts::generate(&dir.join("tls"), "relay");
+        Self::start_with_certs(dir, &certs, extra)
+    }
+
+    /// Starts a relay serving HTTPS with `certs`.
+    pub fn start_with_certs(dir: &Path, certs: &TestCerts, extra: &[&str]) -> Relay {
+        let cert = certs.cert.display().to_string();
+        let key = certs.key.display().to_string();
+        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
+        args.extend_from_slice(extra);
+        let mut relay = Self::start(dir, &args);
+        relay.url = format!("https://{}", relay.addr);
+        relay.ca = Some(certs.ca.clone());
+        relay
     }
 
     fn spawn(db: &Path, log: &Path, extra: &[String], listen: &str) -> (Child, SocketAddr) {
@@ -161,8 +224,9 @@ impl Relay {
         c.wait().ok()
     }
 
+    /// A client of this relay (trusting its test CA when it serves HTTPS).
     pub fn client(&self, identity: &DeviceIdentity) -> RelayClient {
-        RelayClient::new(&self.url, identity.clone())
+        RelayClient::with_ca_file(&self.url, identity.clone(), self.ca.as_deref())
     }
 
     pub fn log_text(&self) -> String {
@@ -319,6 +383,7 @@ impl Attune {
             .env_remove("ATTUNE_HOME")
             .env_remove("ATTUNE_RELAY")
             .env_remove("ATTUNE_RELAY_TOKEN")
+            .env_remove("ATTUNE_CA_FILE")
             .stdin(Stdio::null());
         for (k, v) in &self.env {
             c.env(k, v);
@@ -361,6 +426,13 @@ impl Attune {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// This profile trusts the CA in `ca` (`ATTUNE_CA_FILE`).
+    pub fn trusting(mut self, ca: &Path) -> Self {
+        self.env
+            .push(("ATTUNE_CA_FILE".into(), ca.display().to_string()));
+        self
     }
 
     pub fn init(&self, name: &str) {
@@ -414,8 +486,23 @@ impl Couple {
     pub fn new(relay_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let relay = Relay::start(&dir.path().join("relay"), relay_args);
-        let a = Attune::new(&dir.path().join("a"));
-        let b = Attune::new(&dir.path().join("b"));
+        Self::with_relay(dir, relay)
+    }
+
+    /// A couple on a relay that serves HTTPS with a test CA both partners trust.
+    pub fn new_tls(relay_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let relay = Relay::start_tls(&dir.path().join("relay"), relay_args);
+        Self::with_relay(dir, relay)
+    }
+
+    fn with_relay(dir: tempfile::TempDir, relay: Relay) -> Self {
+        let mut a = Attune::new(&dir.path().join("a"));
+        let mut b = Attune::new(&dir.path().join("b"));
+        if let Some(ca) = &relay.ca {
+            a = a.trusting(ca);
+            b = b.trusting(ca);
+        }
         a.init("Alex");
         b.init("Sam");
         pair(&a, &b, &relay.url);

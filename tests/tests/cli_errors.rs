@@ -881,3 +881,123 @@ fn a_relay_that_requires_a_creation_token_says_so_and_pairs_with_it() {
     let status = a.run(&["status"]).ok();
     assert!(status.stdout.contains("Sam"), "{status:?}");
 }
+
+/// A relay address without a scheme, a scheme that is not HTTP, and a relay that
+/// is not running: each is said in plain words with what to do, never in a
+/// library's wording ("builder error", "relative URL without a base",
+/// "WebSocket: IO error").
+#[test]
+fn relay_addresses_and_unreachable_relays_are_explained_in_plain_words() {
+    let couple = attune_tests::Couple::new(&[]);
+    let dir = couple.dir.path();
+    let unpaired = init_with(&dir.join("unpaired"), "Kim");
+    let mut relay = couple.relay;
+    // `watch` running when the relay goes away: it says so and keeps trying.
+    let watcher = couple
+        .a
+        .command(&["watch", "--seconds", "6"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    relay.kill9();
+    let watched = watcher.wait_with_output().unwrap();
+    let watched = Run {
+        code: watched.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&watched.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&watched.stderr).into_owned(),
+    };
+    let dead = relay.url.clone();
+    let library_words = [
+        "builder error",
+        "relative url",
+        "websocket:",
+        "io error",
+        "os error",
+        "tcp connect",
+        "client error",
+    ];
+    let cases: Vec<(String, Run, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "pair invite --relay 127.0.0.1:8733 (no scheme)".into(),
+            unpaired.run(&[
+                "pair",
+                "invite",
+                "--relay",
+                "127.0.0.1:8733",
+                "--timeout",
+                "5",
+            ]),
+            vec!["not a relay url", "http://127.0.0.1:8733"],
+            vec![],
+        ),
+        (
+            "pair join --relay localhost:8733 (no scheme)".into(),
+            unpaired.run(&[
+                "pair",
+                "join",
+                "5-otter-maple",
+                "--relay",
+                "localhost:8733",
+                "--timeout",
+                "5",
+            ]),
+            vec!["not a relay url", "http://localhost:8733"],
+            vec![],
+        ),
+        (
+            "pair invite --relay ftp://127.0.0.1:8733".into(),
+            unpaired.run(&[
+                "pair",
+                "invite",
+                "--relay",
+                "ftp://127.0.0.1:8733",
+                "--timeout",
+                "5",
+            ]),
+            vec!["not a relay url", "http://", "https://"],
+            vec![],
+        ),
+        (
+            "pair invite to a relay that is not running".into(),
+            unpaired.run(&["pair", "invite", "--relay", &dead, "--timeout", "5"]),
+            vec!["could not reach", "refused", "is attune-relay running"],
+            vec![],
+        ),
+        (
+            "watch when the relay is not running".into(),
+            couple.a.run(&["watch", "--seconds", "5"]),
+            vec!["could not reach", "refused", "is attune-relay running"],
+            vec!["watching for"],
+        ),
+    ];
+    assert_all_clear(&cases);
+    let retry = watched
+        .stderr
+        .lines()
+        .find(|l| l.contains("not reachable"))
+        .unwrap_or_else(|| panic!("watch did not say the relay went away: {watched:?}"))
+        .to_lowercase();
+    assert!(
+        retry.contains("refused") && retry.contains("is attune-relay running"),
+        "watch's retry line is not plain: {retry:?}"
+    );
+    let mut report = String::new();
+    let all = cases
+        .iter()
+        .map(|(label, run, _, _)| (label.as_str(), run))
+        .chain([("watch while the relay goes away", &watched)]);
+    for (label, run) in all {
+        let lower = run.stderr.to_lowercase();
+        for w in library_words {
+            if lower.contains(w) {
+                report.push_str(&format!("\n{label}: says {w:?}: {:?}", run.stderr));
+            }
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "library wording reached the user:{report}"
+    );
+}

@@ -302,7 +302,16 @@ fn streams_and_writers_survive_a_relay_kill() {
     let run = Duration::from_secs(secs);
     enough_open_files();
     let dir = tempfile::tempdir().unwrap();
-    let mut relay = Relay::start(dir.path(), &["--readers", &READERS.to_string()]);
+    // Every stream and writer comes from 127.0.0.1: no per-address cap here.
+    let mut relay = Relay::start(
+        dir.path(),
+        &[
+            "--readers",
+            &READERS.to_string(),
+            "--max-connections-per-ip",
+            "0",
+        ],
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

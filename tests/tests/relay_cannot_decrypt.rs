@@ -1,5 +1,7 @@
 //! "The relay cannot read" as a fact about the build: attune-relay links neither
-//! attune-crypto nor any AEAD or decryption crate (DESIGN.md §1).
+//! attune-crypto nor any crate that implements attune's envelopes or key wraps
+//! (DESIGN.md §1). Its one cryptographic library beyond signature checks is the
+//! TLS provider, ring, which only rustls may use (ARCHITECTURE.md says why).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -18,7 +20,6 @@ const FORBIDDEN: &[&str] = &[
     "crypto_box",
     "hpke",
     "x25519-dalek",
-    "ring",
     "aws-lc-rs",
     "orion",
     "sodiumoxide",
@@ -26,19 +27,25 @@ const FORBIDDEN: &[&str] = &[
     "openssl",
 ];
 
-fn packages(package: &str) -> Vec<String> {
+/// The TLS provider, and the only crates that may use it.
+const TLS_PROVIDER: &str = "ring";
+const TLS_PROVIDER_USERS: &[&str] = &["rustls", "rustls-webpki"];
+
+fn tree(package: &str, extra: &[&str], prefix: &str) -> Vec<String> {
+    let mut args = vec![
+        "tree",
+        "-p",
+        package,
+        "-e",
+        "normal,build",
+        "--prefix",
+        prefix,
+        "--format",
+        "{p}",
+    ];
+    args.extend_from_slice(extra);
     let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            package,
-            "-e",
-            "normal,build",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .args(&args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo tree runs");
@@ -53,6 +60,18 @@ fn packages(package: &str) -> Vec<String> {
         .collect()
 }
 
+fn packages(package: &str) -> Vec<String> {
+    tree(package, &[], "none")
+}
+
+/// The crates that depend on `dependency` directly, in `package`'s tree.
+fn direct_users(package: &str, dependency: &str) -> Vec<String> {
+    tree(package, &["-i", dependency], "depth")
+        .into_iter()
+        .filter_map(|l| l.strip_prefix('1').map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn relay_links_no_decryption_code() {
     let relay = packages("attune-relay");
@@ -62,6 +81,15 @@ fn relay_links_no_decryption_code() {
         .filter(|p| FORBIDDEN.contains(&p.as_str()))
         .collect();
     assert!(bad.is_empty(), "attune-relay links {bad:?}");
+    let users = direct_users("attune-relay", TLS_PROVIDER);
+    let others: Vec<_> = users
+        .iter()
+        .filter(|u| !TLS_PROVIDER_USERS.contains(&u.as_str()))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "in attune-relay, {others:?} use {TLS_PROVIDER}: only {TLS_PROVIDER_USERS:?} may"
+    );
 }
 
 #[test]
@@ -70,4 +98,7 @@ fn the_check_can_fail() {
     let client = packages("attune");
     assert!(client.iter().any(|p| p == "attune-crypto"));
     assert!(client.iter().any(|p| p == "chacha20poly1305"));
+    // And the provider check sees who uses ring.
+    let users = direct_users("attune-relay", TLS_PROVIDER);
+    assert!(users.iter().any(|u| u == "rustls"), "{users:?}");
 }

@@ -36,6 +36,9 @@ pub enum Target {
 /// Requests per second and burst that never throttle the bench.
 pub const UNTHROTTLED: f64 = 1e9;
 
+/// The relay's connection cap in the bench: above anything it opens.
+pub const UNCAPPED_CONNECTIONS: usize = 1_000_000;
+
 /// Thread name of the in-process relay's runtime (workers and blocking pool).
 pub const RELAY_THREADS: &str = "relay-rt";
 
@@ -56,6 +59,9 @@ impl Target {
         let mut config = attune_relay::Config::for_tests(db.clone());
         config.rate_per_sec = UNTHROTTLED;
         config.rate_burst = UNTHROTTLED;
+        // All the load comes from one address, and connections are what is measured.
+        config.max_connections_per_ip = 0;
+        config.max_connections = UNCAPPED_CONNECTIONS;
         let runtime = named_runtime(RELAY_THREADS)?;
         let listener = {
             let _guard = runtime.enter();
@@ -103,6 +109,11 @@ impl Target {
             // By environment: stable whatever the flags are called.
             .env("ATTUNE_RELAY_RATE", &rate)
             .env("ATTUNE_RELAY_BURST", &rate)
+            .env("ATTUNE_RELAY_MAX_CONNECTIONS_PER_IP", "0")
+            .env(
+                "ATTUNE_RELAY_MAX_CONNECTIONS",
+                UNCAPPED_CONNECTIONS.to_string(),
+            )
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

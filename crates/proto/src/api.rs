@@ -13,6 +13,9 @@ pub const HEADER_TIMESTAMP: &str = "x-attune-timestamp";
 pub const HEADER_NONCE: &str = "x-attune-nonce";
 /// The Ed25519 signature of the request string, base64url.
 pub const HEADER_SIGNATURE: &str = "x-attune-signature";
+/// Hex SHA-256 body hash the signature covers (§7), so the relay can check the
+/// signature before it reads the body. Required on a signed request with a body.
+pub const HEADER_BODY_HASH: &str = "x-attune-body-hash";
 /// The relay operator's space-creation token, on `POST /v1/spaces` when the relay
 /// requires one.
 pub const HEADER_CREATE_TOKEN: &str = "x-attune-create-token";
@@ -178,5 +181,7 @@ pub mod codes {
     pub const TOO_MANY_MAILBOXES: &str = "too_many_mailboxes";
     pub const CREATION_NOT_ALLOWED: &str = "creation_not_allowed";
     pub const TIMEOUT: &str = "timeout";
+    pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    pub const OVERLOADED: &str = "overloaded";
     pub const INTERNAL: &str = "internal";
 }

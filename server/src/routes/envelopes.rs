@@ -11,8 +11,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 
-use super::spaces::parse_space;
-use crate::auth::Signed;
+use crate::auth::Member;
 use crate::error::ApiError;
 use crate::state::SharedState;
 use crate::store::{NewEnvelope, StoreError};
@@ -78,12 +77,17 @@ fn check_envelope(
 /// `POST /v1/spaces/{space}/envelopes`: a batch, stored all or nothing.
 pub async fn append(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
-    signed: Signed,
+    member: Member,
 ) -> Result<Json<AppendResult>, ApiError> {
-    let space = parse_space(&space)?;
-    let roster = signed.member(&state, space).await?;
-    let req: AppendEnvelopes = signed.json()?;
+    let req: AppendEnvelopes = member.json()?;
+    // The body keeps its room in the budget until the request ends: its parsed
+    // copies live as long.
+    let Member {
+        space,
+        device,
+        roster,
+        body: _held,
+    } = member;
     let max_batch = state.config.max_batch;
     if req.envelopes.is_empty() || req.envelopes.len() > max_batch {
         return Err(ApiError::new(
@@ -92,7 +96,6 @@ pub async fn append(
             format!("send between 1 and {max_batch} envelopes per request"),
         ));
     }
-    let device = signed.device;
     let max_envelope = state.config.max_envelope;
     // Signature checks are CPU work: keep them off the async executor.
     let checked = tokio::task::spawn_blocking(move || {
@@ -171,12 +174,10 @@ pub fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T,
 /// `GET /v1/spaces/{space}/envelopes?after=C&limit=N`.
 pub async fn pull(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
     uri: axum::http::Uri,
-    signed: Signed,
+    member: Member,
 ) -> Result<Json<Page>, ApiError> {
-    let space = parse_space(&space)?;
-    signed.member(&state, space).await?;
+    let space = member.space;
     let q: PullQuery = query(&uri)?;
     let limit = q
         .limit
@@ -207,10 +208,9 @@ pub async fn pull(
 /// cursor, then new ones as they are committed, as JSON text messages.
 pub async fn stream(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
     uri: axum::http::Uri,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-    signed: Signed,
+    member: Member,
 ) -> Result<Response, ApiError> {
     let ws = ws.map_err(|e| {
         ApiError::bad_request(
@@ -218,10 +218,8 @@ pub async fn stream(
             format!("this route is a WebSocket stream; connect with a WebSocket client ({e})"),
         )
     })?;
-    let space = parse_space(&space)?;
-    signed.member(&state, space).await?;
+    let (space, device) = (member.space, member.device);
     let q: PullQuery = query(&uri)?;
-    let device = signed.device;
     let notices = state.subscribe(space).ok_or_else(ApiError::internal)?;
     Ok(ws
         .max_message_size(64 * 1024)

@@ -136,7 +136,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "deviceSignature": {
                     "type": "apiKey", "in": "header", "name": "x-attune-signature",
-                    "description": "Ed25519 signature by the device over the canonical request string (PROTOCOL.md §7), with x-attune-device, x-attune-timestamp and x-attune-nonce headers."
+                    "description": "Ed25519 signature by the device over the canonical request string (PROTOCOL.md §7), with x-attune-device, x-attune-timestamp and x-attune-nonce headers, and x-attune-body-hash (hex) on a request with a body: the relay checks the signature before it reads the body."
                 },
                 "mailboxToken": {
                     "type": "apiKey", "in": "header", "name": "x-attune-mailbox-token",

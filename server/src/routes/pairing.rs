@@ -15,8 +15,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::envelopes::query;
-use super::spaces::parse_space;
-use crate::auth::{LimitedBody, Signed};
+use crate::auth::{LimitedBody, Member};
 use crate::error::ApiError;
 use crate::mailbox::Token;
 use crate::peer::ClientAddr;
@@ -60,13 +59,10 @@ const MAX_WAIT_SECS: u64 = 25;
 /// `POST /v1/spaces/{space}/mailboxes`.
 pub async fn open(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
     from: ClientAddr,
-    signed: Signed,
+    member: Member,
 ) -> Result<(StatusCode, Json<MailboxOpened>), ApiError> {
-    let space = parse_space(&space)?;
-    signed.member(&state, space).await?;
-    let (mailbox, token, expires_in_secs) = state.mailboxes.open(space, from)?;
+    let (mailbox, token, expires_in_secs) = state.mailboxes.open(member.space, from)?;
     state.metrics.set_mailboxes(state.mailboxes.count());
     Ok((
         StatusCode::CREATED,

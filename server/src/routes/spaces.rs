@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use attune_proto::api::{self, codes, AppendRoster, CreateSpace, RosterEvents, SpaceCreated, B64};
+use attune_proto::api::{codes, AppendRoster, CreateSpace, RosterEvents, SpaceCreated, B64};
 use attune_proto::{Roster, RosterChange, SignedRosterEvent, SpaceId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use crate::auth::Signed;
+use crate::auth::{Creation, Member};
 use crate::error::ApiError;
 use crate::state::SharedState;
 use crate::store::{RosterAppend, StoreError};
@@ -26,25 +26,12 @@ fn roster_rejected(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// `POST /v1/spaces`, signed by the device the creation event creates.
+/// `POST /v1/spaces`, signed by the device the creation event creates (the
+/// operator's token, when set, was checked before the body was read).
 pub async fn create(
     State(state): State<SharedState>,
-    headers: axum::http::HeaderMap,
-    signed: Signed,
+    signed: Creation,
 ) -> Result<(StatusCode, Json<SpaceCreated>), ApiError> {
-    if let Some(expected) = &state.config.create_token {
-        let given = headers
-            .get(api::HEADER_CREATE_TOKEN)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(given, expected.as_bytes())) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                codes::CREATION_NOT_ALLOWED,
-                "this relay creates spaces only with its operator's token: pass it with --relay-token (or ATTUNE_RELAY_TOKEN)",
-            ));
-        }
-    }
     let req: CreateSpace = signed.json()?;
     let event = SignedRosterEvent::decode(&req.create_event.0).map_err(roster_rejected)?;
     let RosterChange::Create { device, .. } = event.event.change else {
@@ -80,11 +67,9 @@ pub async fn create(
 /// `GET /v1/spaces/{space}/roster`.
 pub async fn read_roster(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
-    signed: Signed,
+    member: Member,
 ) -> Result<Json<RosterEvents>, ApiError> {
-    let space = parse_space(&space)?;
-    signed.member(&state, space).await?;
+    let space = member.space;
     let events = state
         .store
         .roster(space)
@@ -100,12 +85,10 @@ pub async fn read_roster(
 /// add anything itself: each event is signed by a member device.
 pub async fn append_roster(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
-    signed: Signed,
+    member: Member,
 ) -> Result<Json<RosterEvents>, ApiError> {
-    let space = parse_space(&space)?;
-    let roster = signed.member(&state, space).await?;
-    let req: AppendRoster = signed.json()?;
+    let req: AppendRoster = member.json()?;
+    let Member { space, roster, .. } = member;
     if req.events.is_empty() || req.events.len() > 64 {
         return Err(ApiError::bad_request(
             codes::BAD_REQUEST,
@@ -184,11 +167,9 @@ pub async fn append_roster(
 /// `DELETE /v1/spaces/{space}`: erases the space and everything in it.
 pub async fn delete(
     State(state): State<SharedState>,
-    super::Param(space): super::Param,
-    signed: Signed,
+    member: Member,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let space = parse_space(&space)?;
-    signed.member(&state, space).await?;
+    let space = member.space;
     let deleted = state
         .store
         .delete_space(space)
