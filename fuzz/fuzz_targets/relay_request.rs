@@ -348,9 +348,9 @@ fuzz_target!(|input: Input| {
     let last = r.mailbox.lock().ok().and_then(|m| m.clone());
     // The last mailbox is addressed with its token; other numbers without one.
     let (mailbox, mailbox_token) = match &input.mailbox {
-        MailboxSel::LastOpened => last.map_or(("0".to_string(), None), |(n, t)| {
-            (n.to_string(), Some(t))
-        }),
+        MailboxSel::LastOpened => {
+            last.map_or(("0".to_string(), None), |(n, t)| (n.to_string(), Some(t)))
+        }
         MailboxSel::Number(n) => (n.to_string(), None),
         MailboxSel::Text(t) => (t.clone(), None),
     };
