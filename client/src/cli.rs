@@ -1076,7 +1076,10 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
     let deadline = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let relay = p.relay()?;
     let space = p.space()?;
-    let mut stream = relay.stream(space, p.db.last_cursor()?).await?;
+    // Where the stream resumed: its cursors must grow from here. (Not the stored
+    // resume point, which a `sync` in another terminal may have moved meanwhile.)
+    let mut stream_last = p.db.last_cursor()?;
+    let mut stream = relay.stream(space, stream_last).await?;
     loop {
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
@@ -1102,13 +1105,15 @@ async fn watch(home: &std::path::Path, seconds: Option<u64>) -> Result<i32, Clie
                     Some(s) => {
                         eprintln!("reconnected");
                         stream = s;
+                        stream_last = p.db.last_cursor()?;
                         continue;
                     }
                     None => return Ok(0),
                 }
             }
         };
-        sync::check_cursors(p.db.last_cursor()?, &[item.cursor], item.cursor)?;
+        sync::check_cursors(stream_last, &[item.cursor], item.cursor)?;
+        stream_last = item.cursor;
         p.db.store_received(&[(item.cursor, item.envelope.0)], now_ms())?;
         let mut view = p.view()?;
         // An item from a device added after this device last read the roster.

@@ -259,9 +259,13 @@ impl LocalDb {
     pub fn store_received(&mut self, rows: &[(u64, Vec<u8>)], now_ms: i64) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
         for (cursor, env) in rows {
+            // Callers check cursors first (sync::check_cursors); never wrap one.
+            let Ok(cursor) = i64::try_from(*cursor) else {
+                continue;
+            };
             tx.execute(
                 "INSERT OR IGNORE INTO received (cursor, envelope, received_at) VALUES (?1, ?2, ?3)",
-                params![*cursor as i64, env, now_ms],
+                params![cursor, env, now_ms],
             )?;
         }
         // The highest cursor, never lowered: pulls resume after it.

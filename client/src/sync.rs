@@ -43,6 +43,17 @@ const PULL_PAGE: usize = 500;
 /// has is trying to slot envelopes into the past (or to make it pull the same
 /// ones for ever), so nothing of such a page is kept.
 pub fn check_cursors(after: u64, cursors: &[u64], next: u64) -> Result<(), ClientError> {
+    // Cursors are SQLite integers on both sides: one past i64::MAX would wrap when
+    // stored and sort before everything this device holds.
+    if let Some(&c) = cursors
+        .iter()
+        .chain([&next])
+        .find(|&&c| c > i64::MAX as u64)
+    {
+        return Err(ClientError::Integrity(format!(
+            "the relay served position {c}, beyond any real position: it would sort before the history this device already has; nothing from that answer was kept"
+        )));
+    }
     let mut last = after;
     for &c in cursors {
         if c <= last {
@@ -266,6 +277,8 @@ mod tests {
             (5, vec![7, 6], 7),
             (5, vec![6, 7], 6),
             (5, vec![], 4),
+            (5, vec![1 << 63], 1 << 63),
+            (5, vec![6], u64::MAX),
         ] {
             let err = check_cursors(after, &cursors, next).unwrap_err();
             assert_eq!(err.exit_code(), 3, "{after} {cursors:?} {next}");
