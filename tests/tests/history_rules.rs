@@ -443,6 +443,18 @@ fn forward(
     }
 }
 
+/// The resume point a client's local database holds.
+fn last_cursor(db: &Connection) -> i64 {
+    db.query_row(
+        "SELECT value FROM meta WHERE key = 'last_cursor'",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .unwrap()
+    .parse()
+    .unwrap()
+}
+
 #[test]
 fn served_positions_must_grow_or_nothing_is_kept() {
     let c = Couple::new(&[]);
@@ -459,30 +471,14 @@ fn served_positions_must_grow_or_nothing_is_kept() {
         [&proxy.url],
     )
     .unwrap();
-    let before: i64 = db
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'last_cursor'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .unwrap()
-        .parse()
-        .unwrap();
+    let before = last_cursor(&db);
     proxy.armed.store(true, Ordering::SeqCst);
     c.a.run(&["journal", "-m", "third from Alex"]).ok();
     sync_ok(&c.a);
     let run = c.b.run(&["sync"]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("positions must only grow"), "{run:?}");
-    let after: i64 = db
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'last_cursor'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .unwrap()
-        .parse()
-        .unwrap();
+    let after = last_cursor(&db);
     assert_eq!(after, before, "the resume point moved back");
     let kept: i64 = db
         .query_row("SELECT COUNT(*) FROM received WHERE cursor <= 1", [], |r| {

@@ -876,17 +876,7 @@ async fn roster_events_count_toward_the_quota_and_are_capped() {
     let ca = relay.client(&a);
     let id = space.space;
     let member = creator_member(&space);
-    let mut link = || {
-        let e = space.next_event(
-            &a,
-            RosterChange::Link {
-                member,
-                device: DeviceIdentity::generate().public(),
-            },
-        );
-        space.events.push(e);
-        e.encode()
-    };
+    let mut link = || link_new_device(&mut space, &a, member);
     let many: Vec<Vec<u8>> = (0..64).map(|_| link()).collect();
     let err = ca.append_roster(id, many).await.unwrap_err();
     assert_eq!(err.code(), Some(codes::QUOTA_EXCEEDED), "{err}");
@@ -895,20 +885,23 @@ async fn roster_events_count_toward_the_quota_and_are_capped() {
     let ca = relay.client(&a);
     let id = space.space;
     let member = creator_member(&space);
-    let mut link = || {
-        let e = space.next_event(
-            &a,
-            RosterChange::Link {
-                member,
-                device: DeviceIdentity::generate().public(),
-            },
-        );
-        space.events.push(e);
-        e.encode()
-    };
+    let mut link = || link_new_device(&mut space, &a, member);
     let two = vec![link(), link()];
     assert_eq!(ca.append_roster(id, two).await.unwrap().len(), 4);
     let err = ca.append_roster(id, vec![link()]).await.unwrap_err();
     assert_eq!(err.code(), Some(codes::ROSTER_FULL), "{err}");
     assert!(err.to_string().contains("limited to 4 events"), "{err}");
+}
+
+/// A `Link` of a fresh device to `member`, signed by `signer`, appended to `space`.
+fn link_new_device(space: &mut TestSpace, signer: &DeviceIdentity, member: MemberId) -> Vec<u8> {
+    let e = space.next_event(
+        signer,
+        RosterChange::Link {
+            member,
+            device: DeviceIdentity::generate().public(),
+        },
+    );
+    space.events.push(e);
+    e.encode()
 }
