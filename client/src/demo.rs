@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::item::{Answer, Body, CheckIn, Guess, Need};
-use crate::pair;
-use crate::profile::{ClientError, Profile};
 use crate::style::Style;
-use crate::sync;
+use attune_core::item::{Answer, Body, CheckIn, Guess, Need};
+use attune_core::pair;
+use attune_core::profile::{ClientError, Profile};
+use attune_core::sync;
 
 fn step(s: &Style, text: &str) {
     outln!("\n{}", s.bold(&format!("== {text}")));
@@ -67,26 +67,25 @@ pub async fn run() -> Result<i32, ClientError> {
         &s,
         "both check in, sealed, each guessing the other's mood first; then journals",
     );
-    let day = crate::practice::day_of(crate::profile::now_ms());
-    let exercise = crate::practice::day_exercise(&day);
-    alex.seal_answer(
-        &exercise,
-        &Answer::CheckIn {
-            day: day.clone(),
-            checkin: CheckIn {
-                mood: 6,
-                feelings: vec!["tired".into(), "hopeful".into()],
-                high: Some("a long walk at lunch".into()),
-                low: Some("a tense meeting".into()),
-                appreciate: Some("the coffee you made me".into()),
-                need: Some(Need::Listen),
-            },
-            guess: Some(Guess {
-                mood: Some(7),
-                feelings: vec!["content".into(), "tired".into()],
-            }),
+    let day = attune_core::practice::day_of(attune_core::profile::now_ms());
+    // `attune checkin` syncs before sealing (to answer a check-in waiting for
+    // this one) and after (to send it, and open the pair if both are in).
+    sync::sync(&mut alex, &mut attune_core::ui::Quiet).await?;
+    alex.open_exchange(&Answer::CheckIn {
+        day: day.clone(),
+        checkin: CheckIn {
+            mood: 6,
+            feelings: vec!["tired".into(), "hopeful".into()],
+            high: Some("a long walk at lunch".into()),
+            low: Some("a tense meeting".into()),
+            appreciate: Some("the coffee you made me".into()),
+            need: Some(Need::Listen),
         },
-    )?;
+        guess: Some(Guess {
+            mood: Some(7),
+            feelings: vec!["content".into(), "tired".into()],
+        }),
+    })?;
     alex.write(
         Body::Journal {
             text: "I felt unheard in that meeting; I'd like to talk tonight.".into(),
@@ -99,8 +98,22 @@ pub async fn run() -> Result<i32, ClientError> {
         },
         true,
     )?;
+    sync::sync(&mut alex, &mut attune_core::ui::Quiet).await?;
+    outln!("Alex checked in: sealed, with a guess of Sam's mood. The relay holds Alex's key back.");
+    let before = sync::sync(&mut sam, &mut attune_core::ui::Quiet).await?;
+    let _ = before;
+    let view = sam.view_since(0)?;
+    let now = attune_core::profile::now_ms();
+    let attune_core::evening::Target::Join(exchange) =
+        attune_core::evening::target(&view.practice, now)
+    else {
+        return Err(ClientError::Input(
+            "the demo expected Alex's check-in to wait for Sam's".into(),
+        ));
+    };
+    outln!("Sam sees a sealed check-in from Alex, and cannot read it before answering.");
     sam.seal_answer(
-        &exercise,
+        &exchange,
         &Answer::CheckIn {
             day: day.clone(),
             checkin: CheckIn {
@@ -123,20 +136,23 @@ pub async fn run() -> Result<i32, ClientError> {
         },
         false,
     )?;
-    outln!("Neither can read the other's check-in yet: each is sealed under its own key.");
-    // Each sync sends, receives and, once both have sealed, reveals its key; the
-    // other side opens the check-in at its next sync (after checking the key
-    // against the commitment made when sealing).
-    for who in ["Alex", "Sam", "Alex", "Sam"] {
-        let p = if who == "Alex" { &mut alex } else { &mut sam };
-        let r = sync::sync(p, false).await?;
-        outln!("{who} synced: sent {}, received {}", r.sent, r.received);
+    // Sam's sealed answer reaches the relay with its held key: the relay now
+    // releases both keys at once, and each side checks them against the
+    // commitments made when sealing.
+    let r = sync::sync(&mut sam, &mut attune_core::ui::Quiet).await?;
+    outln!("Sam checked in, guessing Alex's mood first; the relay released both keys at once.");
+    for x in &r.opened {
+        outln!("  Sam sees: {}", crate::render::opened_line(x, "Alex", &s));
+    }
+    let r = sync::sync(&mut alex, &mut attune_core::ui::Quiet).await?;
+    for x in &r.opened {
+        outln!("  Alex sees: {}", crate::render::opened_line(x, "Sam", &s));
     }
 
     for (name, p) in [("Alex", &alex), ("Sam", &sam)] {
         step(&s, &format!("{name}'s feed"));
         let view = p.view()?;
-        let partner = p.db.get("partner_name")?.unwrap_or_default();
+        let partner = p.partner_name()?.unwrap_or_default();
         for e in view.entries.iter().filter(|e| crate::render::visible(e)) {
             outln!(
                 "{}",

@@ -1,7 +1,8 @@
-//! attune: the command-line client. The binary is a thin `main.rs` over this
-//! library: [`cli`] parses and runs commands on a [`profile::Profile`] (keystore +
-//! local SQLite), which seals items into the outbox, [`sync`]s through the
-//! [`relay`] client, and verifies everything it reads.
+//! attune: the command-line front-end over the engine in `attune-core`. The
+//! binary is a thin `main.rs` over this library: [`args`] is the grammar,
+//! [`commands`] runs each command on a profile the engine opens, [`prompts`]
+//! asks the person at the terminal, and [`render`] and [`style`] draw the answers.
+//! Only this crate prints, prompts or exits.
 
 /// `println!` that ends the process quietly when stdout is closed (`attune feed | head`).
 macro_rules! outln {
@@ -13,28 +14,23 @@ macro_rules! outln {
     }};
 }
 
-pub mod cli;
-pub mod db;
+pub mod args;
+pub mod commands;
+pub mod common;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod exercises;
-pub mod inert;
-pub mod insights;
-pub mod insights_cmd;
-pub mod item;
-pub mod pair;
-pub mod practice;
-pub mod practice_cmd;
-pub mod profile;
-pub mod relay;
+pub mod editor;
+pub mod export;
+pub mod filters;
+pub mod help;
+pub mod notify;
+pub mod pager;
+pub mod progress;
+pub mod prompts;
 pub mod render;
-pub mod report;
 pub mod style;
-pub mod sync;
-pub mod transport;
-pub mod vocab;
+pub mod timespec;
+pub mod words;
 
 /// The client's version string, as printed by `attune --version`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The wire-format version this client speaks.
-pub const PROTOCOL_VERSION: u8 = attune_proto::VERSION;
+pub const VERSION: &str = attune_core::VERSION;

@@ -1,13 +1,15 @@
-use clap::Parser;
+use clap::FromArgMatches;
 
 #[tokio::main]
 async fn main() {
-    let cli = attune_client::cli::Cli::parse();
-    let code = match attune_client::cli::run(cli).await {
+    // The grammar with the grouped help (`attune --help`).
+    let matches = attune_cli::help::command().get_matches();
+    let cli = attune_cli::args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let code = match attune_cli::commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {
             // An error can quote the relay's own words: shown inert.
-            eprintln!("attune: {}", attune_client::inert::line(&e.to_string()));
+            eprintln!("attune: {}", attune_core::inert::line(&e.to_string()));
             e.exit_code()
         }
     };

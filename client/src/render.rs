@@ -4,17 +4,23 @@
 
 use serde_json::{json, Value};
 
-use crate::inert;
-use crate::item::{Answer, Body, CheckIn};
-use crate::practice::{accuracy, Accuracy, Exchange, Practice, Response};
-use crate::profile::Entry;
 use crate::style::Style;
+use crate::words::agree;
+use attune_core::item::{Answer, Body, CheckIn};
+use attune_core::practice::{accuracy, Accuracy, Exchange, Practice, Response};
+use attune_core::profile::now_ms;
+use attune_core::profile::Entry;
 
-/// Items the timeline shows (key material and folded edits are not items to read).
+/// Items the timeline shows (key material, folded edits and shared settings are
+/// not items to read).
 pub fn visible(e: &Entry) -> bool {
     !matches!(
         e.item.body,
-        Body::AnswerKey { .. } | Body::Reveal { .. } | Body::Edit { .. } | Body::Delete { .. }
+        Body::AnswerKey { .. }
+            | Body::Reveal { .. }
+            | Body::Edit { .. }
+            | Body::Delete { .. }
+            | Body::Challenge { .. }
     )
 }
 
@@ -150,6 +156,9 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
             v["exchange"] = json!(exercise);
             v["accurate"] = json!(accurate);
             v["note"] = json!(note);
+            if p.ignored_marks.contains(&e.id) {
+                v["ignored"] = json!(true);
+            }
         }
         Body::Reflect { target, text } => {
             v["target"] = json!(target);
@@ -245,7 +254,7 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                 format!("checked in · {}", checkin_text(c, s)),
             ),
             Body::Journal { text } => ("journal".into(), s.text(text)),
-            Body::Appreciation { text } => ("appreciates".into(), s.text(text)),
+            Body::Appreciation { text } => (agree("appreciate", e.mine), s.text(text)),
             Body::Sealed { .. } => describe_sealed(e, p, s, partner),
             Body::Exercise {
                 exercise_kind,
@@ -254,7 +263,7 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                 "exercise".into(),
                 format!(
                     "{}: {} — answer with `attune answer {}`",
-                    crate::exercises::title(*exercise_kind),
+                    attune_core::exercises::title(*exercise_kind),
                     s.text(prompt),
                     &e.id.to_hex()[..8]
                 ),
@@ -271,7 +280,11 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                     note.as_ref()
                         .map(|n| format!(": {}", s.text(n)))
                         .unwrap_or_default()
-                ),
+                ) + &if p.ignored_marks.contains(&e.id) {
+                    s.dim(" [ignored: only a first mark of an answer counts]")
+                } else {
+                    String::new()
+                },
             ),
             Body::Reflect { text, .. } => {
                 let round = p
@@ -285,14 +298,15 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                     None => s.dim(" [waiting for an answer]"),
                 };
                 (
-                    "reflects".into(),
+                    agree("reflect", e.mine),
                     format!("what I hear: {}{state}", s.text(text)),
                 )
             }
-            Body::Confirm { .. } => ("confirms".into(), "yes, that is what I meant".into()),
-            Body::Correct { text, .. } => {
-                ("corrects".into(), format!("not quite: {}", s.text(text)))
-            }
+            Body::Confirm { .. } => (agree("confirm", e.mine), "yes, that is what I meant".into()),
+            Body::Correct { text, .. } => (
+                agree("correct", e.mine),
+                format!("not quite: {}", s.text(text)),
+            ),
             Body::Timeout { minutes, text } => (
                 "pause".into(),
                 format!(
@@ -302,7 +316,7 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                         .unwrap_or_default()
                 ),
             ),
-            Body::Resume => ("resume".into(), "is back from the pause".into()),
+            Body::Resume => ("resume".into(), "back from the pause".into()),
             _ => (e.item.body.kind().into(), String::new()),
         }
     };
@@ -315,6 +329,31 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
         text,
         s.dim(&e.id.to_hex()[..8])
     )
+}
+
+/// One line for an exchange that just opened: the partner's answer, and how
+/// close this member's guess was.
+pub fn opened_line(x: &Exchange, partner: &str, s: &Style) -> String {
+    let mine = x.mine.as_ref().and_then(|m| m.answer.as_ref());
+    let theirs = x.their_answer();
+    match theirs {
+        Some(Answer::CheckIn { checkin, .. }) => {
+            let mut line = format!("{partner}'s check-in is open: {}", checkin_text(checkin, s));
+            if let Some(acc) = guess_accuracy(mine, theirs) {
+                line.push_str(&format!(" — {}", accuracy_text(&acc, "your")));
+            }
+            line
+        }
+        Some(Answer::Exercise { text }) => {
+            let prompt = x
+                .exercise
+                .as_ref()
+                .map(|(_, p)| format!(" to \"{}\"", s.text(p)))
+                .unwrap_or_default();
+            format!("{partner}'s answer{prompt} is open: {}", s.text(text))
+        }
+        None => format!("{partner}'s answer is open"),
+    }
 }
 
 fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String, String) {
@@ -358,14 +397,24 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
             )),
             None => s.dim(" [revealed]"),
         }
+    } else if x.moved_to.is_some() {
+        s.dim(" [moved: paired with the check-in made at the same time]")
+    } else if is_checkin && x.unanswered(now_ms()) {
+        if e.mine {
+            s.dim(&format!(
+                " [unanswered: {partner} did not check in that evening]"
+            ))
+        } else {
+            s.dim(" [unanswered: you did not check in that evening; it stays sealed]")
+        }
     } else if e.mine && is_checkin {
-        s.dim(&format!(" [sealed until {partner} checks in today too]"))
+        s.dim(&format!(" [sealed until {partner}'s next check-in]"))
     } else if e.mine {
         s.dim(&format!(" [sealed until {partner} answers too]"))
     } else if x.mine.is_some() {
-        s.dim(" [sealed: opens at the next sync]")
+        s.dim(" [sealed: opens when the relay releases both answers; `attune sync`]")
     } else if is_checkin {
-        s.dim(" [sealed: check in today to see it]")
+        s.dim(" [sealed: your check-in opens it]")
     } else {
         s.dim(&format!(
             " [sealed: answer with `attune answer {}` to see it]",
@@ -380,52 +429,8 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
     (label, text)
 }
 
-fn checkin_markdown(c: &CheckIn) -> String {
-    let mut lines = vec![format!("- mood: {}/10", c.mood)];
-    if !c.feelings.is_empty() {
-        lines.push(format!(
-            "- feelings: {}",
-            inert::markdown_inline(&c.feelings.join(", "))
-        ));
-    }
-    for (label, v) in [
-        ("high", &c.high),
-        ("low", &c.low),
-        ("appreciates", &c.appreciate),
-    ] {
-        if let Some(v) = v {
-            lines.push(format!("- {label}: {}", inert::markdown_inline(v)));
-        }
-    }
-    if let Some(n) = c.need {
-        lines.push(format!("- needs: {}", n.describe()));
-    }
-    lines.join("\n")
-}
-
-/// An item's body in Markdown; the export quotes it (`> ` on every line), so
-/// nothing in it can pass for a heading of attune's. Untrusted text is escaped
-/// (`inert::markdown_inline`, `inert::markdown_block`).
-pub fn markdown_body(e: &Entry, p: &Practice) -> String {
-    if e.deleted {
-        return "_deleted_".into();
-    }
-    let plain = Style::markdown();
-    if let (Some(x), _) = sealed_context(e, p) {
-        if let (Some(Answer::CheckIn { checkin, .. }), _) = readable(e, x) {
-            return checkin_markdown(checkin);
-        }
-    }
-    match &e.item.body {
-        Body::CheckIn(c) => checkin_markdown(c),
-        Body::Journal { text } | Body::Appreciation { text } => inert::markdown_block(text),
-        Body::Sealed { .. } => describe_sealed(e, p, &plain, "your partner").1,
-        _ => describe_entry(e, p, &plain, "your partner"),
-    }
-}
-
 /// The rounds of a reflect-back loop, one line each, for the feed.
-pub fn thread_lines(t: &crate::practice::Thread, s: &Style, partner: &str) -> Vec<String> {
+pub fn thread_lines(t: &attune_core::practice::Thread, s: &Style, partner: &str) -> Vec<String> {
     let mut out = vec![];
     for r in &t.rounds {
         let (who, other) = if r.by_me {
@@ -462,7 +467,7 @@ pub fn thread_lines(t: &crate::practice::Thread, s: &Style, partner: &str) -> Ve
 }
 
 /// A loop's rounds as JSON, attached to the item it is about.
-pub fn thread_json(t: &crate::practice::Thread) -> Value {
+pub fn thread_json(t: &attune_core::practice::Thread) -> Value {
     json!(t
         .rounds
         .iter()

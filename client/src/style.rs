@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 
-use crate::inert;
+use attune_core::inert;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -27,6 +27,11 @@ impl Style {
             on: false,
             markdown: true,
         }
+    }
+
+    /// True when colours are on (stdout is a terminal and NO_COLOR is unset).
+    pub fn is_on(&self) -> bool {
+        self.on
     }
 
     fn paint(&self, code: &str, text: &str) -> String {

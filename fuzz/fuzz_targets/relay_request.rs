@@ -67,7 +67,7 @@ impl Relay {
             *n += 1;
             n.to_be_bytes()
         };
-        attune_client::relay::sign_headers(
+        attune_core::relay::sign_headers(
             &self.devices[device],
             method,
             path,

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use attune_client::relay::{RelayClient, RelayError};
+use attune_core::relay::{RelayClient, RelayError};
 use attune_proto::{DeviceId, EntryId, Envelope, Hash32, SpaceId};
 
 use crate::rand_in;
@@ -223,7 +223,10 @@ pub async fn pull_all(client: &RelayClient, space: SpaceId) -> Vec<(u64, Vec<u8>
             .pull(space, after, 1000)
             .await
             .expect("the relay answers a pull");
-        out.extend(page.envelopes.into_iter().map(|s| (s.cursor, s.envelope.0)));
+        out.extend(page.envelopes.into_iter().filter_map(|s| match s.body {
+            attune_proto::api::Stored::Envelope(b) => Some((s.cursor, b.0)),
+            attune_proto::api::Stored::Reveal(_) => None,
+        }));
         if !page.more {
             break;
         }

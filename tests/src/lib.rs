@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use attune_client::relay::RelayClient;
+use attune_core::relay::RelayClient;
 use attune_crypto::{seal_envelope, DeviceIdentity, SymmetricKey};
 use attune_proto::{
     EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, RosterChange, RosterEvent,
@@ -96,11 +96,17 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay whose database and log live in `dir`.
     pub fn start(dir: &Path, extra: &[&str]) -> Relay {
+        Self::start_at(dir, "127.0.0.1:0", extra)
+    }
+
+    /// [`Relay::start`] listening on `listen` (a database made elsewhere may
+    /// name the address its profiles point at).
+    pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Relay {
         std::fs::create_dir_all(dir).expect("relay directory");
         let db = dir.join("relay.sqlite3");
         let log = dir.join("relay.log");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = Self::spawn(&db, &log, &extra, "127.0.0.1:0");
+        let (child, addr) = Self::spawn(&db, &log, &extra, listen);
         Relay {
             child: Some(child),
             addr,

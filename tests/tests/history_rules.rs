@@ -11,8 +11,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use attune_client::item::{Answer, Body, CheckIn, Item};
-use attune_client::relay::RelayError;
+use attune_core::item::{Answer, Body, CheckIn, Item};
+use attune_core::relay::RelayError;
 use attune_crypto::{open_envelope, open_keystore, seal_answer, seal_envelope, DeviceIdentity};
 use attune_proto::api::{b64, codes};
 use attune_proto::{
@@ -75,7 +75,7 @@ fn keys_of(who: &Attune) -> Keys {
 }
 
 fn roster_events(
-    relay: &attune_client::relay::RelayClient,
+    relay: &attune_core::relay::RelayClient,
     space: attune_proto::SpaceId,
 ) -> Vec<SignedRosterEvent> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -284,6 +284,7 @@ fn a_backdated_revocation_is_refused_by_the_relay_and_by_a_client_served_one() {
             Body::Sealed {
                 exercise: exercise.clone(),
                 sealed: b64(&sealed.encode()),
+                moved_from: None,
             },
         ),
         (

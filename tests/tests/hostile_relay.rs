@@ -364,7 +364,7 @@ fn a_device_injected_into_the_roster_is_refused() {
 fn a_freeze_shows_the_silence_and_is_detected_when_later_envelopes_arrive() {
     let c = Couple::new(&[]);
     let day = 86_400_000i64;
-    let now = attune_client::relay::now_ms();
+    let now = attune_core::relay::now_ms();
     let at = |d: i64| {
         (
             "ATTUNE_TEST_NOW_MS".to_string(),

@@ -214,16 +214,26 @@ fn seed() -> Seeded {
     for i in 0..DAYS {
         let now = START_MS + i as i64 * DAY_MS;
         let (a, b) = (at(&c.a, now), at(&c.b, now));
-        for (who, plan) in [(&a, plan_a(i)), (&b, plan_b(i))] {
+        for (who, plan, other) in [(&a, plan_a(i), None), (&b, plan_b(i), Some(plan_a(i)))] {
             if let Some(p) = plan {
                 let args = checkin_args(&p);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let out = who.run(&args).ok();
                 commands += 1;
-                assert!(
+                // Sam's check-in answers Alex's exactly on the days Alex checked
+                // in: yesterday's is past its time.
+                let answers = matches!(other, Some(Some(_)));
+                assert_eq!(
+                    out.stdout.contains("it answers Alex's check-in"),
+                    answers,
+                    "day {}: {}",
+                    day(i),
                     out.stdout
-                        .contains(&format!("checked in for {}, sealed", day(i))),
-                    "the injected clock sets the day: {}",
+                );
+                assert!(
+                    answers || out.stdout.contains("sealed until"),
+                    "day {}: {}",
+                    day(i),
                     out.stdout
                 );
                 assert!(
@@ -869,15 +879,29 @@ fn today_lists_the_checkin_a_partner_waits_for_and_the_challenge_day() {
     );
 
     b.run(&["checkin", "--mood", "6", "--guess-mood", "5"]).ok();
+    // Sam waits for Alex, and says so; nothing is due for Sam.
+    let v = b.run(&["today", "--json"]).ok().json();
+    assert_eq!(v["due"], json!([]), "{v:#}");
+    assert!(
+        v["waiting"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting for Alex's check-in"),
+        "{v:#}"
+    );
+    assert!(b
+        .run(&["today"])
+        .ok()
+        .stdout
+        .contains("waiting for Alex's check-in"));
     sync(&a);
     let d = due(&a);
-    assert_eq!(
-        d,
-        vec![(
-            "Sam has checked in today; yours opens both".to_string(),
-            "attune checkin".to_string()
-        )],
-        "Sam's sealed check-in waits for Alex's"
+    assert_eq!(d.len(), 1, "Sam's sealed check-in waits for Alex's: {d:#?}");
+    assert!(
+        d[0].0.starts_with("Sam checked in at ")
+            && d[0].0.ends_with("; yours opens both")
+            && d[0].1 == "attune checkin",
+        "{d:#?}"
     );
 
     a.run(&["challenge", "start"]).ok();

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use attune_bench::fixtures::{create_devices, Device};
 use attune_bench::procfs;
-use attune_client::relay::RelayClient;
+use attune_core::relay::RelayClient;
 use attune_proto::{Envelope, Hash32, SpaceId};
 use attune_tests::acked::{audit, deliver, pull_all, Acked, Tally};
 use attune_tests::{rand_in, Relay};
@@ -191,7 +191,7 @@ async fn follow(
                             continue;
                         }
                         r.gaps += item.cursor - last - 1;
-                        let hash = match Envelope::decode(&item.envelope.0) {
+                        let hash = match Envelope::decode(item.bytes()) {
                             Ok(env) => env.hash(),
                             Err(_) => {
                                 r.bad += 1;

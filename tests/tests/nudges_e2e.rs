@@ -18,8 +18,17 @@ fn at(who: &Attune, ms: i64) -> Attune {
 }
 
 fn nudges(who: &Attune) -> Vec<(String, String)> {
+    listed(who, "nudges")
+}
+
+/// What `today` lists as due.
+fn due(who: &Attune) -> Vec<(String, String)> {
+    listed(who, "due")
+}
+
+fn listed(who: &Attune, what: &str) -> Vec<(String, String)> {
     let v: Value = who.run(&["today", "--json"]).ok().json();
-    v["nudges"]
+    v[what]
         .as_array()
         .unwrap()
         .iter()
@@ -63,7 +72,7 @@ fn patterns_become_gentle_suggestions() {
     // No silence nudge yet: Sam wrote today.
     assert!(!n.iter().any(|(r, _)| r.contains("nothing new")), "{n:?}");
 
-    // Sam reflects on Alex's entry; until Alex answers, Alex is reminded.
+    // Sam reflects on Alex's entry; until Alex answers, it is due for Alex.
     let id = alex.run(&["journal", "-m", "a hard day"]).ok();
     let id = id
         .stdout
@@ -78,7 +87,7 @@ fn patterns_become_gentle_suggestions() {
     let r = sam.run(&["reflect", &id, "-m", "you sound worn out"]).ok();
     let rid = r.stdout.split(['(', ')']).nth(1).unwrap().to_string();
     alex.run(&["sync"]).ok();
-    let n = nudges(&alex);
+    let n = due(&alex);
     assert!(
         n.iter()
             .any(|(r, c)| r.contains("waiting to know if they got it right")
@@ -87,7 +96,7 @@ fn patterns_become_gentle_suggestions() {
     );
     alex.run(&["confirm", &rid]).ok();
     assert!(
-        !nudges(&alex)
+        !due(&alex)
             .iter()
             .any(|(r, _)| r.contains("waiting to know")),
         "answered reflections are no longer suggested"

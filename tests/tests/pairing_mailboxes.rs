@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use attune_client::relay::{now_ms, sign_headers};
+use attune_core::relay::{now_ms, sign_headers};
 use attune_crypto::DeviceIdentity;
 use attune_proto::api::{self, codes};
 use attune_proto::{PairingMessage, PairingPayload, Role};

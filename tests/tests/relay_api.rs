@@ -2,7 +2,7 @@
 //! success path and its error paths, each with its status and stable code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use attune_client::relay::{now_ms, sign_headers, RelayClient};
+use attune_core::relay::{now_ms, sign_headers, RelayClient};
 use attune_crypto::DeviceIdentity;
 use attune_proto::api::{self, codes};
 use attune_proto::{MemberId, PairingMessage, PairingPayload, Role, RosterChange};
@@ -504,7 +504,7 @@ async fn envelope_append_and_pull() {
         vec![1, 2]
     );
     assert!(p1.more);
-    assert_eq!(p1.envelopes[0].envelope.0, e1.encode());
+    assert_eq!(p1.envelopes[0].bytes().to_vec(), e1.encode());
     let p2 = cb.pull(space.space, p1.next, 2).await.unwrap();
     assert_eq!(
         p2.envelopes.iter().map(|e| e.cursor).collect::<Vec<_>>(),
@@ -528,7 +528,7 @@ async fn websocket_stream_catches_up_then_follows() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!((got.cursor, got.envelope.0), (1, first.encode()));
+    assert_eq!((got.cursor, got.bytes().to_vec()), (1, first.encode()));
     let second = chain.next(&space, b"while streaming");
     ca.append(space.space, vec![second.encode()]).await.unwrap();
     let got = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
@@ -536,7 +536,7 @@ async fn websocket_stream_catches_up_then_follows() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!((got.cursor, got.envelope.0), (2, second.encode()));
+    assert_eq!((got.cursor, got.bytes().to_vec()), (2, second.encode()));
     stream.close().await;
 
     // Without a signature the upgrade is refused with the usual error.
@@ -715,7 +715,7 @@ async fn rate_limit_and_quota() {
     assert_eq!(err.code(), Some(codes::QUOTA_EXCEEDED));
     assert!(matches!(
         err,
-        attune_client::relay::RelayError::Refused { status: 507, .. }
+        attune_core::relay::RelayError::Refused { status: 507, .. }
     ));
     let _ = space;
 }

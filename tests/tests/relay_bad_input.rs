@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use attune_client::relay::{now_ms, sign_headers, RelayClient};
+use attune_core::relay::{now_ms, sign_headers, RelayClient};
 use attune_crypto::DeviceIdentity;
 use attune_proto::api::{self, codes};
 use attune_proto::{Envelope, MemberId, PairingMessage, PairingPayload, Role, RosterChange};
@@ -566,9 +566,9 @@ async fn honest_writer(
                 ));
             }
             *after = e.cursor;
-            if let Ok(env) = Envelope::decode(&e.envelope.0) {
+            if let Ok(env) = Envelope::decode(e.bytes()) {
                 if env.header.author == identity.id() {
-                    report.pulled.push((e.cursor, e.envelope.0));
+                    report.pulled.push((e.cursor, e.bytes().to_vec()));
                 }
             }
         }
@@ -658,7 +658,7 @@ async fn honest_stream(
                     ));
                 }
                 last = item.cursor;
-                got.push((item.cursor, item.envelope.0));
+                got.push((item.cursor, item.bytes().to_vec()));
             }
         }
     }
@@ -1420,7 +1420,11 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
     let mut after = 0;
     loop {
         let p = ca.pull(s, after, 1000).await.unwrap();
-        all.extend(p.envelopes.into_iter().map(|e| (e.cursor, e.envelope.0)));
+        all.extend(
+            p.envelopes
+                .into_iter()
+                .map(|e| (e.cursor, e.bytes().to_vec())),
+        );
         after = p.next;
         if !p.more {
             break;

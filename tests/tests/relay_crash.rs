@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use attune_client::relay::RelayClient;
+use attune_core::relay::RelayClient;
 use attune_crypto::DeviceIdentity;
 use attune_proto::{Hash32, RosterChange};
 use attune_tests::acked::{audit, deliver, pull_all, Acked, Audit, Tally};

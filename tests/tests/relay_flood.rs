@@ -54,7 +54,7 @@ fn forged_auth(device: &DeviceIdentity, age_ms: i64) -> Vec<(&'static str, Strin
         (api::HEADER_DEVICE, device.id().to_hex()),
         (
             api::HEADER_TIMESTAMP,
-            (attune_client::relay::now_ms() - age_ms).to_string(),
+            (attune_core::relay::now_ms() - age_ms).to_string(),
         ),
         (api::HEADER_NONCE, hex::encode(random16())),
         (api::HEADER_SIGNATURE, api::b64(&[7u8; 64])),
@@ -154,16 +154,9 @@ async fn requests_are_refused_from_their_head_before_any_body_is_read() {
     // A request signed for real, whose body is larger than the relay accepts.
     let big = ANNOUNCED + 1;
     let nonce = random16();
-    let now = attune_client::relay::now_ms();
-    let mut over = attune_client::relay::sign_headers(
-        &b,
-        "POST",
-        &envelopes,
-        "",
-        &vec![b' '; big],
-        now,
-        nonce,
-    );
+    let now = attune_core::relay::now_ms();
+    let mut over =
+        attune_core::relay::sign_headers(&b, "POST", &envelopes, "", &vec![b' '; big], now, nonce);
     over.push(("content-length", big.to_string()));
 
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
@@ -558,9 +551,9 @@ async fn a_body_must_match_the_hash_its_signature_covers() {
     let roster = format!("/v1/spaces/{}/roster", space.space);
     let signed = br#"{"events":[]}"#.to_vec();
     let swapped = br#"{"events":["AAAA"]}"#.to_vec();
-    let now = attune_client::relay::now_ms();
+    let now = attune_core::relay::now_ms();
     let sign =
-        || attune_client::relay::sign_headers(&b, "POST", &roster, "", &signed, now, random16());
+        || attune_core::relay::sign_headers(&b, "POST", &roster, "", &signed, now, random16());
     let request = |mut h: Vec<(&'static str, String)>, body: &[u8]| {
         h.push(("content-length", body.len().to_string()));
         let mut bytes = head("POST", &roster, addr, &h);
@@ -650,8 +643,8 @@ async fn body_budgets_bound_what_the_relay_holds() {
     // Signed: B's valid request declares the whole budget and sends half of it.
     let path = format!("/v1/spaces/{}/envelopes", space.space);
     let big = vec![b' '; budget];
-    let now = attune_client::relay::now_ms();
-    let mut h = attune_client::relay::sign_headers(&b, "POST", &path, "", &big, now, random16());
+    let now = attune_core::relay::now_ms();
+    let mut h = attune_core::relay::sign_headers(&b, "POST", &path, "", &big, now, random16());
     h.push(("content-length", budget.to_string()));
     let mut stall = head("POST", &path, addr, &h);
     stall.extend_from_slice(&big[..budget / 2]);

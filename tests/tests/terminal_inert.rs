@@ -223,7 +223,7 @@ fn a_partners_escape_sequences_never_reach_the_readers_terminal() {
     ])
     .ok();
     let sealed_high = hostile("sealedhigh");
-    a.run(&["checkin", "--mood", "4", "--high", &sealed_high])
+    a.run(&["checkin", "--again", "--mood", "4", "--high", &sealed_high])
         .ok();
     let thanks = hostile("thanks");
     a.run(&["appreciate", &thanks]).ok();
@@ -255,7 +255,15 @@ fn a_partners_escape_sequences_never_reach_the_readers_terminal() {
         sync(a);
     }
     let note = hostile("note");
-    a.run(&["mark", &exercise, "accurate", "-m", &note]).ok();
+    // A mark is of the partner's answer.
+    let sams_answer = a.run(&["feed", "--json"]).ok().json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "answer" && e["author"] == "partner")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .unwrap();
+    a.run(&["mark", &sams_answer, "accurate", "-m", &note]).ok();
     let pause = hostile("pause");
     a.run(&["timeout", "20m", "-m", &pause]).ok();
     sync(b);

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use attune_client::relay::{RelayClient, RelayError};
+use attune_core::relay::{RelayClient, RelayError};
 use attune_crypto::DeviceIdentity;
 use attune_tests::{Attune, Couple, Relay, Run, TestCerts};
 

@@ -80,6 +80,7 @@ async fn append(
                 prev: c.prev,
                 hash: fake_hash(client, seq),
                 entry: EntryId(random16()),
+                held: None,
                 bytes: state.envelope.clone(),
             },
         )

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{ensure, Context};
-use attune_client::relay::RelayClient;
+use attune_core::relay::RelayClient;
 use attune_crypto::{seal_envelope, DeviceIdentity, SymmetricKey};
 use attune_proto::{
     EntryId, EnvelopeHeader, Hash32, KeyId, MemberId, RosterChange, RosterEvent, SignedRosterEvent,

@@ -14,17 +14,23 @@
 //!
 //! Each scenario gets a fresh relay (new database, empty caches) unless
 //! `--one-relay`. Every loop is bounded in time and in count. See BENCHMARKS.md.
+//!
+//! Two subcommands measure the client instead: `history` writes two paired
+//! profiles and the relay database of a history of N items ([`history`]), and
+//! `client` times everyday `attune` commands on such a history ([`client`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod ceiling;
+pub mod client;
 pub mod costs;
 pub mod fixtures;
+pub mod history;
 pub mod load;
 pub mod observe;
 pub mod procfs;
@@ -57,8 +63,18 @@ pub enum Scenario {
 /// attune-bench: throughput, latency and memory of attune-relay on this machine
 /// (loopback only).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "attune-bench", version, about, long_about = None)]
+#[command(
+    name = "attune-bench",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// Without a subcommand: the relay scenarios below.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Spawn the real relay binary as a child process (RSS and CPU are then the
     /// relay's alone) instead of serving it inside the bench process.
     #[arg(long, conflicts_with = "relay")]
@@ -158,6 +174,21 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
+/// The client benchmarks.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Write two paired profiles (DIR/alex, DIR/sam) and the relay database
+    /// (DIR/relay.sqlite3) of a realistic history of N items, fully synced.
+    History(history::HistoryArgs),
+    /// Write N more items as one partner of a generated history (journals,
+    /// private notes, edits, deletes, appreciations, open check-ins, exercises,
+    /// pauses) and send them; the relay the profile points at must be running.
+    Extend(history::ExtendArgs),
+    /// Time everyday `attune` commands on Sam's profile of a generated history,
+    /// and a sync receiving many new items against the limit of verifying them.
+    Client(client::ClientArgs),
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -255,6 +286,12 @@ impl Relays<'_> {
 
 /// Runs the selected scenarios and prints the summary.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command.clone() {
+        Some(Command::History(h)) => return history::run(h).await,
+        Some(Command::Client(c)) => return client::run(c).await,
+        Some(Command::Extend(e)) => return history::extend(&e.home, e.entries, e.seed).await,
+        None => {}
+    }
     if let Some(buf) = args.internal_ws_server {
         return wsprobe::serve(buf).await;
     }

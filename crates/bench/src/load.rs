@@ -267,13 +267,13 @@ pub async fn run_ceiling(
                     }
                     let started = Instant::now();
                     let mut req = http.post(&url).header("content-type", "application/json");
-                    for (k, v) in attune_client::relay::sign_headers(
+                    for (k, v) in attune_core::relay::sign_headers(
                         &identity,
                         "POST",
                         &path,
                         "",
                         &body,
-                        attune_client::relay::now_ms(),
+                        attune_core::relay::now_ms(),
                         attune_crypto::secret::random_array(),
                     ) {
                         req = req.header(k, v);

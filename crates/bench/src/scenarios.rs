@@ -338,11 +338,14 @@ pub async fn pull(ctx: &Ctx<'_>, bulk: &mut Bulk, report: &mut Report) -> anyhow
         page_lat.record(t.elapsed());
         pages += 1;
         got += p.envelopes.len() as u64;
-        bytes += p
-            .envelopes
-            .iter()
-            .map(|e| e.envelope.0.len() as u64)
-            .sum::<u64>();
+        bytes +=
+            p.envelopes
+                .iter()
+                .map(|e| match &e.body {
+                    attune_proto::api::Stored::Envelope(b)
+                    | attune_proto::api::Stored::Reveal(b) => b.0.len() as u64,
+                })
+                .sum::<u64>();
         after = p.next;
         if !p.more {
             break;
@@ -415,7 +418,7 @@ pub async fn streams(ctx: &Ctx<'_>, report: &mut Report) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = ctx.target.rss_mib();
     let start = Instant::now();
-    let mut opened: Vec<Option<attune_client::relay::EnvelopeStream>> = Vec::with_capacity(n);
+    let mut opened: Vec<Option<attune_core::relay::EnvelopeStream>> = Vec::with_capacity(n);
     for chunk in devices.chunks(64) {
         let mut set = tokio::task::JoinSet::new();
         for (i, d) in chunk.iter().enumerate() {
@@ -527,6 +530,7 @@ pub async fn ceiling(ctx: &Ctx<'_>, report: &mut Report) -> anyhow::Result<()> {
     let envelope = chain.seal_next(&ctx.content)?;
     let body = Arc::new(serde_json::to_vec(&AppendEnvelopes {
         envelopes: vec![B64(envelope.clone())],
+        held: vec![],
     })?);
     let server = Ceiling::start(ctx.dir, clients, envelope).await?;
     let warm = load::run_ceiling(

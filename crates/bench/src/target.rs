@@ -84,11 +84,22 @@ impl Target {
         })
     }
 
-    /// Spawns `bin --listen 127.0.0.1:0 --db FILE` and reads `listening on ADDR`
+    /// Spawns `bin --listen 127.0.0.1:0 --db FILE` (in `dir`) and reads `listening on ADDR`
     /// from its first stdout line. Its log (at `log_level`) goes to a file in `dir`.
     pub async fn spawn(
         bin: &Path,
         dir: &Path,
+        log_level: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        Self::spawn_at(bin, dir, "127.0.0.1:0", log_level, env).await
+    }
+
+    /// [`Target::spawn`], listening on `listen` (e.g. the address profiles point at).
+    pub async fn spawn_at(
+        bin: &Path,
+        dir: &Path,
+        listen: &str,
         log_level: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
@@ -103,7 +114,7 @@ impl Target {
         let log_file = std::fs::File::create(&log)?;
         let rate = UNTHROTTLED.to_string();
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--db"])
+            .args(["--listen", listen, "--db"])
             .arg(&db)
             .args(["--log", log_level])
             // By environment: stable whatever the flags are called.

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use attune_proto::{DeviceId, Envelope, Hash32, Roster};
 use zeroize::Zeroizing;
 
-use crate::envelope::{open_envelope, OpenError};
+use crate::envelope::{decrypt_envelope, verify_envelope, OpenError};
 use crate::keys::Keyring;
 
 /// The integrity class of one served envelope.
@@ -89,6 +89,17 @@ pub enum HeadsProblem {
     Fork { device: DeviceId, seq: u64 },
 }
 
+/// One author's chain as a device stores it between runs: its accepted head, the
+/// highest number seen, and the envelopes held past a gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSnapshot {
+    pub device: DeviceId,
+    pub head_seq: u64,
+    pub head_hash: Hash32,
+    pub max_seen: u64,
+    pub pending: Vec<Envelope>,
+}
+
 /// Verifies a stream of envelopes of one space, in the order the relay serves them.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
@@ -101,6 +112,57 @@ impl ChainVerifier {
         Self {
             roster,
             chains: BTreeMap::new(),
+        }
+    }
+
+    /// Resumes verification where an earlier run stopped. The hashes of accepted
+    /// envelopes below the heads are not kept here: [`ChainVerifier::remember`]
+    /// supplies those an incoming envelope or a claimed head refers to.
+    pub fn resume(roster: Roster, snapshots: Vec<ChainSnapshot>) -> Self {
+        let chains = snapshots
+            .into_iter()
+            .map(|s| {
+                let mut hashes = BTreeMap::new();
+                if s.head_seq > 0 {
+                    hashes.insert(s.head_seq, s.head_hash);
+                }
+                let pending = s.pending.into_iter().map(|e| (e.header.seq, e)).collect();
+                (
+                    s.device,
+                    AuthorChain {
+                        hashes,
+                        head_seq: s.head_seq,
+                        head_hash: s.head_hash,
+                        max_seen: s.max_seen,
+                        pending,
+                    },
+                )
+            })
+            .collect();
+        Self { roster, chains }
+    }
+
+    /// What to store to resume later (see [`ChainVerifier::resume`]).
+    pub fn snapshot(&self) -> Vec<ChainSnapshot> {
+        self.chains
+            .iter()
+            .map(|(device, c)| ChainSnapshot {
+                device: *device,
+                head_seq: c.head_seq,
+                head_hash: c.head_hash,
+                max_seen: c.max_seen,
+                pending: c.pending.values().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// Tells a resumed verifier the hash of an envelope it accepted in an earlier
+    /// run (at or below the head), so a replay or a fork of it is recognised.
+    pub fn remember(&mut self, device: DeviceId, seq: u64, hash: Hash32) {
+        if let Some(c) = self.chains.get_mut(&device) {
+            if seq <= c.head_seq {
+                c.hashes.insert(seq, hash);
+            }
         }
     }
 
@@ -133,6 +195,48 @@ impl ChainVerifier {
     /// Classifies `envelope`. Returns its own verdict first, followed by any held
     /// envelopes it released by filling a gap.
     pub fn check(&mut self, envelope: &Envelope, keys: &Keyring) -> Vec<Checked> {
+        let verdict = Signed(verify_envelope(envelope, &self.roster));
+        self.check_signed(envelope, verdict, keys)
+    }
+
+    /// Checks the signatures of many envelopes against this verifier's roster,
+    /// on all cores (the costly part of [`check`](Self::check), and independent
+    /// per envelope); pass each verdict to [`check_signed`](Self::check_signed)
+    /// with its envelope, in order.
+    pub fn verify_all(&self, envelopes: &[Envelope]) -> Vec<Signed> {
+        let roster = &self.roster;
+        let one = |e: &Envelope| Signed(verify_envelope(e, roster));
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(envelopes.len().div_ceil(64).max(1));
+        if threads <= 1 {
+            return envelopes.iter().map(one).collect();
+        }
+        let per = envelopes.len().div_ceil(threads);
+        let parallel: Option<Vec<Signed>> = std::thread::scope(|s| {
+            let parts: Vec<_> = envelopes
+                .chunks(per)
+                .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            let mut all = Vec::with_capacity(envelopes.len());
+            for p in parts {
+                all.extend(p.join().ok()?);
+            }
+            Some(all)
+        });
+        // A thread that could not finish: verify here instead.
+        parallel.unwrap_or_else(|| envelopes.iter().map(one).collect())
+    }
+
+    /// [`check`](Self::check) with the signature verdict [`verify_all`](Self::verify_all)
+    /// gave for this very envelope.
+    pub fn check_signed(
+        &mut self,
+        envelope: &Envelope,
+        signed: Signed,
+        keys: &Keyring,
+    ) -> Vec<Checked> {
         let reject = |class| {
             vec![Checked {
                 class,
@@ -141,7 +245,10 @@ impl ChainVerifier {
             }]
         };
         // Authenticity first: nothing below trusts an unauthenticated header.
-        let plaintext = match open_envelope(envelope, &self.roster, keys) {
+        let opened = signed
+            .0
+            .and_then(|()| decrypt_envelope(envelope, &self.roster, keys));
+        let plaintext = match opened {
             Ok(p) => Some(p),
             Err(OpenError::MissingKey(_)) => None,
             Err(OpenError::ForeignSpace) => return reject(Class::ForeignSpace),
@@ -216,7 +323,7 @@ impl ChainVerifier {
             chain.head_seq = next;
             chain.head_hash = hash;
             // It verified when it was held; opening again only decrypts.
-            let plaintext = open_envelope(&envelope, &self.roster, keys).ok();
+            let plaintext = crate::envelope::open_envelope(&envelope, &self.roster, keys).ok();
             out.push(Checked {
                 class: Class::Ok,
                 envelope,
@@ -247,3 +354,8 @@ impl ChainVerifier {
             .collect()
     }
 }
+
+/// The verdict on one envelope's signature against a verifier's roster, from
+/// [`ChainVerifier::verify_all`].
+#[derive(Debug)]
+pub struct Signed(Result<(), OpenError>);

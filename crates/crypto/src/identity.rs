@@ -88,6 +88,11 @@ impl DeviceIdentity {
         SignedRosterEvent { event, signature }
     }
 
+    /// Signs a held reveal (everything before its signature).
+    pub(crate) fn sign_held(&self, signed_part: &[u8]) -> [u8; 64] {
+        self.sign(labels::HELD_REVEAL_SIG, signed_part)
+    }
+
     /// Signs the canonical string of an HTTP request.
     pub fn sign_request(&self, request: &RequestToSign) -> [u8; 64] {
         self.sign(labels::REQUEST_SIG, &request.encode())

@@ -10,6 +10,7 @@
 //! contents  = version u8 | sign_seed 32 | kx_secret 32 | count u32 | (key_id 5 | key 32) * count
 //! ```
 
+use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -49,6 +50,10 @@ pub enum KeystoreError {
     Io(#[from] std::io::Error),
     #[error("encrypting the keystore failed")]
     Seal,
+    #[error("the keystore has no passphrase")]
+    NotLocked,
+    #[error("the keystore was sealed again under another passphrase or salt")]
+    KeyChanged,
 }
 
 /// Argon2id cost settings.
@@ -179,38 +184,55 @@ pub(crate) fn seal_keystore_with(
     salt: [u8; 16],
     nonce: [u8; 24],
 ) -> Result<Vec<u8>, KeystoreError> {
-    let plain = encode_contents(contents);
-    let mut w = Writer::new();
-    w.fixed(KEYSTORE_MAGIC).u8(attune_proto::VERSION);
     match protection {
         Protection::Unprotected => {
-            w.u8(MODE_UNPROTECTED).fixed(&plain);
+            let plain = encode_contents(contents);
+            let mut w = Writer::new();
+            w.fixed(KEYSTORE_MAGIC)
+                .u8(attune_proto::VERSION)
+                .u8(MODE_UNPROTECTED)
+                .fixed(&plain);
             Ok(w.finish())
         }
         Protection::Passphrase(passphrase, params) => {
-            w.u8(MODE_PASSPHRASE)
-                .u32(params.m_cost_kib)
-                .u32(params.t_cost)
-                .u32(params.p_cost)
-                .fixed(&salt)
-                .fixed(&nonce);
-            let mut out = w.finish();
             let key = stretch(passphrase, &salt, &params)?;
-            let ct = XChaCha20Poly1305::new(key.expose().into())
-                .encrypt(
-                    XNonce::from_slice(&nonce),
-                    Payload {
-                        msg: &plain,
-                        aad: &out,
-                    },
-                )
-                .map_err(|_| KeystoreError::Seal)?;
-            let mut w = Writer::new();
-            w.var(&ct);
-            out.extend_from_slice(&w.finish());
-            Ok(out)
+            seal_with_key(contents, &key, &params, &salt, nonce)
         }
     }
+}
+
+/// Encrypts the contents under an already stretched key (mode 1).
+fn seal_with_key(
+    contents: &KeystoreContents,
+    key: &SymmetricKey,
+    params: &KdfParams,
+    salt: &[u8; 16],
+    nonce: [u8; 24],
+) -> Result<Vec<u8>, KeystoreError> {
+    let plain = encode_contents(contents);
+    let mut w = Writer::new();
+    w.fixed(KEYSTORE_MAGIC)
+        .u8(attune_proto::VERSION)
+        .u8(MODE_PASSPHRASE)
+        .u32(params.m_cost_kib)
+        .u32(params.t_cost)
+        .u32(params.p_cost)
+        .fixed(salt)
+        .fixed(&nonce);
+    let mut out = w.finish();
+    let ct = XChaCha20Poly1305::new(key.expose().into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &out,
+            },
+        )
+        .map_err(|_| KeystoreError::Seal)?;
+    let mut w = Writer::new();
+    w.var(&ct);
+    out.extend_from_slice(&w.finish());
+    Ok(out)
 }
 
 fn stretch(
@@ -258,14 +280,21 @@ fn read_preamble(r: &mut Reader<'_>) -> Result<u8, KeystoreError> {
     }
 }
 
-/// Opens a keystore. `passphrase` is required for a locked one and ignored otherwise.
-pub fn open_keystore(
-    bytes: &[u8],
-    passphrase: Option<&[u8]>,
-) -> Result<KeystoreContents, KeystoreError> {
+/// The parts of a passphrase-locked keystore file (mode 1).
+struct Locked<'a> {
+    params: KdfParams,
+    salt: [u8; 16],
+    nonce: [u8; 24],
+    aad: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+/// Reads a keystore's preamble: `None` for an unprotected one (with its contents'
+/// bytes), `Some` for a locked one.
+fn parse(bytes: &[u8]) -> Result<Result<Locked<'_>, &[u8]>, KeystoreError> {
     let mut r = Reader::new(bytes);
     if read_preamble(&mut r)? == MODE_UNPROTECTED {
-        return decode_contents(r.rest("keystore contents", 0, bytes.len())?);
+        return Ok(Err(r.rest("keystore contents", 0, bytes.len())?));
     }
     let params = KdfParams {
         m_cost_kib: r.u32("argon2 memory")?,
@@ -275,22 +304,141 @@ pub fn open_keystore(
     let salt: [u8; 16] = r.array("argon2 salt")?;
     let nonce: [u8; 24] = r.array("keystore nonce")?;
     let aad_len = bytes.len() - r.remaining();
-    let ct = r.var("keystore ciphertext", 16, 16 + 1024 * 1024)?;
+    let ciphertext = r.var("keystore ciphertext", 16, 16 + 1024 * 1024)?;
     r.finish("keystore")?;
-    let passphrase = passphrase.ok_or(KeystoreError::PassphraseRequired)?;
-    let key = stretch(passphrase, &salt, &params)?;
+    Ok(Ok(Locked {
+        params,
+        salt,
+        nonce,
+        aad: &bytes[..aad_len],
+        ciphertext,
+    }))
+}
+
+fn decrypt(locked: &Locked<'_>, key: &SymmetricKey) -> Result<KeystoreContents, KeystoreError> {
     let plain = Zeroizing::new(
         XChaCha20Poly1305::new(key.expose().into())
             .decrypt(
-                XNonce::from_slice(&nonce),
+                XNonce::from_slice(&locked.nonce),
                 Payload {
-                    msg: ct,
-                    aad: &bytes[..aad_len],
+                    msg: locked.ciphertext,
+                    aad: locked.aad,
                 },
             )
             .map_err(|_| KeystoreError::WrongPassphrase)?,
     );
     decode_contents(&plain)
+}
+
+/// Opens a keystore. `passphrase` is required for a locked one and ignored otherwise.
+pub fn open_keystore(
+    bytes: &[u8],
+    passphrase: Option<&[u8]>,
+) -> Result<KeystoreContents, KeystoreError> {
+    let locked = match parse(bytes)? {
+        Err(contents) => return decode_contents(contents),
+        Ok(locked) => locked,
+    };
+    let passphrase = passphrase.ok_or(KeystoreError::PassphraseRequired)?;
+    let key = stretch(passphrase, &locked.salt, &locked.params)?;
+    decrypt(&locked, &key)
+}
+
+/// The key Argon2id stretched from a keystore's passphrase, with the salt and
+/// settings it was stretched with: what an unlocked session (the `attune unlock`
+/// agent) keeps instead of the passphrase. It opens every keystore file sealed
+/// under that salt, and seals new contents under the same salt (with a fresh
+/// nonce), so neither needs Argon2 again; it does not reveal the passphrase.
+/// Zeroized on drop; `Debug` shows no secret.
+#[derive(Clone)]
+pub struct KeystoreKey {
+    key: SymmetricKey,
+    salt: [u8; 16],
+    params: KdfParams,
+}
+
+impl fmt::Debug for KeystoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeystoreKey").finish_non_exhaustive()
+    }
+}
+
+/// Length of [`KeystoreKey::encode`]: key 32 | salt 16 | m_cost u32 | t_cost u32 | p_cost u32.
+pub const KEYSTORE_KEY_LEN: usize = 32 + 16 + 12;
+
+impl KeystoreKey {
+    /// Runs Argon2id on `passphrase` with the salt and settings of the locked
+    /// keystore `bytes`, and checks that the result opens it (returning what it
+    /// holds). An unprotected keystore has no key: `NotLocked`.
+    pub fn derive(
+        bytes: &[u8],
+        passphrase: &[u8],
+    ) -> Result<(KeystoreKey, KeystoreContents), KeystoreError> {
+        let locked = parse(bytes)?.map_err(|_| KeystoreError::NotLocked)?;
+        let key = stretch(passphrase, &locked.salt, &locked.params)?;
+        let contents = decrypt(&locked, &key)?;
+        Ok((
+            KeystoreKey {
+                key,
+                salt: locked.salt,
+                params: locked.params,
+            },
+            contents,
+        ))
+    }
+
+    /// Opens the keystore `bytes` with this key, without Argon2. A file sealed
+    /// under another salt or other settings (the passphrase was set again) is
+    /// `KeyChanged`; one that does not decrypt is `WrongPassphrase`.
+    pub fn open(&self, bytes: &[u8]) -> Result<KeystoreContents, KeystoreError> {
+        let locked = parse(bytes)?.map_err(|_| KeystoreError::NotLocked)?;
+        if locked.salt != self.salt || locked.params != self.params {
+            return Err(KeystoreError::KeyChanged);
+        }
+        decrypt(&locked, &self.key)
+    }
+
+    /// True if the locked keystore `bytes` was sealed under this key's salt and
+    /// settings (so [`KeystoreKey::open`] can try it), without decrypting.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        matches!(parse(bytes), Ok(Ok(l)) if l.salt == self.salt && l.params == self.params)
+    }
+
+    /// Seals `contents` under this key: same salt and settings, a fresh nonce.
+    pub fn seal(&self, contents: &KeystoreContents) -> Result<Vec<u8>, KeystoreError> {
+        seal_with_key(
+            contents,
+            &self.key,
+            &self.params,
+            &self.salt,
+            random_array(),
+        )
+    }
+
+    /// The key for handing to the agent over its socket (owner-only).
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::new();
+        w.fixed(self.key.expose())
+            .fixed(&self.salt)
+            .u32(self.params.m_cost_kib)
+            .u32(self.params.t_cost)
+            .u32(self.params.p_cost);
+        Zeroizing::new(w.finish())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<KeystoreKey, KeystoreError> {
+        let mut r = Reader::new(bytes);
+        let key = SymmetricKey::from_bytes(r.array("keystore key")?);
+        let salt = r.array("argon2 salt")?;
+        let params = KdfParams {
+            m_cost_kib: r.u32("argon2 memory")?,
+            t_cost: r.u32("argon2 passes")?,
+            p_cost: r.u32("argon2 lanes")?,
+        };
+        r.finish("keystore key")?;
+        params.argon2()?;
+        Ok(KeystoreKey { key, salt, params })
+    }
 }
 
 /// Writes the keystore atomically (temporary file, fsync, rename), readable by the

@@ -15,6 +15,7 @@
 pub mod answer;
 pub mod chain;
 pub mod envelope;
+pub mod held;
 pub mod identity;
 pub mod keys;
 pub mod keystore;
@@ -31,13 +32,16 @@ mod vectors;
 
 pub use answer::{answer_commitment, open_revealed, seal_answer, RevealError};
 pub use attune_proto::{Roster, RosterError};
-pub use chain::{ChainVerifier, Checked, Class, HeadsProblem, SeenHead};
-pub use envelope::{open_envelope, seal_envelope, verify_envelope, OpenError, SealError};
+pub use chain::{ChainSnapshot, ChainVerifier, Checked, Class, HeadsProblem, SeenHead, Signed};
+pub use envelope::{
+    decrypt_envelope, open_envelope, seal_envelope, verify_envelope, OpenError, SealError,
+};
+pub use held::{open_held, seal_held, HeldError};
 pub use identity::DeviceIdentity;
 pub use keys::{derive_entry_key, Keyring};
 pub use keystore::{
     keystore_is_locked, open_keystore, seal_keystore, write_keystore_file, KdfParams,
-    KeystoreContents, KeystoreError, Protection,
+    KeystoreContents, KeystoreError, KeystoreKey, Protection, KEYSTORE_KEY_LEN,
 };
 pub use pairing::{Pairing, PairingCode, PairingError, PairingSession};
 pub use safety::safety_number;

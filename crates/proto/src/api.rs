@@ -81,6 +81,11 @@ pub struct RosterEvents {
 #[serde(deny_unknown_fields)]
 pub struct AppendEnvelopes {
     pub envelopes: Vec<B64>,
+    /// Held reveals (PROTOCOL.md §9) of sealed answers in this batch: the relay
+    /// keeps each back until the other member's sealed answer to the same
+    /// exchange has arrived with its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<B64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +103,31 @@ pub struct AppendResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEnvelope {
     pub cursor: u64,
-    pub envelope: B64,
+    #[serde(flatten)]
+    pub body: Stored,
+}
+
+impl StoredEnvelope {
+    /// The bytes at this cursor (an envelope's, or a released reveal's).
+    pub fn bytes(&self) -> &[u8] {
+        match &self.body {
+            Stored::Envelope(b) | Stored::Reveal(b) => &b.0,
+        }
+    }
+
+    /// True for a released held reveal.
+    pub fn is_reveal(&self) -> bool {
+        matches!(self.body, Stored::Reveal(_))
+    }
+}
+
+/// What sits at a cursor: an envelope, or a held reveal the relay released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stored {
+    #[serde(rename = "envelope")]
+    Envelope(B64),
+    #[serde(rename = "reveal")]
+    Reveal(B64),
 }
 
 /// `GET /v1/spaces/{space}/envelopes?after=C&limit=N`.

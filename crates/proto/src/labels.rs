@@ -19,3 +19,5 @@ pub const PAIRING_CONFIRM_JOINER: &[u8] = b"attune/v1/pairing/confirm-joiner";
 pub const PAIRING_SEAL_INVITER: &[u8] = b"attune/v1/pairing/seal-inviter";
 pub const PAIRING_SEAL_JOINER: &[u8] = b"attune/v1/pairing/seal-joiner";
 pub const KEYSTORE_MAGIC: &[u8; 8] = b"ATTUNEKS";
+pub const HELD_REVEAL_SIG: &[u8] = b"attune/v1/held-reveal-sig";
+pub const HELD_REVEAL_KEY: &[u8] = b"attune/v1/held-reveal";

@@ -1,9 +1,9 @@
 //! Appending and pulling envelopes, and the WebSocket stream of new ones.
 
 use attune_proto::api::{
-    codes, AppendEnvelopes, AppendResult, Appended, Page, StoredEnvelope, B64,
+    codes, AppendEnvelopes, AppendResult, Appended, Page, Stored, StoredEnvelope, B64,
 };
-use attune_proto::{Envelope, SpaceId};
+use attune_proto::{Envelope, HeldReveal, SpaceId};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::auth::Member;
 use crate::error::ApiError;
 use crate::state::SharedState;
-use crate::store::{NewEnvelope, StoreError};
+use crate::store::{NewEnvelope, NewHeld, Pulled, StoreError};
 
 fn check_envelope(
     raw: &[u8],
@@ -71,7 +71,64 @@ fn check_envelope(
         hash: env.hash(),
         entry: h.entry,
         bytes: raw.to_vec(),
+        held: None,
     })
+}
+
+/// Attaches each held reveal to the sealed answer of this batch it belongs to:
+/// it must be signed by the uploading device, for this space, and name an
+/// envelope of the batch, once.
+fn attach_held(
+    held: &[B64],
+    envelopes: &mut [NewEnvelope],
+    space: SpaceId,
+    signer: &attune_proto::DeviceId,
+    roster: &attune_proto::Roster,
+) -> Result<(), ApiError> {
+    if held.len() > envelopes.len() {
+        return Err(ApiError::bad_request(
+            codes::BAD_REQUEST,
+            "more held reveals than envelopes: each belongs to one sealed answer of the batch",
+        ));
+    }
+    let device = roster
+        .device(signer)
+        .ok_or_else(|| ApiError::forbidden("this device is not a member of this space"))?;
+    for (i, raw) in held.iter().enumerate() {
+        let bad = |why: &str| {
+            ApiError::bad_request(codes::BAD_REQUEST, format!("held reveal {i}: {why}"))
+        };
+        let h = HeldReveal::decode(&raw.0).map_err(|e| bad(&e.to_string()))?;
+        if h.header.space != space || &h.header.author != signer {
+            return Err(bad("it belongs to another space or device"));
+        }
+        h.verify(&device.public.sign)
+            .map_err(|_| bad("its signature does not verify"))?;
+        let env = envelopes
+            .iter_mut()
+            .find(|e| e.entry == h.header.entry)
+            .ok_or_else(|| bad("it names no envelope of this batch"))?;
+        if env.held.is_some() {
+            return Err(bad("its envelope already has one"));
+        }
+        env.held = Some(NewHeld {
+            exchange: h.header.exchange,
+            member: device.member,
+            bytes: raw.0.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn stored(p: Pulled) -> StoredEnvelope {
+    StoredEnvelope {
+        cursor: p.cursor,
+        body: if p.reveal {
+            Stored::Reveal(B64(p.bytes))
+        } else {
+            Stored::Envelope(B64(p.bytes))
+        },
+    }
 }
 
 /// `POST /v1/spaces/{space}/envelopes`: a batch, stored all or nothing.
@@ -99,11 +156,14 @@ pub async fn append(
     let max_envelope = state.config.max_envelope;
     // Signature checks are CPU work: keep them off the async executor.
     let checked = tokio::task::spawn_blocking(move || {
-        req.envelopes
+        let mut checked = req
+            .envelopes
             .iter()
             .enumerate()
             .map(|(i, raw)| check_envelope(&raw.0, i, space, &device, &roster, max_envelope))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        attach_held(&req.held, &mut checked, space, &device, &roster)?;
+        Ok::<_, ApiError>(checked)
     })
     .await
     .map_err(|_| ApiError::internal())??;
@@ -190,15 +250,9 @@ pub async fn pull(
         .map_err(|_| ApiError::internal())?;
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let next = rows.last().map_or(q.after, |r| r.0);
+    let next = rows.last().map_or(q.after, |r| r.cursor);
     Ok(Json(Page {
-        envelopes: rows
-            .into_iter()
-            .map(|(cursor, data)| StoredEnvelope {
-                cursor,
-                envelope: B64(data),
-            })
-            .collect(),
+        envelopes: rows.into_iter().map(stored).collect(),
         next,
         more,
     }))
@@ -252,11 +306,9 @@ async fn run_stream(
                 break 'outer;
             };
             let full = rows.len() == page;
-            for (cursor, data) in rows {
-                let item = StoredEnvelope {
-                    cursor,
-                    envelope: B64(data),
-                };
+            for row in rows {
+                let cursor = row.cursor;
+                let item = stored(row);
                 let Ok(text) = serde_json::to_string(&item) else {
                     break 'outer;
                 };

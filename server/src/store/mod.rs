@@ -3,7 +3,7 @@
 //! header fields it must check: author, sequence number, chain hash, entry id.
 
 use async_trait::async_trait;
-use attune_proto::{DeviceId, EntryId, Hash32, SpaceId};
+use attune_proto::{DeviceId, EntryId, Hash32, MemberId, SpaceId};
 use thiserror::Error;
 
 pub mod sqlite;
@@ -17,6 +17,26 @@ pub struct NewEnvelope {
     pub hash: Hash32,
     pub entry: EntryId,
     pub bytes: Vec<u8>,
+    /// The held reveal uploaded with this envelope (a sealed answer), if any.
+    pub held: Option<NewHeld>,
+}
+
+/// A held reveal: kept back until another member has one for the same
+/// exchange, then released to both (PROTOCOL.md §9).
+#[derive(Debug, Clone)]
+pub struct NewHeld {
+    pub exchange: EntryId,
+    /// The member whose device uploaded it.
+    pub member: MemberId,
+    pub bytes: Vec<u8>,
+}
+
+/// What a pull serves at a cursor: an envelope, or a released held reveal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    pub cursor: u64,
+    pub bytes: Vec<u8>,
+    pub reveal: bool,
 }
 
 /// Roster events to append, with what the store must check in the same
@@ -85,7 +105,9 @@ pub trait Store: Send + Sync + 'static {
     async fn roster(&self, space: SpaceId) -> Result<Option<Vec<Vec<u8>>>, StoreError>;
 
     /// Appends a batch atomically: every envelope lands (duplicates by entry id
-    /// return the original cursor) or none does. Acknowledged only after commit.
+    /// return the original cursor) or none does, with its held reveal; held
+    /// reveals of an exchange both members have answered are released (given
+    /// the next cursors) in the same transaction. Acknowledged only after commit.
     async fn append_envelopes(
         &self,
         space: SpaceId,
@@ -93,13 +115,14 @@ pub trait Store: Send + Sync + 'static {
         quota: u64,
     ) -> Result<Vec<Placed>, StoreError>;
 
-    /// Up to `limit` envelopes with a cursor after `after`, in cursor order.
+    /// Up to `limit` envelopes and released reveals with a cursor after
+    /// `after`, in cursor order.
     async fn pull(
         &self,
         space: SpaceId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<Pulled>, StoreError>;
 
     /// Erases a space and everything in it. False if there was no such space.
     async fn delete_space(&self, space: SpaceId) -> Result<bool, StoreError>;

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{NewEnvelope, Placed, RosterAppend, Store, StoreError};
+use super::{NewEnvelope, Placed, Pulled, RosterAppend, Store, StoreError};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -47,6 +47,24 @@ const MIGRATIONS: &[&str] = &[
         device BLOB NOT NULL,
         last_seq INTEGER NOT NULL,
         PRIMARY KEY (space, device)
+     ) WITHOUT ROWID;",
+    // 3: held reveals, kept back until both members have answered an exchange,
+    // and the released ones, which share the space's cursors with envelopes.
+    "CREATE TABLE held (
+        space BLOB NOT NULL,
+        entry BLOB NOT NULL,
+        exchange BLOB NOT NULL,
+        member BLOB NOT NULL,
+        data BLOB NOT NULL,
+        released INTEGER,
+        PRIMARY KEY (space, entry)
+     ) WITHOUT ROWID;
+     CREATE INDEX held_exchange ON held (space, exchange);
+     CREATE TABLE releases (
+        space BLOB NOT NULL,
+        cursor INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (space, cursor)
      ) WITHOUT ROWID;",
 ];
 
@@ -377,12 +395,88 @@ fn append(
         });
         next_cursor += 1;
     }
+    drop((by_entry, last_of_author, revoked_after, insert));
+    // Held reveals: kept (once per sealed answer, so a retried batch adds
+    // nothing), then released where both members have answered.
+    let mut exchanges = Vec::new();
+    for env in envelopes {
+        let Some(h) = &env.held else { continue };
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO held (space, entry, exchange, member, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    &space.0[..],
+                    &env.entry.0[..],
+                    &h.exchange.0[..],
+                    &h.member.0[..],
+                    &h.bytes
+                ],
+            )
+            .map_err(internal)?;
+        if n > 0 {
+            used += h.bytes.len() as i64;
+            if used as u64 > quota {
+                return Err(StoreError::Quota { quota });
+            }
+            exchanges.push(h.exchange);
+        }
+    }
+    for exchange in exchanges {
+        next_cursor = release(tx, space, &exchange.0, next_cursor)?;
+    }
     tx.execute(
         "UPDATE spaces SET next_cursor = ?2, bytes_used = ?3 WHERE id = ?1",
         params![&space.0[..], next_cursor, used],
     )
     .map_err(internal)?;
     Ok(out)
+}
+
+/// Releases the held reveals of `exchange` once two members have one there:
+/// each gets the next cursor. Returns the next free cursor.
+fn release(
+    tx: &Connection,
+    space: SpaceId,
+    exchange: &[u8],
+    mut next_cursor: i64,
+) -> Result<i64, StoreError> {
+    let members: i64 = tx
+        .query_row(
+            "SELECT COUNT(DISTINCT member) FROM held WHERE space = ?1 AND exchange = ?2",
+            params![&space.0[..], exchange],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if members < 2 {
+        return Ok(next_cursor);
+    }
+    let waiting: Vec<(Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached(
+            "SELECT entry, data FROM held WHERE space = ?1 AND exchange = ?2 AND released IS NULL
+             ORDER BY entry",
+        )
+        .map_err(internal)?
+        .query_map(params![&space.0[..], exchange], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(internal)?
+        .collect::<Result<_, _>>()
+        .map_err(internal)?;
+    for (entry, data) in waiting {
+        tx.execute(
+            "INSERT INTO releases (space, cursor, data) VALUES (?1, ?2, ?3)",
+            params![&space.0[..], next_cursor, data],
+        )
+        .map_err(internal)?;
+        tx.execute(
+            "UPDATE held SET released = ?3 WHERE space = ?1 AND entry = ?2",
+            params![&space.0[..], entry, next_cursor],
+        )
+        .map_err(internal)?;
+        next_cursor += 1;
+    }
+    Ok(next_cursor)
 }
 
 fn delete_space(tx: &Connection, space: SpaceId) -> Result<bool, StoreError> {
@@ -394,6 +488,10 @@ fn delete_space(tx: &Connection, space: SpaceId) -> Result<bool, StoreError> {
     tx.execute("DELETE FROM revoked WHERE space = ?1", [&space.0[..]])
         .map_err(internal)?;
     tx.execute("DELETE FROM envelopes WHERE space = ?1", [&space.0[..]])
+        .map_err(internal)?;
+    tx.execute("DELETE FROM held WHERE space = ?1", [&space.0[..]])
+        .map_err(internal)?;
+    tx.execute("DELETE FROM releases WHERE space = ?1", [&space.0[..]])
         .map_err(internal)?;
     Ok(n > 0)
 }
@@ -610,12 +708,14 @@ impl Store for SqliteStore {
         space: SpaceId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Pulled>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT cursor, data FROM envelopes WHERE space = ?1 AND cursor > ?2
-                     ORDER BY cursor LIMIT ?3",
+                    "SELECT cursor, data, 0 FROM envelopes WHERE space = ?1 AND cursor > ?2
+                     UNION ALL
+                     SELECT cursor, data, 1 FROM releases WHERE space = ?1 AND cursor > ?2
+                     ORDER BY 1 LIMIT ?3",
                 )
                 .map_err(internal)?;
             let rows = stmt
@@ -625,7 +725,13 @@ impl Store for SqliteStore {
                         after.min(i64::MAX as u64) as i64,
                         limit as i64
                     ],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+                    |r| {
+                        Ok(Pulled {
+                            cursor: r.get::<_, i64>(0)? as u64,
+                            bytes: r.get(1)?,
+                            reveal: r.get::<_, i64>(2)? != 0,
+                        })
+                    },
                 )
                 .map_err(internal)?
                 .collect::<Result<Vec<_>, _>>()

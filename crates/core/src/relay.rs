@@ -14,8 +14,10 @@ use attune_proto::{request, RequestToSign, SpaceId};
 use reqwest::{Method, StatusCode};
 use thiserror::Error;
 
-use crate::transport::{check, explain, tls_config, Setup};
-pub use crate::transport::{check_url, CA_FILE_VAR};
+mod transport;
+
+use transport::{check, explain, tls_config, Setup};
+pub use transport::{check_url, CA_FILE_VAR};
 
 #[derive(Debug, Error)]
 pub enum RelayError {
@@ -326,8 +328,19 @@ impl RelayClient {
         space: SpaceId,
         envelopes: Vec<Vec<u8>>,
     ) -> Result<AppendResult, RelayError> {
+        self.append_with_held(space, envelopes, vec![]).await
+    }
+
+    /// Appends a batch with the held reveals of its sealed answers (PROTOCOL.md §9).
+    pub async fn append_with_held(
+        &self,
+        space: SpaceId,
+        envelopes: Vec<Vec<u8>>,
+        held: Vec<Vec<u8>>,
+    ) -> Result<AppendResult, RelayError> {
         let body = Self::json(&AppendEnvelopes {
             envelopes: envelopes.into_iter().map(B64).collect(),
+            held: held.into_iter().map(B64).collect(),
         });
         self.call(
             Method::POST,

@@ -43,6 +43,9 @@ pub fn daily_moods(view: &View) -> BTreeMap<String, (Option<u8>, Option<u8>)> {
 /// The days on which one partner checked in, including sealed check-ins this
 /// device cannot read yet (their existence is known; their content is not).
 pub fn checkin_days(view: &View, mine: bool) -> BTreeSet<String> {
+    if let Some((m, t)) = &view.checkin_days {
+        return if mine { m.clone() } else { t.clone() };
+    }
     let mut days: BTreeSet<String> = view
         .entries
         .iter()
@@ -292,16 +295,6 @@ pub fn nudges(view: &View, partner: &str, now_ms: i64) -> Vec<Nudge> {
             command: "attune ask question \"How are you, really, this week?\"".into(),
         });
     }
-    for t in &view.practice.threads {
-        if let Some(r) = t.rounds.last() {
-            if !r.by_me && r.response.is_none() {
-                out.push(Nudge {
-                    reason: format!("{partner} reflected what they heard, and is waiting to know if they got it right"),
-                    command: format!("attune confirm {} (or attune correct {} -m …)", &r.id.to_hex()[..8], &r.id.to_hex()[..8]),
-                });
-            }
-        }
-    }
     let b = balance(view);
     let (mine, theirs) = (b.reflections_by_me, b.reflections_by_partner);
     if mine + theirs >= 6 && (mine >= 3 * theirs.max(1) || theirs >= 3 * mine.max(1)) {
@@ -332,40 +325,114 @@ pub fn nudges(view: &View, partner: &str, now_ms: i64) -> Vec<Nudge> {
     out
 }
 
-/// What is due today.
+/// The evening's list: what is due from this member, and what they wait for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Evening {
+    pub due: Vec<Nudge>,
+    /// What this member waits for from the partner, in plain words.
+    pub waiting: Vec<String>,
+}
+
+/// What is due today, and what this member is waiting for.
 pub fn due_today(
     view: &View,
     partner: &str,
     today: &str,
+    now_ms: i64,
     challenge_start: Option<&str>,
-) -> Vec<Nudge> {
+) -> Evening {
     let mut out = vec![];
-    let moods = daily_moods(view);
-    let exercise = crate::practice::day_exercise(today);
-    let x = view.practice.exchange(&exercise);
-    match (
-        x.and_then(|x| x.mine.as_ref()),
-        x.and_then(|x| x.theirs.as_ref()),
-    ) {
-        (None, Some(_)) => out.push(Nudge {
-            reason: format!("{partner} has checked in today; yours opens both"),
+    let mut waiting = vec![];
+    let clock = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    // The evening check-in: the partner's waiting for mine, or mine waiting
+    // for theirs, or none yet today.
+    let checkins = view.practice.exchanges.iter().filter(|x| x.is_checkin());
+    let theirs_open = checkins
+        .clone()
+        .filter(|x| x.joinable(now_ms) && x.mine.is_none() && x.theirs.is_some())
+        .max_by_key(|x| x.started_at);
+    let mine_open = checkins
+        .clone()
+        .filter(|x| x.joinable(now_ms) && x.mine.is_some() && x.theirs.is_none())
+        .max_by_key(|x| x.started_at);
+    let checked_in_today = view.entries.iter().any(|e| {
+        e.mine
+            && !e.deleted
+            && crate::practice::day_of(e.item.at) == today
+            && matches!(
+                e.item.body,
+                crate::item::Body::CheckIn(_) | crate::item::Body::Sealed { .. }
+            )
+            && match &e.item.body {
+                crate::item::Body::Sealed { exercise, .. } => view
+                    .practice
+                    .exchange(exercise)
+                    .is_some_and(|x| x.is_checkin()),
+                _ => true,
+            }
+    });
+    if let Some(x) = theirs_open {
+        out.push(Nudge {
+            reason: format!(
+                "{partner} checked in at {}; yours opens both",
+                clock(x.started_at)
+            ),
             command: "attune checkin".into(),
-        }),
-        (None, None) if moods.get(today).is_none_or(|m| m.0.is_none()) => out.push(Nudge {
+        });
+    } else if let Some(x) = mine_open {
+        waiting.push(format!(
+            "waiting for {partner}'s check-in (yours from {} opens when {partner} checks in)",
+            clock(x.started_at)
+        ));
+    } else if !checked_in_today {
+        out.push(Nudge {
             reason: "your daily check-in".into(),
             command: "attune checkin".into(),
-        }),
-        _ => {}
+        });
     }
+    // Exercises: those waiting for my answer, and those waiting for theirs.
     for x in &view.practice.exchanges {
-        if let (Some((kind, _)), None, Some(_)) = (&x.exercise, &x.mine, &x.theirs) {
-            out.push(Nudge {
-                reason: format!(
-                    "{partner} answered the {}; your answer opens both",
-                    crate::exercises::title(*kind)
-                ),
+        let Some((kind, _)) = &x.exercise else {
+            continue;
+        };
+        let title = crate::exercises::title(*kind);
+        match (&x.mine, &x.theirs) {
+            (None, Some(_)) => out.push(Nudge {
+                reason: format!("{partner} answered the {title}; your answer opens both"),
                 command: format!("attune answer {}", &x.id[..8]),
-            });
+            }),
+            (None, None) => out.push(Nudge {
+                reason: if x.started_by_me {
+                    format!("the {title} you started waits for your answer")
+                } else {
+                    format!("{partner} started a {title}; it waits for your answer")
+                },
+                command: format!("attune answer {}", &x.id[..8]),
+            }),
+            (Some(_), None) => {
+                waiting.push(format!("waiting for {partner}'s answer to the {title}"))
+            }
+            (Some(_), Some(_)) => {}
+        }
+    }
+    // Reflections of mine the partner made, waiting for me to confirm or correct.
+    for t in &view.practice.threads {
+        if let Some(r) = t.rounds.last() {
+            let id = &r.id.to_hex()[..8];
+            if !r.by_me && r.response.is_none() {
+                out.push(Nudge {
+                    reason: format!("{partner} reflected what they heard, and is waiting to know if they got it right"),
+                    command: format!("attune confirm {id} (or attune correct {id} -m …)"),
+                });
+            } else if r.by_me && r.response.is_none() {
+                waiting.push(format!(
+                    "waiting for {partner} to confirm or correct your reflection"
+                ));
+            }
         }
     }
     if let Some(d) = date(today) {
@@ -377,8 +444,12 @@ pub fn due_today(
                 command: "attune ask high-low".into(),
             });
         }
-        if d.day() <= 3 {
-            let last_month = (d - chrono::Months::new(1)).format("%Y-%m").to_string();
+        let last_month = (d - chrono::Months::new(1)).format("%Y-%m").to_string();
+        let had_a_month = view
+            .entries
+            .iter()
+            .any(|e| crate::practice::day_of(e.item.at).starts_with(&last_month));
+        if d.day() <= 3 && had_a_month {
             out.push(Nudge {
                 reason: "monthly state of the union: appreciations, grievances, how each of you did at seeing the other".into(),
                 command: format!("attune report --month {last_month} --out state-of-the-union.html"),
@@ -404,7 +475,7 @@ pub fn due_today(
             }
         }
     }
-    out
+    Evening { due: out, waiting }
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! Every step is idempotent, so a sync killed at any point loses nothing and
 //! duplicates nothing when run again.
 
+use crate::db::Incoming;
+use attune_proto::api::Stored;
 use attune_proto::{Roster, RosterChange, SignedRosterEvent};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::item::Head;
-use crate::profile::{now_ms, ClientError, Problem, Profile, View, RETRACTION_KEY};
+use crate::profile::{ClientError, Problem, Profile, RETRACTION_KEY};
 use crate::relay::RelayError;
+use crate::ui::Progress;
 
 /// Envelopes per append request.
 const PUSH_BATCH: usize = 100;
@@ -75,7 +77,10 @@ pub fn check_cursors(after: u64, cursors: &[u64], next: u64) -> Result<(), Clien
 pub struct SyncReport {
     pub sent: usize,
     pub received: usize,
-    pub view: View,
+    /// The integrity problems this device knows of after the sync.
+    pub problems: Vec<Problem>,
+    /// Exchanges that opened in this sync (both answers now readable here).
+    pub opened: Vec<crate::practice::Exchange>,
 }
 
 /// Sends every queued envelope, in sequence order. A repeat of an envelope the
@@ -90,10 +95,15 @@ pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
     for range in batches(&sizes, PUSH_BATCH, PUSH_BYTES) {
         let chunk = &queued[range];
         relay
-            .append(space, chunk.iter().map(|q| q.envelope.clone()).collect())
+            .append_with_held(
+                space,
+                chunk.iter().map(|q| q.envelope.clone()).collect(),
+                chunk.iter().filter_map(|q| q.held.clone()).collect(),
+            )
             .await?;
         let seqs: Vec<u64> = chunk.iter().map(|q| q.seq).collect();
-        profile.db.acknowledge(&seqs, now_ms())?;
+        let now = profile.now();
+        profile.db.acknowledge(&seqs, now)?;
         sent += chunk.len();
     }
     Ok(sent)
@@ -133,7 +143,7 @@ pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
         let RosterChange::Revoke { device, last_seq } = signed.event.change else {
             continue;
         };
-        let written = profile.highest_signed_seq(&device, &roster)?;
+        let written = profile.highest_signed_seq(&device)?;
         if written <= last_seq {
             continue;
         }
@@ -154,7 +164,7 @@ pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
             kind: "retraction".into(),
             detail: format!(
                 "{who} signed a removal of device {} that would cancel its envelopes after number {last_seq}, but this device already has its envelope {written}: what was shared cannot be taken back, so this device ignores that removal and every membership change after it",
-                crate::profile::short(&device)
+                crate::problems::short(&device)
             ),
             cursor: None,
         };
@@ -169,13 +179,23 @@ pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Pulls everything after the last cursor, with a progress bar when it is long.
-pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, ClientError> {
+/// What a relay served at a cursor, as the local store keeps it.
+pub fn incoming(body: Stored) -> Incoming {
+    match body {
+        Stored::Envelope(b) => Incoming::Envelope(b.0),
+        Stored::Reveal(b) => Incoming::Reveal(b.0),
+    }
+}
+
+/// Pulls everything after the last cursor, reporting progress page by page.
+pub async fn pull(
+    profile: &mut Profile,
+    progress: &mut dyn Progress,
+) -> Result<usize, ClientError> {
     let relay = profile.relay()?;
     let space = profile.space()?;
     let mut after = profile.db.last_cursor()?;
     let mut received = 0;
-    let mut bar: Option<ProgressBar> = None;
     let mut limit = PULL_PAGE;
     loop {
         let page = match relay.pull(space, after, limit).await {
@@ -186,10 +206,10 @@ pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, C
             }
             other => other?,
         };
-        let rows: Vec<(u64, Vec<u8>)> = page
+        let rows: Vec<(u64, Incoming)> = page
             .envelopes
             .into_iter()
-            .map(|e| (e.cursor, e.envelope.0))
+            .map(|e| (e.cursor, incoming(e.body)))
             .collect();
         let cursors: Vec<u64> = rows.iter().map(|(c, _)| *c).collect();
         check_cursors(after, &cursors, page.next)?;
@@ -199,49 +219,66 @@ pub async fn pull(profile: &mut Profile, show_progress: bool) -> Result<usize, C
             ));
         }
         received += rows.len();
-        profile.db.store_received(&rows, now_ms())?;
+        let now = profile.now();
+        profile.db.store_received(&rows, now)?;
         after = page.next;
-        if page.more && bar.is_none() && show_progress {
-            let b = ProgressBar::new_spinner();
-            b.set_style(
-                ProgressStyle::with_template("{spinner} receiving: {pos} envelopes ({per_sec})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar = Some(b);
-        }
-        if let Some(b) = &bar {
-            b.set_position(received as u64);
-        }
+        progress.advance(received as u64, page.more);
         if !page.more {
             break;
         }
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     Ok(received)
 }
 
-/// A full sync: push, roster, pull, verify; remembers the heads it has seen.
-pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncReport, ClientError> {
+/// A full sync: push, pull, roster, verify what arrived (once, into the store),
+/// reveal what is due; remembers the heads it has seen.
+pub async fn sync(
+    profile: &mut Profile,
+    progress: &mut dyn Progress,
+) -> Result<SyncReport, ClientError> {
+    let since = profile.db.last_cursor()?;
     let mut sent = push(profile).await?;
-    let mut received = pull(profile, show_progress).await?;
+    let mut received = pull(profile, progress).await?;
     // After the pull, so the roster is at least as new as any item received
     // (items carry the roster their author had, and a longer one is a problem).
     refresh_roster(profile).await?;
-    let mut view = profile.view()?;
-    // Both have sealed: reveal our keys, then fetch what the partner revealed.
-    let due = view.practice.reveals_due.clone();
+    profile.index_new()?;
+    // Check-ins opened at once by both: the later one moves to the earlier.
+    // Answers sealed before held reveals: reveal our keys where both have sealed.
+    let mut due = profile.settle()?;
     if !due.is_empty() {
-        for (exercise, key) in due {
+        profile.move_crossed(&due.crossed)?;
+        for (exercise, key) in due.reveals_due {
             profile.write(crate::item::Body::Reveal { exercise, key }, false)?;
         }
         sent += push(profile).await?;
-        received += pull(profile, false).await?;
-        view = profile.view()?;
+        received += pull(profile, &mut crate::ui::Quiet).await?;
+        profile.index_new()?;
+        due = profile.settle()?;
     }
-    let heads: Vec<Head> = view
-        .heads
+    // What is still due (a partner's answer in the second pull) waits for the
+    // next sync, which looks at it again.
+    if due.is_empty() {
+        profile.clear_dirty()?;
+    }
+    let opened = profile.opened_after(since)?;
+    remember_heads(profile)?;
+    let now = profile.now();
+    profile.set_last_sync_ms(now)?;
+    Ok(SyncReport {
+        sent,
+        received,
+        problems: profile.known_problems()?,
+        opened,
+    })
+}
+
+/// Stores the heads of the other devices' chains this device has accepted: the
+/// next item it writes carries them.
+pub fn remember_heads(profile: &Profile) -> Result<(), ClientError> {
+    let heads: Vec<Head> = profile
+        .stored_heads()?
         .iter()
         .filter(|h| h.device != profile.identity.id())
         .map(|h| Head {
@@ -253,12 +290,7 @@ pub async fn sync(profile: &mut Profile, show_progress: bool) -> Result<SyncRepo
     profile
         .db
         .set("heads", &serde_json::to_string(&heads).unwrap_or_default())?;
-    profile.db.set("last_sync_ms", &now_ms().to_string())?;
-    Ok(SyncReport {
-        sent,
-        received,
-        view,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use attune_proto::{
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::profile::{now_ms, ClientError, Profile};
+use crate::profile::{ClientError, Clock, Profile};
 use crate::relay::{RelayClient, RelayError};
 
 #[derive(Serialize, Deserialize)]
@@ -157,6 +157,7 @@ pub async fn invite(
         RelayClient::new(relay_url, profile.identity.clone()).with_create_token(create_token);
     let me = &profile.identity;
     let name = profile.name();
+    let clock = profile.clock;
     let space = SpaceId(attune_crypto::secret::random_array());
     let member = MemberId(attune_crypto::secret::random_array());
     let create = me.sign_roster_event(RosterEvent {
@@ -164,7 +165,7 @@ pub async fn invite(
         seq: 1,
         prev: Hash32::ZERO,
         signer: me.id(),
-        at: now_ms(),
+        at: clock.now(),
         change: RosterChange::Create {
             member,
             device: me.public(),
@@ -179,7 +180,8 @@ pub async fn invite(
         };
         let code = PairingCode::generate(slot.number);
         on_code(&code.reveal());
-        let exchanged = invite_exchange(&relay, &slot, &code, space, create, &name, deadline).await;
+        let exchanged =
+            invite_exchange(&relay, &slot, &code, space, create, &name, clock, deadline).await;
         // Single use, whatever happened.
         let _ = relay.mailbox_close(slot.number, &slot.token).await;
         exchanged
@@ -212,6 +214,7 @@ pub async fn invite(
 
 /// After the code: handshake, the joiner's keys, the roster, the welcome, and the
 /// joiner's acknowledgement. Returns the join event, the epoch key and the name.
+#[allow(clippy::too_many_arguments)]
 async fn invite_exchange(
     relay: &RelayClient,
     slot: &Slot,
@@ -219,6 +222,7 @@ async fn invite_exchange(
     space: SpaceId,
     create: SignedRosterEvent,
     my_name: &str,
+    clock: Clock,
     deadline: Instant,
 ) -> Result<(SignedRosterEvent, SymmetricKey, String), ClientError> {
     let me = relay.identity();
@@ -245,7 +249,7 @@ async fn invite_exchange(
         seq: 2,
         prev: create.hash(),
         signer: me.id(),
-        at: now_ms(),
+        at: clock.now(),
         change: RosterChange::Join {
             member: MemberId(partner_member),
             device: DevicePublic {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What one needs right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Need {
     /// To be listened to, without advice.
@@ -73,7 +73,7 @@ impl Answer {
 }
 
 /// The blind exercises both partners answer before seeing each other's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExerciseKind {
     /// What you believe your partner felt during a recent disagreement.
@@ -110,12 +110,20 @@ pub enum Body {
     Sealed {
         exercise: String,
         sealed: String,
+        /// The author's own check-in exchange this answer moves from: two
+        /// check-ins opened at once pair in the earlier exchange (PRACTICES.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved_from: Option<String>,
     },
     /// This member's own key to one of its sealed answers (sent privately, so each
     /// of the member's devices can read and reveal it).
     AnswerKey {
         exercise: String,
         key: String,
+        /// The key also went to the relay as a held reveal (PROTOCOL.md §9), which
+        /// the relay releases: no `reveal` item is owed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        held: bool,
     },
     /// Reveals the author's answer key for an exercise both have answered.
     Reveal {
@@ -160,6 +168,12 @@ pub enum Body {
     Appreciation {
         text: String,
     },
+    /// Starts (`start`: the first day, `YYYY-MM-DD`) or stops (`None`) the
+    /// member's 30-day challenge. Private: it reaches the member's own devices.
+    Challenge {
+        #[serde(default)]
+        start: Option<String>,
+    },
 }
 
 impl Body {
@@ -180,6 +194,7 @@ impl Body {
             Body::Timeout { .. } => "timeout",
             Body::Resume => "resume",
             Body::Appreciation { .. } => "appreciation",
+            Body::Challenge { .. } => "challenge",
         }
     }
 }

@@ -9,10 +9,16 @@ use attune_proto::api::from_b64;
 use attune_proto::{AnswerContext, DeviceId, EntryId, SealedAnswer, SpaceId};
 use serde::Serialize;
 
+use crate::entry::{Entry, Problem};
 use crate::item::{Answer, Body, CheckIn, ExerciseKind, Guess};
-use crate::profile::{Entry, Problem};
 
-/// The exercise id of the day's check-in: both partners derive the same one.
+/// How long a check-in waits for the partner's: the partner's next evening,
+/// wherever either of them lives, falls inside it (PRACTICES.md, "the evening
+/// exchange").
+pub const JOIN_WINDOW_MS: i64 = 20 * 60 * 60 * 1000;
+
+/// The exercise id of a calendar day's check-in, as clients before the evening
+/// exchange derived it (both partners the same one); still read.
 pub fn day_exercise(day: &str) -> String {
     let h = attune_proto::ids::hash_labelled(b"attune/v1/checkin-day", &[day.as_bytes()]);
     hex::encode(&h.0[..16])
@@ -57,11 +63,39 @@ pub struct Exchange {
     pub theirs: Option<Side>,
     /// (marked by me, accurate, note)
     pub marks: Vec<(bool, bool, Option<String>)>,
+    /// A check-in exchange's opener (true: this member): the member whose sealed
+    /// check-in is named after itself. `None` for exercises and day exchanges.
+    pub opened_by_me: Option<bool>,
+    /// The exchange this one's opener moved their answer to (two check-ins
+    /// opened at once pair in the earlier exchange).
+    pub moved_to: Option<String>,
 }
 
 impl Exchange {
     pub fn both_sealed(&self) -> bool {
         self.mine.is_some() && self.theirs.is_some()
+    }
+
+    /// A check-in exchange (not an exercise).
+    pub fn is_checkin(&self) -> bool {
+        self.exercise.is_none()
+    }
+
+    /// A check-in exchange only one partner answered, whose time to answer has
+    /// passed (it stays sealed: nobody can answer it any more).
+    pub fn unanswered(&self, now_ms: i64) -> bool {
+        self.is_checkin()
+            && !self.both_sealed()
+            && self.moved_to.is_none()
+            && now_ms.saturating_sub(self.started_at) > JOIN_WINDOW_MS
+    }
+
+    /// Still open for the other partner's check-in.
+    pub fn joinable(&self, now_ms: i64) -> bool {
+        self.is_checkin()
+            && !self.both_sealed()
+            && self.moved_to.is_none()
+            && now_ms.saturating_sub(self.started_at) <= JOIN_WINDOW_MS
     }
 
     /// The partner's answer: shown only once both have sealed and it verified.
@@ -149,6 +183,9 @@ pub struct Practice {
     pub problems: Vec<Problem>,
     /// Exercises whose key this member should reveal now: (exercise, key).
     pub reveals_due: Vec<(String, String)>,
+    /// Marks that do not count: a member's second mark of one answer (the
+    /// first counts), or a mark of an answer that is not there.
+    pub ignored_marks: Vec<EntryId>,
 }
 
 impl Practice {
@@ -190,9 +227,14 @@ fn open_side(space: SpaceId, id: &str, side: &Side, key: &SymmetricKey) -> Resul
 pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
     let mut p = Practice::default();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut my_keys: BTreeMap<String, String> = BTreeMap::new();
-    let mut reveals: BTreeMap<(String, bool), String> = BTreeMap::new();
+    // (key, sent to the relay as a held reveal)
+    let mut my_keys: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    // Every key revealed per (exchange, by this member): the one that matches
+    // the counted answer's commitment opens it, whatever came first.
+    let mut reveals: BTreeMap<(String, bool), Vec<String>> = BTreeMap::new();
     let mut threads: BTreeMap<String, usize> = BTreeMap::new();
+    // Each reflection's place (thread, round), by its id.
+    let mut rounds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let problem = |kind: &str, detail: String| Problem {
         kind: kind.into(),
         detail,
@@ -220,7 +262,11 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                 x.started_by_me = e.mine;
                 x.started_at = e.item.at;
             }
-            Body::Sealed { exercise, sealed } => {
+            Body::Sealed {
+                exercise,
+                sealed,
+                moved_from,
+            } => {
                 let Some(sealed) = from_b64(sealed).and_then(|b| SealedAnswer::decode(&b).ok())
                 else {
                     p.problems.push(problem(
@@ -230,6 +276,25 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                     continue;
                 };
                 let i = slot(&mut p, &mut index, exercise, e.item.at);
+                let x = &mut p.exchanges[i];
+                if *exercise == e.id.to_hex() {
+                    // Named after itself: it opened a check-in exchange.
+                    x.opened_by_me = Some(e.mine);
+                    x.started_at = e.item.at;
+                }
+                if let Some(from) = moved_from {
+                    let target = exercise.clone();
+                    if let Some(&j) = index.get(from) {
+                        let old = &mut p.exchanges[j];
+                        // Only one's own exchange, only one nobody else answered.
+                        if old.opened_by_me == Some(e.mine)
+                            && old.is_checkin()
+                            && !old.both_sealed()
+                        {
+                            old.moved_to = Some(target);
+                        }
+                    }
+                }
                 let x = &mut p.exchanges[i];
                 let side = if e.mine { &mut x.mine } else { &mut x.theirs };
                 if side.is_some() {
@@ -251,23 +316,36 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                     revealed: false,
                 });
             }
-            Body::AnswerKey { exercise, key } if e.mine => {
+            Body::AnswerKey {
+                exercise,
+                key,
+                held,
+            } if e.mine => {
                 my_keys
                     .entry(exercise.clone())
-                    .or_insert_with(|| key.clone());
+                    .or_insert_with(|| (key.clone(), *held));
             }
             Body::Reveal { exercise, key } => {
                 reveals
                     .entry((exercise.clone(), e.mine))
-                    .or_insert_with(|| key.clone());
+                    .or_default()
+                    .push(key.clone());
             }
             Body::Mark {
                 exercise,
                 accurate,
                 note,
             } => {
-                if let Some(&i) = index.get(exercise) {
-                    p.exchanges[i].marks.push((e.mine, *accurate, note.clone()));
+                // One mark per member and answer: the first counts. A member
+                // marks the other member's answer, which must be there.
+                let counts = index.get(exercise).copied().filter(|&i| {
+                    let x = &p.exchanges[i];
+                    let marked = if e.mine { &x.theirs } else { &x.mine };
+                    marked.is_some() && !x.marks.iter().any(|m| m.0 == e.mine)
+                });
+                match counts {
+                    Some(i) => p.exchanges[i].marks.push((e.mine, *accurate, note.clone())),
+                    None => p.ignored_marks.push(e.id),
                 }
             }
             Body::Reflect { target, text } => {
@@ -278,6 +356,9 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                     });
                     p.threads.len() - 1
                 });
+                rounds
+                    .entry(e.id.to_hex())
+                    .or_insert((t, p.threads[t].rounds.len()));
                 p.threads[t].rounds.push(Round {
                     id: e.id,
                     by_me: e.mine,
@@ -295,13 +376,11 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                     _ => Response::Confirmed { at: e.item.at },
                 };
                 // Only the author of the reflected item answers, and only once.
-                if let Some(round) = p
-                    .threads
-                    .iter_mut()
-                    .flat_map(|t| t.rounds.iter_mut())
-                    .find(|r| r.id.to_hex() == *target && r.by_me != e.mine && r.response.is_none())
-                {
-                    round.response = Some(response);
+                if let Some(&(t, r)) = rounds.get(target) {
+                    let round = &mut p.threads[t].rounds[r];
+                    if round.by_me != e.mine && round.response.is_none() {
+                        round.response = Some(response);
+                    }
                 }
             }
             Body::Timeout { minutes, text } => p.pauses.push(Pause {
@@ -315,11 +394,12 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                 ended_early: false,
             }),
             Body::Resume => {
-                if let Some(pause) = p.pauses.iter_mut().rev().find(|x| x.by_me == e.mine) {
-                    if e.item.at < pause.until {
-                        pause.ended_early = true;
-                        pause.until = e.item.at;
-                    }
+                // Ends every pause of the author still in force, not only the newest.
+                for pause in p.pauses.iter_mut().filter(|x| {
+                    x.by_me == e.mine && !x.ended_early && x.at <= e.item.at && e.item.at < x.until
+                }) {
+                    pause.ended_early = true;
+                    pause.until = e.item.at;
                 }
             }
             Body::Appreciation { text } => p.appreciations.push((e.mine, e.item.at, text.clone())),
@@ -334,31 +414,42 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
     // Open what can be opened: one's own answers with one's own keys, the
     // partner's with their revealed key, each checked against its commitment.
     for x in &mut p.exchanges {
-        if let (Some(side), Some(key)) = (&mut x.mine, my_keys.get(&x.id).and_then(|k| key_from(k)))
-        {
+        if let (Some(side), Some(key)) = (
+            &mut x.mine,
+            my_keys.get(&x.id).and_then(|(k, _)| key_from(k)),
+        ) {
             side.answer = open_side(space, &x.id, side, &key).ok();
             side.revealed = reveals.contains_key(&(x.id.clone(), true));
         }
         if let Some(side) = &mut x.theirs {
-            if let Some(k) = reveals.get(&(x.id.clone(), false)) {
-                match key_from(k)
-                    .ok_or_else(|| "malformed key".to_string())
-                    .and_then(|key| open_side(space, &x.id, side, &key))
-                {
-                    Ok(answer) => {
-                        side.answer = Some(answer);
-                        side.revealed = true;
+            if let Some(keys) = reveals.get(&(x.id.clone(), false)) {
+                let mut refused = None;
+                for k in keys {
+                    match key_from(k)
+                        .ok_or_else(|| "malformed key".to_string())
+                        .and_then(|key| open_side(space, &x.id, side, &key))
+                    {
+                        Ok(answer) => {
+                            side.answer = Some(answer);
+                            side.revealed = true;
+                            break;
+                        }
+                        Err(why) => refused = refused.or(Some(why)),
                     }
-                    Err(why) => p.problems.push(Problem {
+                }
+                // A key that opens nothing is reported, even when another opened it.
+                if let Some(why) = refused {
+                    p.problems.push(Problem {
                         kind: "bad_reveal".into(),
                         detail: format!("your partner's reveal was refused: {why}"),
                         cursor: None,
-                    }),
+                    });
                 }
             }
         }
         if x.both_sealed() && !reveals.contains_key(&(x.id.clone(), true)) {
-            if let Some(k) = my_keys.get(&x.id) {
+            // A held reveal is released by the relay; only older answers owe one.
+            if let Some((k, false)) = my_keys.get(&x.id) {
                 p.reveals_due.push((x.id.clone(), k.clone()));
             }
         }
@@ -386,8 +477,8 @@ mod tests {
     use attune_proto::{AnswerContext, DeviceId, EntryId, SpaceId};
 
     use super::{day_exercise, fold};
+    use crate::entry::Entry;
     use crate::item::{Answer, Body, CheckIn, Item};
-    use crate::profile::Entry;
 
     fn sealed_by(space: SpaceId, exercise: &str, author: DeviceId, mood: u8) -> Entry {
         let ctx = AnswerContext {
@@ -423,6 +514,7 @@ mod tests {
                 body: Body::Sealed {
                     exercise: exercise.to_string(),
                     sealed,
+                    moved_from: None,
                 },
                 heads: vec![],
                 seen_at: None,
@@ -431,6 +523,104 @@ mod tests {
             edited: false,
             deleted: false,
         }
+    }
+
+    fn item_by(mine: bool, at: i64, body: Body) -> Entry {
+        Entry {
+            id: EntryId(attune_crypto::secret::random_array()),
+            cursor: None,
+            author: DeviceId([if mine { 1 } else { 2 }; 32]),
+            mine,
+            private: false,
+            pending: false,
+            item: Item {
+                v: 1,
+                at,
+                body,
+                heads: vec![],
+                seen_at: None,
+                roster: None,
+            },
+            edited: false,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn resume_ends_every_pause_of_its_author_still_in_force() {
+        let space = SpaceId([7; 16]);
+        let min = 60_000;
+        let timeout = |mine, at, minutes| {
+            item_by(
+                mine,
+                at,
+                Body::Timeout {
+                    minutes,
+                    text: None,
+                },
+            )
+        };
+        let entries = [
+            timeout(true, 0, 60),
+            timeout(true, 10 * min, 20),
+            // The partner's pause is theirs to end.
+            timeout(false, 12 * min, 60),
+            item_by(true, 15 * min, Body::Resume),
+        ];
+        let p = fold(&entries, space);
+        let mine: Vec<_> = p.pauses.iter().filter(|x| x.by_me).collect();
+        assert_eq!(mine.len(), 2);
+        for pause in mine {
+            assert!(pause.ended_early, "{pause:?}");
+            assert_eq!(pause.until, 15 * min);
+        }
+        let now = 16 * min;
+        assert!(p.active_pause(now).is_some_and(|x| !x.by_me));
+        assert!(!p
+            .pauses
+            .iter()
+            .any(|x| x.by_me && x.at <= now && now < x.until));
+    }
+
+    #[test]
+    fn one_mark_per_member_and_answer_counts_the_first() {
+        let space = SpaceId([7; 16]);
+        let exercise = day_exercise("2026-12-02");
+        let mark = |mine, at, accurate| {
+            item_by(
+                mine,
+                at,
+                Body::Mark {
+                    exercise: exercise.clone(),
+                    accurate,
+                    note: None,
+                },
+            )
+        };
+        let mut mine = sealed_by(space, &exercise, DeviceId([1; 32]), 4);
+        mine.mine = true;
+        let theirs = sealed_by(space, &exercise, DeviceId([2; 32]), 6);
+        // A mark before the other side's answer exists marks nothing.
+        let early = mark(true, 1, false);
+        let entries = [
+            mine,
+            early.clone(),
+            theirs,
+            mark(true, 2, true),
+            mark(true, 3, false),
+            mark(false, 4, false),
+            mark(false, 5, true),
+        ];
+        let p = fold(&entries, space);
+        let x = p.exchange(&exercise).map(|x| x.marks.clone());
+        assert_eq!(
+            x,
+            Some(vec![(true, true, None), (false, false, None)]),
+            "the first mark of each member counts"
+        );
+        let ignored: Vec<_> = [1, 4, 6].iter().map(|&i| entries[i].id).collect();
+        assert_eq!(p.ignored_marks, ignored);
+        assert_eq!(early.id, ignored[0]);
     }
 
     #[test]

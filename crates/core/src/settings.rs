@@ -1,0 +1,39 @@
+//! Typed accessors for what a profile stores about itself (the `meta` table):
+//! front-ends never read a setting by its string key.
+
+use crate::error::ClientError;
+use crate::profile::Profile;
+
+/// The keys, in one place.
+mod key {
+    pub const PARTNER_NAME: &str = "partner_name";
+    pub const RELAY: &str = "relay";
+    pub const LAST_SYNC_MS: &str = "last_sync_ms";
+}
+
+impl Profile {
+    /// The partner's name as they chose it (not yet made inert for a terminal).
+    pub fn partner_name(&self) -> Result<Option<String>, ClientError> {
+        Ok(self.db.get(key::PARTNER_NAME)?)
+    }
+
+    /// The relay this profile syncs with.
+    pub fn relay_url(&self) -> Result<Option<String>, ClientError> {
+        Ok(self.db.get(key::RELAY)?)
+    }
+
+    /// Points this profile at another relay address serving the same space (the
+    /// history generator: its profiles are made through a relay on a free port).
+    pub fn set_relay_url(&self, url: &str) -> Result<(), ClientError> {
+        Ok(self.db.set(key::RELAY, url)?)
+    }
+
+    /// When this device last finished a sync (Unix ms).
+    pub fn last_sync_ms(&self) -> Result<Option<i64>, ClientError> {
+        Ok(self.db.get(key::LAST_SYNC_MS)?.and_then(|v| v.parse().ok()))
+    }
+
+    pub(crate) fn set_last_sync_ms(&self, ms: i64) -> Result<(), ClientError> {
+        Ok(self.db.set(key::LAST_SYNC_MS, &ms.to_string())?)
+    }
+}
