@@ -32,6 +32,12 @@ pub enum Command {
     /// Pair with your partner.
     #[command(subcommand)]
     Pair(PairCommand),
+    /// Add, list and revoke your devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// A recovery code that brings everything back if you lose every device.
+    #[command(subcommand)]
+    Recovery(RecoveryCommand),
     /// Show the safety number: compare it with your partner's, in person.
     Verify,
     /// Say how you are: mood, feelings, high, low, an appreciation, what you need.
@@ -270,6 +276,73 @@ pub enum PairCommand {
         /// How long to wait for your partner's device, in seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// On a device you already use: print a code for your new device, and wait.
+    Add {
+        /// How long to wait for the new device, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// On the new device (after `attune init`): join with the code `device add` shows.
+    ///
+    /// The new device receives your keys and then the whole history, your
+    /// private entries included. Your partner is told a device was added.
+    Join {
+        /// The code `attune device add` shows on your other device.
+        code: String,
+        /// The relay's address, e.g. https://relay.example:8733.
+        #[arg(long, env = "ATTUNE_RELAY", value_name = "URL")]
+        relay: String,
+        /// What to call this device in lists, e.g. laptop [default: this computer's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// How long to wait for your other device, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Every device of both of you, and which one this is.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cut off one of your other devices (lost, stolen, sold).
+    ///
+    /// It is refused by the relay from now on, and a new key is made for
+    /// everything written afterwards, which it cannot read.
+    Revoke {
+        /// The device's id, or its first 4 or more hex digits (`attune device list` shows them).
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCommand {
+    /// Make a recovery code and show it once: write it down and keep it safe.
+    Setup,
+    /// Replace the recovery code: the old one stops working.
+    Rotate,
+    /// On a new device (after `attune init`), when every other device is lost:
+    /// bring back your keys and history with the recovery code.
+    ///
+    /// The code is read from ATTUNE_RECOVERY_CODE, or asked for on the terminal.
+    Restore {
+        /// The relay's address, e.g. https://relay.example:8733.
+        #[arg(long, env = "ATTUNE_RELAY", value_name = "URL")]
+        relay: String,
+        /// What to call this device in lists [default: this computer's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Also revoke your other devices (the lost ones) without asking.
+        #[arg(long)]
+        revoke_others: bool,
     },
 }
 

@@ -149,3 +149,50 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), ClientE
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Recent changes to either partner's devices, one sentence each ("Sam added a
+/// device 'laptop' on …"): nobody's devices change without both being told.
+pub fn device_lines(p: &Profile, since_ms: i64) -> Vec<String> {
+    let partner = partner_name(p);
+    p.device_events(since_ms)
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let who = if e.mine { "you" } else { partner.as_str() };
+            let name = match (&e.name, e.change) {
+                (
+                    Some(n),
+                    attune_core::item::DeviceChange::Added
+                    | attune_core::item::DeviceChange::Revoked,
+                ) => {
+                    format!(" '{}'", inert::line(n))
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{who} {}{name} on {}",
+                e.change.describe(),
+                crate::render::when(e.at)
+            )
+        })
+        .collect()
+}
+
+/// The same changes as JSON.
+pub fn device_json(p: &Profile, since_ms: i64) -> serde_json::Value {
+    serde_json::Value::Array(
+        p.device_events(since_ms)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at": e.at,
+                    "by": if e.mine { "me" } else { "partner" },
+                    "change": e.change,
+                    "device": e.device.to_hex(),
+                    "name": e.name,
+                })
+            })
+            .collect(),
+    )
+}

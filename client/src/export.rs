@@ -264,6 +264,14 @@ fn section(e: &Entry, view: &View, names: &Names) -> Option<(String, Vec<String>
         ),
         Body::Resume => ("pause".into(), vec!["came back from the pause".into()]),
         Body::Appreciation { text } => ("appreciation".into(), vec![inert::markdown_block(text)]),
+        Body::Device { change, name, .. } => (
+            "devices".into(),
+            vec![if name.is_empty() {
+                change.describe().to_string()
+            } else {
+                format!("{} ({})", change.describe(), inert::markdown_inline(name))
+            }],
+        ),
         // Folded into the items they belong to, or records of the practices.
         Body::Mark { .. }
         | Body::Confirm { .. }

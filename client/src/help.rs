@@ -39,7 +39,9 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Devices and pairing",
-        &["pair", "verify", "unlock", "lock", "leave"],
+        &[
+            "pair", "device", "recovery", "verify", "unlock", "lock", "leave",
+        ],
     ),
     ("Setup", &["init", "completions", "demo", "help"]),
 ];

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::style::Style;
 use crate::words::agree;
-use attune_core::item::{Answer, Body, CheckIn};
+use attune_core::item::{Answer, Body, CheckIn, DeviceChange};
 use attune_core::practice::{accuracy, Accuracy, Exchange, Practice, Response};
 use attune_core::profile::now_ms;
 use attune_core::profile::Entry;
@@ -103,6 +103,15 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
     match &e.item.body {
         Body::CheckIn(c) => v["checkin"] = json!(c),
         Body::Journal { text } | Body::Appreciation { text } => v["text"] = json!(text),
+        Body::Device {
+            change,
+            device,
+            name,
+        } => {
+            v["change"] = json!(change);
+            v["device"] = json!(device);
+            v["name"] = json!(name);
+        }
         Body::Sealed { exercise, .. } => {
             let (x, is_checkin) = sealed_context(e, p);
             v["kind"] = json!(if is_checkin { "checkin" } else { "answer" });
@@ -317,6 +326,18 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                 ),
             ),
             Body::Resume => ("resume".into(), "back from the pause".into()),
+            Body::Device { change, name, .. } => (
+                "device".into(),
+                format!(
+                    "{}{}",
+                    change.describe(),
+                    if name.is_empty() || matches!(change, DeviceChange::Recovery) {
+                        String::new()
+                    } else {
+                        format!(" '{}'", s.text(name))
+                    }
+                ),
+            ),
             _ => (e.item.body.kind().into(), String::new()),
         }
     };

@@ -102,7 +102,7 @@ impl Model {
                 self.devices.insert(device.id(), (member, true));
                 true
             }
-            RosterChange::Link { member, device } => {
+            RosterChange::Link { member, device } | RosterChange::Recovery { member, device } => {
                 if !self.members.contains(&member) || member != signer_member {
                     return false;
                 }
@@ -138,7 +138,7 @@ fuzz_target!(|ops: Vec<Op>| {
         let signer = usize::from(op.signer) % REAL;
         let subject = publics[usize::from(op.subject) % publics.len()];
         let member = MEMBERS[usize::from(op.member) % MEMBERS.len()];
-        let change = match op.kind % 4 {
+        let change = match op.kind % 5 {
             0 => RosterChange::Create {
                 member,
                 device: subject,
@@ -148,6 +148,10 @@ fuzz_target!(|ops: Vec<Op>| {
                 device: subject,
             },
             2 => RosterChange::Link {
+                member,
+                device: subject,
+            },
+            3 => RosterChange::Recovery {
                 member,
                 device: subject,
             },

@@ -306,7 +306,9 @@ impl FromRequest<SharedState> for Member {
             ));
         };
         if !roster.is_active(&device) {
-            return Err(ApiError::forbidden(
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                codes::DEVICE_REVOKED,
                 "this device was revoked from this space",
             ));
         }

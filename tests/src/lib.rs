@@ -478,6 +478,44 @@ pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
     assert!(status.success(), "pair invite failed");
 }
 
+/// Adds `new` (initialised, unpaired) as another device of `existing`'s member
+/// through the real binaries: `device add` prints the code on its first stdout
+/// line, `device join` uses it and fetches the history.
+pub fn add_device(existing: &Attune, new: &Attune, relay_url: &str, name: &str) -> Run {
+    let mut adder = existing
+        .command(&["device", "add", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("device add starts");
+    let stdout = adder.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut reader = BufReader::new(stdout);
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("device add prints its code");
+    let code = line
+        .trim()
+        .strip_prefix("code: ")
+        .unwrap_or_else(|| panic!("unexpected first line from device add: {line:?}"))
+        .to_string();
+    let joined = new
+        .run(&[
+            "device", "join", &code, "--relay", relay_url, "--name", name,
+        ])
+        .ok();
+    let status = adder.wait().expect("device add ends");
+    assert!(status.success(), "device add failed");
+    joined
+}
+
 /// A relay and two paired partners: Alex (`a`, who invited) and Sam (`b`, who
 /// joined), each with a home directory under `dir`.
 #[derive(Debug)]

@@ -39,6 +39,7 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
                 "my_streak": stats.my_streak,
                 "partner_streak": stats.partner_streak,
                 "nudges": suggestions,
+                "device_changes": crate::common::device_json(&p, now - 7 * DAY_MS),
                 "pause": pause.map(|x| json!({ "by": if x.by_me { "me" } else { "partner" }, "until": x.until })),
             }))
         );
@@ -55,6 +56,9 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
                 format!("{partner} asked for a pause; give them the time")
             })
         );
+    }
+    for line in crate::common::device_lines(&p, now - 7 * DAY_MS) {
+        outln!("{}", s.warn(&line));
     }
     if due.is_empty() {
         outln!("nothing is due; well done");

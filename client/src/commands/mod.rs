@@ -1,5 +1,6 @@
 //! The commands, one module per group, and the dispatch from the parsed command line.
 
+pub mod devices;
 pub mod held;
 pub mod history;
 pub mod insights;
@@ -89,6 +90,8 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             outln!("Compare `attune verify` with your partner's, in person.");
             Ok(0)
         }
+        Command::Device(cmd) => devices::run(&home, cmd).await,
+        Command::Recovery(cmd) => devices::recover(&home, cmd).await,
         Command::Verify => {
             let p = Profile::open_with(&home, &mut Terminal)?;
             let roster = p.roster()?;

@@ -108,6 +108,7 @@ pub fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError
             "held": held_json,
             "partner_last_checkin": last_checkin.map(|e| entry_json(e, &latest.view.practice)),
             "last_heard_from_partner": last_heard,
+            "device_changes": crate::common::device_json(&p, now - 14 * DAY_MS),
             "problems": view.problems,
         });
         outln!("{}", json_text(&out));
@@ -168,6 +169,9 @@ pub fn status(home: &std::path::Path, json_out: bool) -> Result<i32, ClientError
                     s.warn(&format!("nothing new from {partner} for {days} days"))
                 );
             }
+        }
+        for line in crate::common::device_lines(&p, now - 14 * DAY_MS) {
+            outln!("{}", s.warn(&line));
         }
         if view.problems.is_empty() {
             outln!("integrity: everything received verifies");
@@ -359,6 +363,7 @@ fn notice(e: &attune_core::profile::Entry, partner: &str) -> String {
         Body::Timeout { .. } => "asked for a pause",
         Body::Resume => "is back from the pause",
         Body::Appreciation { .. } => "appreciated something",
+        Body::Device { change, .. } => change.describe(),
         _ => "wrote something",
     };
     format!("{partner} {what}")
@@ -386,6 +391,12 @@ pub async fn leave(home: &std::path::Path, yes: bool) -> Result<i32, ClientError
     match relay.delete_space(space).await {
         Ok(_) => {}
         Err(e) if e.code() == Some(attune_proto::api::codes::NOT_FOUND) => {}
+        Err(e) if e.code() == Some(attune_proto::api::codes::DEVICE_REVOKED) => {
+            // A removed device cannot erase the space; it can forget it here.
+            p.reset_local()?;
+            outln!("this device had been removed from the space, so it could not erase it (the space stays as it is for your other devices and your partner); this device's copy is cleared");
+            return Ok(1);
+        }
         Err(e) => return Err(e.into()),
     }
     p.reset_local()?;

@@ -20,6 +20,11 @@ impl Profile {
     /// longer has this profile's space, else `e` unchanged.
     pub fn explain_gone(&self, e: ClientError) -> ClientError {
         match e {
+            ClientError::Relay(RelayError::Refused { code, .. })
+                if code == codes::DEVICE_REVOKED =>
+            {
+                ClientError::DeviceRemoved
+            }
             ClientError::Relay(r) if space_gone(&r) => ClientError::SpaceErased {
                 partner: self
                     .partner_name()

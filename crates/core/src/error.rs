@@ -44,6 +44,10 @@ pub enum ClientError {
     /// readable.
     #[error("the relay no longer has your shared space: {partner} erased it with `attune leave` (or one of your own other devices did). Nothing more can be sent or received, so attune stops trying. Everything this device holds is still readable here: keep a copy with `attune export --format markdown --out attune.md`; then `attune leave` clears this device")]
     SpaceErased { partner: String },
+    /// One of the member's devices revoked this one: the relay refuses it from
+    /// now on and nothing written after the revocation opens here.
+    #[error("this device was removed from your shared space (one of your other devices revoked it). It can no longer send or receive, and nothing written after the removal can be read here. What it already holds stays readable: keep a copy with `attune export --format markdown --out attune.md`, then `attune leave` clears this device. If this is wrong, add this device again from one you still use: `attune device add` there, then `attune device join CODE` here after `attune leave`")]
+    DeviceRemoved,
     /// Something served by the relay (or signed by the partner) breaks the rules
     /// that keep the history honest. Exit code 3, like the problems a view finds.
     #[error("{0}")]

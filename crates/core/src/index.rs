@@ -88,6 +88,24 @@ pub(crate) fn mark_dirty(tx: &rusqlite::Transaction<'_>, link: &str) -> Result<(
     Ok(())
 }
 
+/// Indexes an own envelope that carries no item (key wraps) in the transaction
+/// that queues it.
+pub(crate) fn index_written_plain(
+    tx: &rusqlite::Transaction<'_>,
+    env: &Envelope,
+    own_seq: u64,
+) -> Result<(), ClientError> {
+    insert_item(tx, env, None, Some(own_seq), true, None)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('indexed_own_seq', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value
+         WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+        [own_seq.to_string()],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Indexes an own item in the transaction that queues it.
 pub(crate) fn index_written(
     tx: &rusqlite::Transaction<'_>,

@@ -88,6 +88,30 @@ pub enum ExerciseKind {
     Question,
 }
 
+/// A change to a member's devices, told to both partners in a `Device` item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChange {
+    Added,
+    Revoked,
+    /// A device restored from the recovery code.
+    Restored,
+    /// A recovery key set up (or replaced).
+    Recovery,
+}
+
+impl DeviceChange {
+    /// "added a device", as a sentence's verb phrase.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DeviceChange::Added => "added a device",
+            DeviceChange::Revoked => "removed a device",
+            DeviceChange::Restored => "restored everything on a new device with the recovery code",
+            DeviceChange::Recovery => "set up a recovery code",
+        }
+    }
+}
+
 /// The content kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -174,6 +198,14 @@ pub enum Body {
         #[serde(default)]
         start: Option<String>,
     },
+    /// A change to the author's devices, with the device's name (names never
+    /// travel in the clear roster).
+    Device {
+        change: DeviceChange,
+        device: String,
+        #[serde(default)]
+        name: String,
+    },
 }
 
 impl Body {
@@ -195,6 +227,7 @@ impl Body {
             Body::Resume => "resume",
             Body::Appreciation { .. } => "appreciation",
             Body::Challenge { .. } => "challenge",
+            Body::Device { .. } => "device",
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod challenge;
 pub mod db;
+pub mod device;
 pub mod entry;
 pub mod erased;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod practice;
 pub mod problems;
 pub mod profile;
 pub mod query;
+pub mod recovery;
 pub mod relay;
 pub mod report;
 pub mod settings;

@@ -35,24 +35,43 @@ struct Welcome {
     name: String,
 }
 
-fn failed(why: &str) -> ClientError {
+pub(crate) fn failed(why: &str) -> ClientError {
     ClientError::Pairing(format!("pairing failed: {why}"))
 }
 
 /// A pairing mailbox and this side's token for it.
-struct Slot {
-    number: u32,
-    token: String,
+pub(crate) struct Slot {
+    pub(crate) number: u32,
+    pub(crate) token: String,
+    /// Pairing with a partner, or adding one's own device: for the wording.
+    pub(crate) device: bool,
 }
 
 /// Where in pairing a refusal happened, to explain it correctly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Handshake,
     Exchange,
 }
 
-fn refused(e: RelayError, me: Role, phase: Phase) -> ClientError {
+pub(crate) fn refused(e: RelayError, me: Role, phase: Phase, device: bool) -> ClientError {
+    if device {
+        return match (e.code(), phase, me) {
+            (Some(codes::MAILBOX_UNAVAILABLE), Phase::Exchange, _) => failed(
+                "the other device stopped: the codes did not match, or the exchange was tampered with. Nothing was shared; start again with a new code",
+            ),
+            (Some(codes::MAILBOX_UNAVAILABLE), Phase::Handshake, Role::Inviter) => failed(
+                "the code expired before the new device joined; run `attune device add` again for a new one",
+            ),
+            (Some(codes::MAILBOX_UNAVAILABLE), Phase::Handshake, Role::Joiner) => failed(
+                "this code is unknown, already used or expired; run `attune device add` again on your other device for a new one",
+            ),
+            (Some(codes::MAILBOX_FULL), _, _) => failed(
+                "someone else is already using this code; run `attune device add` again for a new one",
+            ),
+            _ => refused(e, me, phase, false),
+        };
+    }
     match (e.code(), phase, me) {
         (Some(codes::MAILBOX_UNAVAILABLE), Phase::Exchange, _) => failed(
             "the other side stopped: the codes did not match, or the exchange was tampered with. Nothing was shared; start again with a new code",
@@ -75,7 +94,7 @@ fn refused(e: RelayError, me: Role, phase: Phase) -> ClientError {
 
 /// Waits for the other side's message number `index`. A mailbox the other side
 /// closed answers `mailbox_unavailable`.
-async fn receive(
+pub(crate) async fn receive(
     relay: &RelayClient,
     slot: &Slot,
     me: Role,
@@ -86,12 +105,16 @@ async fn receive(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(failed("your partner did not answer in time; start again"));
+            return Err(failed(if slot.device {
+                "the other device did not answer in time; start again"
+            } else {
+                "your partner did not answer in time; start again"
+            }));
         }
         let got = relay
             .mailbox_read(slot.number, &slot.token, index, left.as_secs().clamp(1, 20))
             .await
-            .map_err(|e| refused(e, me, phase))?;
+            .map_err(|e| refused(e, me, phase, slot.device))?;
         if let Some(raw) = got.messages.first() {
             return PairingMessage::decode(&raw.0)
                 .map_err(|_| failed("a pairing message was garbled in transit"));
@@ -99,7 +122,7 @@ async fn receive(
     }
 }
 
-async fn post(
+pub(crate) async fn post(
     relay: &RelayClient,
     slot: &Slot,
     me: Role,
@@ -109,12 +132,12 @@ async fn post(
     relay
         .mailbox_post(slot.number, &slot.token, msg.encode())
         .await
-        .map_err(|e| refused(e, me, phase))
+        .map_err(|e| refused(e, me, phase, slot.device))
 }
 
 /// After this side's key exchange is posted: the other's, and key confirmation.
 /// On failure the caller closes the mailbox, so the code cannot be tried again.
-async fn handshake(
+pub(crate) async fn handshake(
     relay: &RelayClient,
     slot: &Slot,
     me: Role,
@@ -177,6 +200,7 @@ pub async fn invite(
         let slot = Slot {
             number: opened.mailbox,
             token: opened.token,
+            device: false,
         };
         let code = PairingCode::generate(slot.number);
         on_code(&code.reveal());
@@ -289,7 +313,7 @@ async fn invite_exchange(
 
 /// The partner's name as sent in pairing: the same rules as `init --name`, so a
 /// modified client cannot plant control characters in every later screen.
-fn checked_name(name: &str) -> Result<String, ClientError> {
+pub(crate) fn checked_name(name: &str) -> Result<String, ClientError> {
     crate::inert::valid_name(name)
         .map(str::to_string)
         .map_err(|e| {
@@ -300,7 +324,7 @@ fn checked_name(name: &str) -> Result<String, ClientError> {
 }
 
 /// What the joiner sends once it has verified and accepted the welcome.
-const ACK: &[u8] = b"attune/v1/pairing/welcome-accepted";
+pub(crate) const ACK: &[u8] = b"attune/v1/pairing/welcome-accepted";
 
 /// The joiner's side.
 pub async fn join(
@@ -324,10 +348,11 @@ pub async fn join(
     let token = relay
         .mailbox_join(code.mailbox, pake.encode())
         .await
-        .map_err(|e| refused(e, Role::Joiner, Phase::Handshake))?;
+        .map_err(|e| refused(e, Role::Joiner, Phase::Handshake, false))?;
     let slot = Slot {
         number: code.mailbox,
         token,
+        device: false,
     };
     let result = async {
         let mut session = handshake(&relay, &slot, Role::Joiner, state, deadline).await?;

@@ -89,6 +89,9 @@ pub struct Profile {
     passphrase: Option<Zeroizing<String>>,
     /// The stretched keystore key an unlock agent served (then no passphrase).
     unlocked: Option<KeystoreKey>,
+    /// During a restore: the recovery key's identity, whose key wraps this
+    /// device also takes (keys made after the recovery was set up).
+    pub(crate) recovery_identity: Option<DeviceIdentity>,
 }
 
 impl std::fmt::Debug for Profile {
@@ -128,6 +131,7 @@ impl Profile {
             clock: Clock::System,
             passphrase,
             unlocked: None,
+            recovery_identity: None,
         };
         profile.save_keys()?;
         Ok(profile)
@@ -180,6 +184,7 @@ impl Profile {
             clock: Clock::System,
             passphrase,
             unlocked,
+            recovery_identity: None,
         };
         if let Ok(member) = profile.member() {
             profile.keys.set_member(member);
@@ -321,7 +326,9 @@ impl Profile {
     ) -> Result<EntryId, ClientError> {
         let space = self.space()?;
         let key_id = if private {
-            KeyId::MemberPrivate(0)
+            self.keys
+                .current_private()
+                .ok_or_else(|| ClientError::Corrupt("no member-private key".into()))?
         } else {
             self.keys
                 .current_epoch()

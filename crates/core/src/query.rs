@@ -30,10 +30,12 @@ pub enum FeedKind {
     Timeout,
     Resume,
     Appreciation,
+    /// A device added, removed or restored, or a recovery code set up.
+    Device,
 }
 
 impl FeedKind {
-    pub const ALL: [FeedKind; 11] = [
+    pub const ALL: [FeedKind; 12] = [
         FeedKind::CheckIn,
         FeedKind::Journal,
         FeedKind::Answer,
@@ -45,6 +47,7 @@ impl FeedKind {
         FeedKind::Timeout,
         FeedKind::Resume,
         FeedKind::Appreciation,
+        FeedKind::Device,
     ];
 
     /// The word for this kind in filters and JSON.
@@ -61,6 +64,7 @@ impl FeedKind {
             FeedKind::Timeout => "timeout",
             FeedKind::Resume => "resume",
             FeedKind::Appreciation => "appreciation",
+            FeedKind::Device => "device",
         }
     }
 
@@ -98,6 +102,7 @@ impl FeedKind {
             Body::Timeout { .. } => FeedKind::Timeout,
             Body::Resume => FeedKind::Resume,
             Body::Appreciation { .. } => FeedKind::Appreciation,
+            Body::Device { .. } => FeedKind::Device,
             Body::AnswerKey { .. }
             | Body::Reveal { .. }
             | Body::Edit { .. }

@@ -374,6 +374,46 @@ impl RelayClient {
         .await
     }
 
+    /// Files the recovery bundle of recovery key `device` under `lookup`.
+    pub async fn put_recovery(
+        &self,
+        space: SpaceId,
+        device: attune_proto::DeviceId,
+        lookup: attune_proto::Hash32,
+        bundle: Vec<u8>,
+    ) -> Result<(), RelayError> {
+        let body = Self::json(&api::PutRecovery {
+            device: device.to_hex(),
+            lookup: lookup.to_hex(),
+            bundle: B64(bundle),
+        });
+        self.call::<Option<()>>(
+            Method::PUT,
+            &format!("/v1/spaces/{space}/recovery"),
+            "",
+            body,
+            true,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The recovery bundle filed under `lookup` (no signature: a blank device
+    /// has no keys yet).
+    pub async fn recovery(
+        &self,
+        lookup: attune_proto::Hash32,
+    ) -> Result<api::RecoveryFound, RelayError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/recovery/{}", lookup.to_hex()),
+            "",
+            None,
+            false,
+        )
+        .await
+    }
+
     pub async fn open_mailbox(&self, space: SpaceId) -> Result<MailboxOpened, RelayError> {
         self.call(
             Method::POST,

@@ -9,6 +9,7 @@ mod key {
     pub const PARTNER_NAME: &str = "partner_name";
     pub const RELAY: &str = "relay";
     pub const LAST_SYNC_MS: &str = "last_sync_ms";
+    pub const DEVICE_LABEL: &str = "device_label";
 }
 
 impl Profile {
@@ -31,6 +32,15 @@ impl Profile {
     /// When this device last finished a sync (Unix ms).
     pub fn last_sync_ms(&self) -> Result<Option<i64>, ClientError> {
         Ok(self.db.get(key::LAST_SYNC_MS)?.and_then(|v| v.parse().ok()))
+    }
+
+    /// The name this device was given when it was added (`device join --name`).
+    pub fn device_label(&self) -> Result<Option<String>, ClientError> {
+        Ok(self.db.get(key::DEVICE_LABEL)?)
+    }
+
+    pub(crate) fn set_device_label(&self, name: &str) -> Result<(), ClientError> {
+        Ok(self.db.set(key::DEVICE_LABEL, name)?)
     }
 
     pub(crate) fn set_last_sync_ms(&self, ms: i64) -> Result<(), ClientError> {

@@ -254,6 +254,7 @@ impl Profile {
         let conn = self.db.conn();
         let tx = conn.unchecked_transaction().map_err(db)?;
         let mut problems: Vec<Problem> = Vec::new();
+        let mut keys_changed = false;
         let mut latest_claim: Option<(i64, u64)> = None;
         let mut roster_claims: Vec<(RosterHead, i64)> = Vec::new();
         // Signatures, the costly part, checked for the whole chunk at once on
@@ -334,6 +335,8 @@ impl Profile {
                 let mine = author_member.is_some() && author_member == my_member;
                 let item = match &checked.plaintext {
                     None => None,
+                    // A list of key wraps, not an item.
+                    Some(_) if matches!(h.key, KeyId::KeyWraps(_)) => None,
                     Some(plain) => match Item::from_bytes(plain) {
                         Ok(item) => Some(item),
                         Err(_) => {
@@ -360,6 +363,18 @@ impl Profile {
                     .map_err(db)?
                     .execute(params![h.author.0.to_vec(), h.seq as i64])
                     .map_err(db)?;
+                if matches!(h.key, KeyId::KeyWraps(_)) {
+                    // Keys for this device (a new epoch after a revocation, a
+                    // new member-private key): taken before anything sealed
+                    // under them, which comes later in the history.
+                    let mut ids: Vec<&attune_crypto::DeviceIdentity> = vec![&self.identity];
+                    ids.extend(self.recovery_identity.as_ref());
+                    if crate::device::absorb_wraps(&mut self.keys, &ids, &roster, &checked.envelope)
+                        > 0
+                    {
+                        keys_changed = true;
+                    }
+                }
                 let fields = item.as_ref().map(IndexFields::of);
                 let own_seq = (h.author == me).then_some(h.seq);
                 insert_item(
@@ -487,6 +502,9 @@ impl Profile {
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
+        if keys_changed {
+            self.save_keys()?;
+        }
         Ok(done)
     }
 
@@ -1066,6 +1084,35 @@ impl Profile {
             ));
         }
         Ok(out)
+    }
+
+    /// The readable entries of one kind (few: device changes, settings).
+    pub(crate) fn entries_of_kind(&self, kind: &str) -> Result<Vec<Entry>, ClientError> {
+        let roster = self.roster()?;
+        let conn = self.db.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM items WHERE kind = ?1 AND readable = 1"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([kind], row)
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        self.open_rows(rows, &roster)
+    }
+
+    /// When `device` last wrote an item this device could read.
+    pub(crate) fn last_item_at(&self, device: &DeviceId) -> Result<Option<i64>, ClientError> {
+        self.db
+            .conn()
+            .query_row(
+                "SELECT MAX(at) FROM items WHERE author = ?1",
+                [device.0.to_vec()],
+                |r| r.get(0),
+            )
+            .map_err(db)
     }
 
     /// The highest envelope number of `device` that this device holds with a

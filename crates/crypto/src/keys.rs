@@ -57,6 +57,25 @@ impl Keyring {
         self.keys.iter()
     }
 
+    /// The newest member-private key id, which new private items are sealed under.
+    pub fn current_private(&self) -> Option<KeyId> {
+        self.keys
+            .keys()
+            .filter(|k| matches!(k, KeyId::MemberPrivate(_)))
+            .max()
+            .copied()
+    }
+
+    /// Adds a key unless one with this id is already held: a key once used is
+    /// never replaced (what was sealed under it must stay readable).
+    pub fn insert_new(&mut self, id: KeyId, key: SymmetricKey) -> bool {
+        if self.keys.contains_key(&id) || matches!(id, KeyId::KeyWraps(_)) {
+            return false;
+        }
+        self.keys.insert(id, key);
+        true
+    }
+
     /// The newest epoch key id, which new shared items are sealed under.
     pub fn current_epoch(&self) -> Option<KeyId> {
         self.keys

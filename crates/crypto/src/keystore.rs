@@ -106,7 +106,7 @@ pub struct KeystoreContents {
     pub keys: Keyring,
 }
 
-fn encode_contents(contents: &KeystoreContents) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encode_contents(contents: &KeystoreContents) -> Zeroizing<Vec<u8>> {
     let (sign, kx) = contents.identity.secret_bytes();
     let keys: Vec<_> = contents.keys.iter().collect();
     let mut w = Writer::new();
@@ -120,7 +120,7 @@ fn encode_contents(contents: &KeystoreContents) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(w.finish())
 }
 
-fn decode_contents(bytes: &[u8]) -> Result<KeystoreContents, KeystoreError> {
+pub(crate) fn decode_contents(bytes: &[u8]) -> Result<KeystoreContents, KeystoreError> {
     let mut r = Reader::new(bytes);
     let version = r.u8("keystore contents")?;
     if version != attune_proto::VERSION {
@@ -235,7 +235,7 @@ fn seal_with_key(
     Ok(out)
 }
 
-fn stretch(
+pub(crate) fn stretch(
     passphrase: &[u8],
     salt: &[u8; 16],
     params: &KdfParams,

@@ -7,7 +7,8 @@
 //! - [`pairing`]: the SPAKE2 pairing state machine with key confirmation;
 //! - [`answer`]: key-committed sealed answers for blind exchanges;
 //! - [`chain`]: classifying what the relay serves (forged, altered, replayed, ...);
-//! - [`safety`]: the safety number; [`keystore`]: the passphrase-locked key file.
+//! - [`safety`]: the safety number; [`keystore`]: the passphrase-locked key file;
+//! - [`recovery`]: recovery codes and the bundle they open.
 //!
 //! Roster verification needs no secret, so it lives in attune-proto (the relay
 //! enforces it too) and is re-exported here.
@@ -22,6 +23,7 @@ pub mod keystore;
 pub mod local;
 pub mod padding;
 pub mod pairing;
+pub mod recovery;
 pub mod safety;
 pub mod secret;
 mod words;
@@ -44,6 +46,7 @@ pub use keystore::{
     KeystoreContents, KeystoreError, KeystoreKey, Protection, KEYSTORE_KEY_LEN,
 };
 pub use pairing::{Pairing, PairingCode, PairingError, PairingSession};
+pub use recovery::{open_recovery, seal_recovery, RecoveryCode, RecoveryContents, RecoveryError};
 pub use safety::safety_number;
 pub use secret::SymmetricKey;
 pub use wrap::{seal_key_envelope, unwrap_key, wrap_key, WrapError};

@@ -167,6 +167,25 @@ pub struct MailboxMessages {
     pub messages: Vec<B64>,
 }
 
+/// `PUT /v1/spaces/{space}/recovery`: a member's recovery bundle, filed under a
+/// lookup id derived from the recovery code, for a recovery key in the roster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutRecovery {
+    /// Hex id of the recovery key's roster device.
+    pub device: String,
+    /// Hex of `SHA-256(RECOVERY_LOOKUP || code)`.
+    pub lookup: String,
+    pub bundle: B64,
+}
+
+/// `GET /v1/recovery/{lookup}`: the bundle and the space it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryFound {
+    pub space: String,
+    pub bundle: B64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -205,6 +224,8 @@ pub mod codes {
     pub const REVOKE_BACKDATED: &str = "revoke_backdated";
     /// The space's roster has as many events as the relay allows.
     pub const ROSTER_FULL: &str = "roster_full";
+    /// The signing device was revoked from the space: it is refused from then on.
+    pub const DEVICE_REVOKED: &str = "device_revoked";
     pub const MAILBOX_UNAVAILABLE: &str = "mailbox_unavailable";
     pub const MAILBOX_FULL: &str = "mailbox_full";
     pub const TOO_MANY_MAILBOXES: &str = "too_many_mailboxes";

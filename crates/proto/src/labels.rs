@@ -21,3 +21,6 @@ pub const PAIRING_SEAL_JOINER: &[u8] = b"attune/v1/pairing/seal-joiner";
 pub const KEYSTORE_MAGIC: &[u8; 8] = b"ATTUNEKS";
 pub const HELD_REVEAL_SIG: &[u8] = b"attune/v1/held-reveal-sig";
 pub const HELD_REVEAL_KEY: &[u8] = b"attune/v1/held-reveal";
+/// `SHA-256(RECOVERY_LOOKUP || code)`: where the relay files a recovery bundle.
+pub const RECOVERY_LOOKUP: &[u8] = b"attune/v1/recovery-lookup";
+pub const RECOVERY_MAGIC: &[u8; 8] = b"ATTUNERB";

@@ -4,6 +4,7 @@
 //! event        = version u8 | space 16 | seq u64 | prev 32 | signer 32 | at i64 | tag u8 | change
 //! change       = 1 Create | 2 Join | 3 Link : member 16 | sign_pk 32 | kx_pk 32
 //!              | 4 Revoke                   : device 32 | last_seq u64
+//!              | 5 Recovery                 : member 16 | sign_pk 32 | kx_pk 32
 //! signed event = event | signature 64      (Ed25519 by `signer` over ROSTER_SIG || event)
 //! ```
 //! Verification is public-key only, so it lives here: the relay enforces the
@@ -38,6 +39,13 @@ pub enum RosterChange {
     },
     /// A device is removed. Its envelopes up to `last_seq` stay valid; later ones are not.
     Revoke { device: DeviceId, last_seq: u64 },
+    /// A member authorises a recovery key: a device whose secret keys live only in
+    /// a recovery bundle opened by the member's recovery code. Same rules as `Link`;
+    /// flagged so every client can say it is a recovery key, not a device.
+    Recovery {
+        member: MemberId,
+        device: DevicePublic,
+    },
 }
 
 /// An unsigned roster event.
@@ -84,6 +92,10 @@ impl RosterEvent {
             RosterChange::Revoke { device, last_seq } => {
                 w.u8(4).fixed(&device.0).u64(*last_seq);
             }
+            RosterChange::Recovery { member, device } => {
+                w.u8(5).fixed(&member.0);
+                device.write(w);
+            }
         }
     }
 
@@ -110,6 +122,10 @@ impl RosterEvent {
             4 => RosterChange::Revoke {
                 device: DeviceId(r.array("revoked device id")?),
                 last_seq: r.u64("last sequence number")?,
+            },
+            5 => RosterChange::Recovery {
+                member: MemberId(r.array("member id")?),
+                device: DevicePublic::read(r)?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -211,6 +227,10 @@ pub struct RosterDevice {
     pub member: MemberId,
     /// `Some(n)` once revoked: its envelopes with sequence number `<= n` stay valid.
     pub revoked_after: Option<u64>,
+    /// A recovery key (`Recovery` event), not a device a person uses.
+    pub recovery: bool,
+    /// The roster event that added it (1 for the creating device).
+    pub added_in: u64,
 }
 
 /// One member: the identity key is the signing key of the member's first device.
@@ -262,6 +282,8 @@ impl Roster {
                 public: device,
                 member,
                 revoked_after: None,
+                recovery: false,
+                added_in: 1,
             },
         );
         Ok(Self {
@@ -306,20 +328,21 @@ impl Roster {
                 if self.members.len() != 1 || self.members[0].id == member {
                     return Err(RosterError::SpaceFull { seq });
                 }
-                self.add_device(seq, member, device)?;
+                self.add_device(seq, member, device, false)?;
                 self.members.push(RosterMember {
                     id: member,
                     identity_key: device.sign,
                 });
             }
-            RosterChange::Link { member, device } => {
+            RosterChange::Link { member, device } | RosterChange::Recovery { member, device } => {
                 if !self.members.iter().any(|m| m.id == member) {
                     return Err(RosterError::UnknownMember { seq });
                 }
                 if signer.member != member {
                     return Err(RosterError::NotOwnMember { seq });
                 }
-                self.add_device(seq, member, device)?;
+                let recovery = matches!(ev.change, RosterChange::Recovery { .. });
+                self.add_device(seq, member, device, recovery)?;
             }
             RosterChange::Revoke { device, last_seq } => {
                 let target = self
@@ -343,6 +366,7 @@ impl Roster {
         seq: u64,
         member: MemberId,
         device: DevicePublic,
+        recovery: bool,
     ) -> Result<(), RosterError> {
         match ed25519_dalek::VerifyingKey::from_bytes(&device.sign) {
             Ok(k) if !k.is_weak() => {}
@@ -358,6 +382,8 @@ impl Roster {
                 public: device,
                 member,
                 revoked_after: None,
+                recovery,
+                added_in: seq,
             },
         );
         Ok(())

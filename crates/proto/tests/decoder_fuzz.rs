@@ -197,10 +197,11 @@ fn roster_event(f: &mut Fuzz) -> SignedRosterEvent {
         sign: f.array(),
         kx: f.array(),
     };
-    let change = match f.below(4) {
+    let change = match f.below(5) {
         0 => RosterChange::Create { member, device },
         1 => RosterChange::Join { member, device },
         2 => RosterChange::Link { member, device },
+        3 => RosterChange::Recovery { member, device },
         _ => RosterChange::Revoke {
             device: DeviceId(f.array()),
             last_seq: f.u64(),

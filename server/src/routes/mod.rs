@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
 
 use crate::error::ApiError;
@@ -17,6 +17,7 @@ use crate::state::SharedState;
 pub mod envelopes;
 pub mod openapi;
 pub mod pairing;
+pub mod recovery;
 pub mod spaces;
 
 /// A path parameter whose rejection is a JSON error like every other.
@@ -65,6 +66,7 @@ const AUTH_ERRORS: &[&str] = &[
     codes::STALE_TIMESTAMP,
     codes::REPLAYED_REQUEST,
     codes::FORBIDDEN,
+    codes::DEVICE_REVOKED,
     codes::RATE_LIMITED,
     codes::NOT_FOUND,
 ];
@@ -86,6 +88,8 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/close", summary: "Close a pairing mailbox (either side) after the exchange or a failed confirmation.", auth: Auth::MailboxToken, success: 204, errors: &[codes::UNAUTHENTICATED, codes::BAD_REQUEST, codes::MAILBOX_UNAVAILABLE, codes::RATE_LIMITED] },
     // Last, so that the fuzz corpus's route numbers keep their meaning.
     RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/join", summary: "Join a pairing with the joiner's key exchange (once per mailbox); returns the joiner's token. Rate-limited per address and relay-wide.", auth: Auth::None, success: 201, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::BODY_TOO_LARGE, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL, codes::RATE_LIMITED, codes::OVERLOADED] },
+    RouteSpec { method: "PUT", path: "/v1/spaces/{space}/recovery", summary: "File (or replace) the recovery bundle of an active recovery key of the signer's own member.", auth: Auth::Signed, success: 204, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::BODY_TOO_LARGE, codes::FORBIDDEN, codes::DEVICE_REVOKED] },
+    RouteSpec { method: "GET", path: "/v1/recovery/{lookup}", summary: "Fetch a recovery bundle by the lookup id its code gives; gone once its recovery key is revoked.", auth: Auth::None, success: 200, errors: &[codes::BAD_REQUEST, codes::NOT_FOUND] },
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<SharedState> {
@@ -105,6 +109,8 @@ fn handler(spec: &RouteSpec) -> MethodRouter<SharedState> {
         ("POST", "/v1/mailboxes/{mailbox}/messages") => post(pairing::post),
         ("GET", "/v1/mailboxes/{mailbox}/messages") => get(pairing::read),
         ("POST", "/v1/mailboxes/{mailbox}/close") => post(pairing::close),
+        ("PUT", "/v1/spaces/{space}/recovery") => put(recovery::put),
+        ("GET", "/v1/recovery/{lookup}") => get(recovery::get),
         // Unreachable while ROUTES and this match agree; a test checks they do.
         _ => get(unknown_route),
     }

@@ -38,7 +38,12 @@ fn schemas() -> Value {
         "MailboxPost": { "type": "object", "required": ["message"], "additionalProperties": false,
             "properties": { "message": b64 } },
         "MailboxMessages": { "type": "object", "required": ["messages"],
-            "properties": { "messages": { "type": "array", "items": b64 } } }
+            "properties": { "messages": { "type": "array", "items": b64 } } },
+        "PutRecovery": { "type": "object", "required": ["device", "lookup", "bundle"], "additionalProperties": false,
+            "properties": { "device": { "type": "string", "description": "the recovery key's device id, hex" },
+                "lookup": { "type": "string", "description": "SHA-256(RECOVERY_LOOKUP || code), hex" }, "bundle": b64 } },
+        "RecoveryFound": { "type": "object", "required": ["space", "bundle"],
+            "properties": { "space": { "type": "string" }, "bundle": b64 } }
     })
 }
 
@@ -54,6 +59,8 @@ fn bodies(method: &str, path: &str) -> (Option<&'static str>, Option<&'static st
         ("POST", "/v1/mailboxes/{mailbox}/join") => (Some("MailboxPost"), Some("MailboxJoined")),
         ("POST", "/v1/mailboxes/{mailbox}/messages") => (Some("MailboxPost"), None),
         ("GET", "/v1/mailboxes/{mailbox}/messages") => (None, Some("MailboxMessages")),
+        ("PUT", "/v1/spaces/{space}/recovery") => (Some("PutRecovery"), None),
+        ("GET", "/v1/recovery/{lookup}") => (None, Some("RecoveryFound")),
         _ => (None, None),
     }
 }
@@ -80,12 +87,12 @@ fn query_params(method: &str, path: &str) -> Vec<Value> {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for spec in ROUTES {
-        let mut params: Vec<Value> = ["space", "mailbox"]
+        let mut params: Vec<Value> = ["space", "mailbox", "lookup"]
             .iter()
             .filter(|p| spec.path.contains(&format!("{{{p}}}")))
             .map(|p| {
                 json!({ "name": p, "in": "path", "required": true,
-                        "schema": { "type": if *p == "space" { "string" } else { "integer" } } })
+                        "schema": { "type": if *p == "mailbox" { "integer" } else { "string" } } })
             })
             .collect();
         params.extend(query_params(spec.method, spec.path));

@@ -52,6 +52,22 @@ pub struct RosterAppend {
     pub quota: u64,
 }
 
+/// A member's recovery bundle, for the recovery key `device` in the roster.
+#[derive(Debug, Clone)]
+pub struct RecoveryBundle {
+    pub device: DeviceId,
+    pub lookup: Hash32,
+    pub bundle: Vec<u8>,
+}
+
+/// A stored recovery bundle, as a restore finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRecovery {
+    pub space: SpaceId,
+    pub device: DeviceId,
+    pub bundle: Vec<u8>,
+}
+
 /// Where an appended envelope landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placed {
@@ -87,6 +103,8 @@ pub enum StoreError {
     Revoked { index: usize },
     #[error("roster event {seq} conflicts with one already stored")]
     RosterConflict { seq: u64 },
+    #[error("another recovery key already uses this lookup id")]
+    RecoveryExists,
     #[error("storage failure: {0}")]
     Internal(String),
 }
@@ -126,4 +144,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Erases a space and everything in it. False if there was no such space.
     async fn delete_space(&self, space: SpaceId) -> Result<bool, StoreError>;
+
+    /// Files (or replaces) the recovery bundle of a recovery key. Refused once
+    /// that key is revoked.
+    async fn put_recovery(&self, space: SpaceId, bundle: RecoveryBundle) -> Result<(), StoreError>;
+
+    /// The bundle filed under `lookup`, unless its recovery key was revoked.
+    async fn recovery(&self, lookup: Hash32) -> Result<Option<FoundRecovery>, StoreError>;
 }

@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use async_trait::async_trait;
-use attune_proto::SpaceId;
+use attune_proto::{DeviceId, Hash32, SpaceId};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{NewEnvelope, Placed, Pulled, RosterAppend, Store, StoreError};
+use super::{
+    FoundRecovery, NewEnvelope, Placed, Pulled, RecoveryBundle, RosterAppend, Store, StoreError,
+};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -66,6 +68,15 @@ const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL,
         PRIMARY KEY (space, cursor)
      ) WITHOUT ROWID;",
+    // 4: recovery bundles (PROTOCOL.md §14), one per recovery key, filed under a
+    // lookup id derived from the recovery code.
+    "CREATE TABLE recovery (
+        lookup BLOB PRIMARY KEY,
+        space BLOB NOT NULL,
+        device BLOB NOT NULL,
+        bundle BLOB NOT NULL
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX recovery_device ON recovery (space, device);",
 ];
 
 /// Most jobs folded into one transaction.
@@ -118,6 +129,11 @@ enum Job {
     Delete {
         space: SpaceId,
         reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    PutRecovery {
+        space: SpaceId,
+        bundle: RecoveryBundle,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
 
@@ -205,7 +221,47 @@ fn run_job(tx: &rusqlite::Transaction<'_>, job: Job) -> Done {
         Job::Delete { space, reply } => {
             Done::Bool(reply, in_savepoint(tx, |tx| delete_space(tx, space)))
         }
+        Job::PutRecovery {
+            space,
+            bundle,
+            reply,
+        } => Done::Unit(
+            reply,
+            in_savepoint(tx, |tx| put_recovery(tx, space, &bundle)),
+        ),
     }
+}
+
+fn put_recovery(tx: &Connection, space: SpaceId, b: &RecoveryBundle) -> Result<(), StoreError> {
+    let revoked: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM revoked WHERE space = ?1 AND device = ?2",
+            params![&space.0[..], &b.device.0[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    if revoked.is_some() {
+        return Err(StoreError::Revoked { index: 0 });
+    }
+    tx.execute(
+        "DELETE FROM recovery WHERE space = ?1 AND device = ?2",
+        params![&space.0[..], &b.device.0[..]],
+    )
+    .map_err(internal)?;
+    tx.execute(
+        "INSERT INTO recovery (lookup, space, device, bundle) VALUES (?1, ?2, ?3, ?4)",
+        params![&b.lookup.0[..], &space.0[..], &b.device.0[..], &b.bundle],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::RecoveryExists
+        }
+        e => internal(e),
+    })?;
+    Ok(())
 }
 
 fn create_space(tx: &Connection, space: SpaceId, event: &[u8]) -> Result<(), StoreError> {
@@ -265,6 +321,12 @@ fn append_roster(tx: &Connection, space: SpaceId, append: &RosterAppend) -> Resu
         tx.execute(
             "INSERT INTO revoked (space, device, last_seq) VALUES (?1, ?2, ?3)",
             params![&space.0[..], &device.0[..], last_seq as i64],
+        )
+        .map_err(internal)?;
+        // A revoked recovery key's bundle is of no use to anyone any more.
+        tx.execute(
+            "DELETE FROM recovery WHERE space = ?1 AND device = ?2",
+            params![&space.0[..], &device.0[..]],
         )
         .map_err(internal)?;
     }
@@ -493,6 +555,8 @@ fn delete_space(tx: &Connection, space: SpaceId) -> Result<bool, StoreError> {
         .map_err(internal)?;
     tx.execute("DELETE FROM releases WHERE space = ?1", [&space.0[..]])
         .map_err(internal)?;
+    tx.execute("DELETE FROM recovery WHERE space = ?1", [&space.0[..]])
+        .map_err(internal)?;
     Ok(n > 0)
 }
 
@@ -541,6 +605,7 @@ fn fail_job(job: Job, err: StoreError) {
         }
         Job::Append { reply, .. } => reply.send(Err(err)).map_err(|_| ()),
         Job::Delete { reply, .. } => reply.send(Err(err)).map_err(|_| ()),
+        Job::PutRecovery { reply, .. } => reply.send(Err(err)).map_err(|_| ()),
     };
 }
 
@@ -743,6 +808,44 @@ impl Store for SqliteStore {
 
     async fn delete_space(&self, space: SpaceId) -> Result<bool, StoreError> {
         self.submit(|reply| Job::Delete { space, reply }).await
+    }
+
+    async fn put_recovery(&self, space: SpaceId, bundle: RecoveryBundle) -> Result<(), StoreError> {
+        self.submit(|reply| Job::PutRecovery {
+            space,
+            bundle,
+            reply,
+        })
+        .await
+    }
+
+    async fn recovery(&self, lookup: Hash32) -> Result<Option<FoundRecovery>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT r.space, r.device, r.bundle FROM recovery r
+                 WHERE r.lookup = ?1 AND NOT EXISTS
+                   (SELECT 1 FROM revoked v WHERE v.space = r.space AND v.device = r.device)",
+                [&lookup.0[..]],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(internal)?
+            .map(|(space, device, bundle)| {
+                Ok(FoundRecovery {
+                    space: SpaceId(space.try_into().map_err(|_| internal("space id"))?),
+                    device: DeviceId(device.try_into().map_err(|_| internal("device id"))?),
+                    bundle,
+                })
+            })
+            .transpose()
+        })
+        .await
     }
 }
 
