@@ -251,3 +251,93 @@ fn losing_every_device_and_restoring_from_the_recovery_code() {
     assert_ne!(old.code, 0);
     assert!(old.stderr.contains("removed"), "{}", old.stderr);
 }
+
+/// The revoked device's own keys, used directly on the relay's stored
+/// envelopes (as a relay that kept serving it could): nothing written after the
+/// revocation opens, while what was written before does.
+#[test]
+fn a_revoked_devices_keys_open_nothing_written_after_the_revocation() {
+    use attune_crypto::{decrypt_envelope, open_keystore, unwrap_key};
+    use attune_proto::{Envelope, KeyId, KeyWrap, Roster, SignedRosterEvent};
+
+    let c = Couple::new(&[]);
+    let laptop = Attune::new(&c.dir.path().join("a-laptop"));
+    laptop.init("Alex");
+    add_device(&c.a, &laptop, &c.relay.url, "laptop");
+    c.a.run(&["journal", "-m", "before", "--private"]).ok();
+    c.b.run(&["journal", "-m", "before from Sam"]).ok();
+    laptop.run(&["sync"]).ok();
+    let conn = rusqlite::Connection::open(&c.relay.db).unwrap();
+    let last_before: i64 = conn
+        .query_row("SELECT MAX(cursor) FROM envelopes", [], |r| r.get(0))
+        .unwrap();
+    let id = devices(&c.a)
+        .into_iter()
+        .find(|d| d["name"] == "laptop")
+        .and_then(|d| d["id"].as_str().map(str::to_string))
+        .unwrap();
+    c.a.run(&["device", "revoke", &id, "--yes"]).ok();
+    c.a.run(&["journal", "-m", "after, private", "--private"])
+        .ok();
+    c.a.run(&["journal", "-m", "after, shared"]).ok();
+    c.b.run(&["sync"]).ok();
+    c.b.run(&["journal", "-m", "after, from Sam"]).ok();
+    c.b.run(&["checkin", "--mood", "6", "--open"]).ok();
+
+    let mut stolen = open_keystore(
+        &std::fs::read(laptop.home.join("keystore.attune")).unwrap(),
+        None,
+    )
+    .unwrap();
+    let events: Vec<SignedRosterEvent> = conn
+        .prepare("SELECT event FROM roster ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|e| SignedRosterEvent::decode(&e.unwrap()).unwrap())
+        .collect();
+    let space = events[0].event.space;
+    let roster = Roster::verify(space, &events).unwrap();
+    // As the thief's copy of attune would: its private keys are Alex's.
+    stolen
+        .keys
+        .set_member(roster.device(&stolen.identity.id()).unwrap().member);
+    let rows: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT cursor, data FROM envelopes ORDER BY cursor")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let (mut opened_before, mut after) = (0, 0);
+    for (cursor, data) in rows {
+        let env = Envelope::decode(&data).unwrap();
+        if let KeyId::KeyWraps(_) = env.header.key {
+            for wrap in KeyWrap::decode_list(&env.body).unwrap() {
+                assert!(
+                    unwrap_key(&space, &stolen.identity, &wrap).is_err(),
+                    "a key wrap at {cursor} opened with the revoked device's key"
+                );
+            }
+            continue;
+        }
+        let opened = decrypt_envelope(&env, &roster, &stolen.keys).is_ok();
+        if cursor <= last_before {
+            opened_before += opened as usize;
+        } else {
+            after += 1;
+            assert!(
+                !opened,
+                "envelope {cursor}, written after the revocation, opened"
+            );
+        }
+    }
+    assert!(
+        opened_before >= 3,
+        "the laptop could read the history before: {opened_before}"
+    );
+    assert!(
+        after >= 4,
+        "enough was written after the revocation to test: {after}"
+    );
+}

@@ -6,7 +6,7 @@
 
 use attune_crypto::{open_keystore, seal_envelope, DeviceIdentity};
 use attune_proto::{EntryId, Envelope, EnvelopeHeader, KeyId, RosterChange, RosterEvent};
-use attune_tests::{pair, Attune, Couple, Relay};
+use attune_tests::{add_device, pair, Attune, Couple, Relay};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
@@ -415,4 +415,71 @@ fn a_freeze_shows_the_silence_and_is_detected_when_later_envelopes_arrive() {
         !texts(&feed(&b)).contains(&"day 4".to_string()),
         "held until the gap fills"
     );
+}
+
+/// Alex with a phone (`c.a`) and a laptop, Sam with a phone (`c.b`) and a tablet.
+fn two_devices_each(c: &Couple) -> (Attune, Attune) {
+    let laptop = Attune::new(&c.dir.path().join("a-laptop"));
+    laptop.init("Alex");
+    add_device(&c.a, &laptop, &c.relay.url, "laptop");
+    let tablet = Attune::new(&c.dir.path().join("b-tablet"));
+    tablet.init("Sam");
+    add_device(&c.b, &tablet, &c.relay.url, "tablet");
+    for p in [&c.a, &laptop, &c.b, &tablet] {
+        p.run(&["sync"]).ok();
+    }
+    (laptop, tablet)
+}
+
+#[test]
+fn with_two_devices_each_an_envelope_hidden_from_the_partner_is_detected() {
+    let c = Couple::new(&[]);
+    let (laptop, tablet) = two_devices_each(&c);
+    laptop.run(&["journal", "-m", "written on the laptop"]).ok();
+    // Alex's phone receives it, and what it writes next says so (its heads).
+    c.a.run(&["sync"]).ok();
+    assert!(texts(&feed(&c.a)).contains(&"written on the laptop".to_string()));
+    // The relay hides the laptop's envelope from everyone who has not pulled it.
+    let lap = device_of(&laptop);
+    let hidden: Vec<i64> = rows(&c.relay)
+        .into_iter()
+        .filter(|(_, d)| Envelope::decode(d).unwrap().header.author == lap)
+        .map(|(cursor, _)| cursor)
+        .collect();
+    assert!(!hidden.is_empty());
+    for cursor in &hidden {
+        db(&c.relay)
+            .execute("DELETE FROM envelopes WHERE cursor = ?1", [cursor])
+            .unwrap();
+    }
+    c.a.run(&["journal", "-m", "phone writes after the laptop"])
+        .ok();
+    // Sam's tablet (and phone) learn from the phone's item that the laptop's was withheld.
+    sync_reports(&tablet, "withheld");
+    sync_reports(&c.b, "withheld");
+    assert!(!texts(&feed(&tablet)).contains(&"written on the laptop".to_string()));
+}
+
+#[test]
+fn with_two_devices_each_a_roster_split_between_the_partners_is_detected() {
+    let c = Couple::new(&[]);
+    let (laptop, _tablet) = two_devices_each(&c);
+    // Alex adds a third device; the relay then hides that change from Sam
+    // (drops the roster event from what it serves), showing the partners
+    // different rosters.
+    let desk = Attune::new(&c.dir.path().join("a-desk"));
+    desk.init("Alex");
+    add_device(&laptop, &desk, &c.relay.url, "desk");
+    c.a.run(&["sync"]).ok();
+    c.a.run(&["journal", "-m", "written with three devices"])
+        .ok();
+    let conn = db(&c.relay);
+    let last: i64 = conn
+        .query_row("SELECT MAX(seq) FROM roster", [], |r| r.get(0))
+        .unwrap();
+    conn.execute("DELETE FROM roster WHERE seq = ?1", [last])
+        .unwrap();
+    let run = c.b.run(&["sync"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("[roster_withheld]"), "{run:?}");
 }
