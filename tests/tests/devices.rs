@@ -97,6 +97,11 @@ fn a_second_device_reads_everything_and_both_partners_see_it() {
     assert!(feed.contains("added a device 'laptop'"), "{feed}");
     let status = c.b.run(&["status"]).ok().stdout;
     assert!(status.contains("Alex added a device 'laptop'"), "{status}");
+    // The safety number says which devices it covers, the same for both.
+    let va = c.a.run(&["verify"]).ok().stdout;
+    let vb = c.b.run(&["verify"]).ok().stdout;
+    assert_eq!(va.lines().next(), vb.lines().next());
+    assert!(vb.contains("laptop") && va.contains("laptop"), "{va}\n{vb}");
     let today = c.b.run(&["today"]).ok().stdout;
     assert!(today.contains("Alex added a device"), "{today}");
 }

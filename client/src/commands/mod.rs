@@ -102,6 +102,37 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             let number =
                 attune_crypto::safety_number(&members[0].identity_key, &members[1].identity_key);
             outln!("{number}");
+            // The number covers the two first devices; every other device was
+            // added by a signed roster event chaining back to them.
+            let devices = p.devices()?;
+            outln!("It covers these devices (each added by one already in the space):");
+            for mine in [true, false] {
+                let who = if mine {
+                    crate::common::my_name(&p)
+                } else {
+                    partner_name(&p)
+                };
+                let list: Vec<String> = devices
+                    .iter()
+                    .filter(|d| d.mine == mine && !d.revoked)
+                    .map(|d| {
+                        let name = if d.recovery {
+                            "recovery code".to_string()
+                        } else {
+                            d.name
+                                .as_deref()
+                                .map(|n| inert::line(n).into_owned())
+                                .unwrap_or_else(|| "(no name)".into())
+                        };
+                        format!(
+                            "{} {name}{}",
+                            &d.id.to_hex()[..8],
+                            if d.this_device { " (this device)" } else { "" }
+                        )
+                    })
+                    .collect();
+                outln!("  {who}: {}", list.join(", "));
+            }
             Ok(0)
         }
         Command::Checkin(args) => practice::checkin(&home, args).await,

@@ -1,4 +1,4 @@
-//! A member's devices (PROTOCOL.md §13): adding one with a short code, listing
+//! A member's devices (PROTOCOL.md §16): adding one with a short code, listing
 //! both partners' devices, revoking one with a new epoch, and taking in the keys
 //! other devices wrap to this one.
 //!

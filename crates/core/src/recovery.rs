@@ -1,4 +1,4 @@
-//! Recovery (PROTOCOL.md §14): a recovery key in the roster whose secrets live
+//! Recovery (PROTOCOL.md §16): a recovery key in the roster whose secrets live
 //! only in a bundle on the relay, encrypted under a code shown once.
 //!
 //! Setting up adds the recovery key (a `Recovery` roster event) and files the

@@ -1,4 +1,4 @@
-//! Recovery codes and recovery bundles (PROTOCOL.md §14).
+//! Recovery codes and recovery bundles (PROTOCOL.md §16).
 //!
 //! A recovery code is 26 characters of Crockford base32 (130 random bits), shown
 //! in groups of four or five. The relay files the bundle under
@@ -138,8 +138,17 @@ pub fn seal_recovery(
     contents: &RecoveryContents,
     params: KdfParams,
 ) -> Result<Vec<u8>, RecoveryError> {
-    let salt: [u8; 16] = random_array();
-    let nonce: [u8; 24] = random_array();
+    seal_recovery_with(code, contents, params, random_array(), random_array())
+}
+
+/// [`seal_recovery`] with a chosen salt and nonce: only for the test vectors.
+pub(crate) fn seal_recovery_with(
+    code: &RecoveryCode,
+    contents: &RecoveryContents,
+    params: KdfParams,
+    salt: [u8; 16],
+    nonce: [u8; 24],
+) -> Result<Vec<u8>, RecoveryError> {
     let key =
         stretch(code.0.as_bytes(), &salt, &params).map_err(|_| RecoveryError::BadKdfParams)?;
     let name = contents.partner_name.as_bytes();

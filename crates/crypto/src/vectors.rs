@@ -24,6 +24,7 @@ use crate::secret::SymmetricKey;
 use crate::wrap::wrap_key_with_rng;
 
 const PROTOCOL_MD: &str = include_str!("../../../PROTOCOL.md");
+const RECOVERY_CODE: &str = "0123-4567-89AB-CDEF-GHJKM-NPQRS";
 
 fn hex(b: impl AsRef<[u8]>) -> String {
     hex::encode(b)
@@ -98,6 +99,46 @@ fn compute() -> Vec<(&'static str, String)> {
         },
     });
     v.push(("roster.join", hex(join.encode())));
+    // Device C (seeds 05, 06): A links it to member 20, then authorises it as
+    // a recovery key would be (a second device id may not repeat, so the
+    // recovery vector is C's own event on a roster without the link).
+    let c = DeviceIdentity::from_secret_bytes(&[0x05; 32], &[0x06; 32]);
+    let link = a.sign_roster_event(RosterEvent {
+        space,
+        seq: 3,
+        prev: join.hash(),
+        signer: a.id(),
+        at: 1_767_225_720_000,
+        change: RosterChange::Link {
+            member: MemberId([0x20; 16]),
+            device: c.public(),
+        },
+    });
+    v.push(("roster.link", hex(link.encode())));
+    let recovery_event = a.sign_roster_event(RosterEvent {
+        space,
+        seq: 3,
+        prev: join.hash(),
+        signer: a.id(),
+        at: 1_767_225_720_000,
+        change: RosterChange::Recovery {
+            member: MemberId([0x20; 16]),
+            device: c.public(),
+        },
+    });
+    v.push(("roster.recovery", hex(recovery_event.encode())));
+    let revoke = a.sign_roster_event(RosterEvent {
+        space,
+        seq: 4,
+        prev: recovery_event.hash(),
+        signer: a.id(),
+        at: 1_767_225_780_000,
+        change: RosterChange::Revoke {
+            device: c.id(),
+            last_seq: 0,
+        },
+    });
+    v.push(("roster.revoke", hex(revoke.encode())));
 
     let req = RequestToSign {
         method: "POST".into(),
@@ -154,6 +195,39 @@ fn compute() -> Vec<(&'static str, String)> {
         "keystore.locked",
         locked.map(hex).unwrap_or_else(|e| format!("error: {e}")),
     ));
+
+    match crate::recovery::RecoveryCode::parse(RECOVERY_CODE) {
+        Ok(code) => {
+            v.push(("recovery.lookup", code.lookup().to_hex()));
+            let mut keys = Keyring::new();
+            keys.insert(KeyId::Epoch(0), epoch_key.clone());
+            keys.insert(
+                KeyId::MemberPrivate(0),
+                SymmetricKey::from_bytes([0x41; 32]),
+            );
+            let contents = crate::recovery::RecoveryContents {
+                space,
+                member: MemberId([0x20; 16]),
+                partner_name: "Sam".into(),
+                keystore: KeystoreContents {
+                    identity: DeviceIdentity::from_secret_bytes(&[0x05; 32], &[0x06; 32]),
+                    keys,
+                },
+            };
+            let sealed = crate::recovery::seal_recovery_with(
+                &code,
+                &contents,
+                KdfParams::INSECURE_FOR_TESTS,
+                [0x82; 16],
+                [0x83; 24],
+            );
+            v.push((
+                "recovery.bundle",
+                sealed.map(hex).unwrap_or_else(|e| format!("error: {e}")),
+            ));
+        }
+        Err(e) => v.push(("recovery.lookup", format!("error: {e}"))),
+    }
 
     match PairingCode::parse("7-otter-maple") {
         Ok(code) => {
@@ -241,6 +315,27 @@ fn vectors_are_self_consistent() {
     let ks = crate::keystore::open_keystore(&get("keystore.locked"), Some(b"attune"))
         .expect("documented keystore opens");
     assert_eq!(ks.identity.id(), a.id());
+    let code = crate::recovery::RecoveryCode::parse(RECOVERY_CODE).expect("parses");
+    let bundle = crate::recovery::open_recovery(&code, &get("recovery.bundle"))
+        .expect("documented recovery bundle opens with its code");
+    assert_eq!(bundle.partner_name, "Sam");
+    assert_eq!(
+        bundle.keystore.identity.id(),
+        DeviceIdentity::from_secret_bytes(&[0x05; 32], &[0x06; 32]).id()
+    );
+    let recovery =
+        attune_proto::SignedRosterEvent::decode(&get("roster.recovery")).expect("decodes");
+    let revoke = attune_proto::SignedRosterEvent::decode(&get("roster.revoke")).expect("decodes");
+    let mut with_recovery = roster.clone();
+    with_recovery
+        .apply(&recovery)
+        .expect("the recovery event applies");
+    with_recovery
+        .apply(&revoke)
+        .expect("the revocation applies");
+    let link = attune_proto::SignedRosterEvent::decode(&get("roster.link")).expect("decodes");
+    let mut linked = roster.clone();
+    linked.apply(&link).expect("the link applies");
 }
 
 #[test]

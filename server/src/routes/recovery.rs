@@ -1,4 +1,4 @@
-//! Recovery bundles (PROTOCOL.md §14). A member's device files the bundle of a
+//! Recovery bundles (PROTOCOL.md §16). A member's device files the bundle of a
 //! recovery key that is in the roster; a blank device fetches it by the lookup
 //! id its recovery code gives, with no keys of its own yet. The bundle is
 //! encrypted under a key stretched from the code: the relay holds ciphertext it

@@ -68,7 +68,7 @@ const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL,
         PRIMARY KEY (space, cursor)
      ) WITHOUT ROWID;",
-    // 4: recovery bundles (PROTOCOL.md §14), one per recovery key, filed under a
+    // 4: recovery bundles (PROTOCOL.md §16), one per recovery key, filed under a
     // lookup id derived from the recovery code.
     "CREATE TABLE recovery (
         lookup BLOB PRIMARY KEY,
