@@ -354,7 +354,7 @@ async fn roster_append_and_revocation() {
         vec![],
     )
     .await;
-    assert_eq!((r.status, r.code()), (403, codes::FORBIDDEN));
+    assert_eq!((r.status, r.code()), (403, codes::DEVICE_REVOKED));
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()
@@ -366,7 +366,7 @@ async fn roster_append_and_revocation() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some(codes::FORBIDDEN));
+    assert_eq!(err.code(), Some(codes::DEVICE_REVOKED));
     // The partner cannot revoke A's devices.
     let _ = b;
 }
@@ -741,6 +741,7 @@ async fn openapi_lists_every_route_and_is_valid() {
             "GET" => &item.get,
             "POST" => &item.post,
             "DELETE" => &item.delete,
+            "PUT" => &item.put,
             m => panic!("unexpected method {m}"),
         };
         assert!(op.is_some(), "{} {} missing", spec.method, spec.path);
@@ -749,7 +750,8 @@ async fn openapi_lists_every_route_and_is_valid() {
         let path = spec
             .path
             .replace("{space}", "00000000000000000000000000000000")
-            .replace("{mailbox}", "1");
+            .replace("{mailbox}", "1")
+            .replace("{lookup}", &"00".repeat(32));
         let answer = raw(&relay, spec.method, &path, vec![], vec![]).await;
         assert!(
             answer.code() != codes::UNKNOWN_ROUTE && answer.code() != codes::METHOD_NOT_ALLOWED,
@@ -904,4 +906,92 @@ fn link_new_device(space: &mut TestSpace, signer: &DeviceIdentity, member: Membe
     );
     space.events.push(e);
     e.encode()
+}
+
+/// Recovery bundles: filed only for an active recovery key of the signer's own
+/// member, fetched by lookup without a signature, gone once the key is revoked;
+/// a revoked device is refused with `device_revoked`, erasing included.
+#[tokio::test]
+async fn recovery_bundles_and_revoked_devices() {
+    let (_dir, relay, mut space, a, b) = setup(&[]).await;
+    let member = creator_member(&space);
+    let id = space.space;
+    let ca = relay.client(&a);
+    let recovery = DeviceIdentity::generate();
+    let event = space.next_event(
+        &a,
+        RosterChange::Recovery {
+            member,
+            device: recovery.public(),
+        },
+    );
+    space.events.push(event);
+    ca.append_roster(id, vec![event.encode()]).await.unwrap();
+    let lookup = attune_proto::Hash32([0x42; 32]);
+
+    // Not a recovery key, or another member's: refused.
+    let err = ca
+        .put_recovery(id, a.id(), lookup, b"bundle".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::FORBIDDEN), "{err}");
+    let err = relay
+        .client(&b)
+        .put_recovery(id, recovery.id(), lookup, b"bundle".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::FORBIDDEN), "{err}");
+    // Filed by the member's device; anyone with the lookup reads it back.
+    ca.put_recovery(id, recovery.id(), lookup, b"bundle v1".to_vec())
+        .await
+        .unwrap();
+    ca.put_recovery(id, recovery.id(), lookup, b"bundle v2".to_vec())
+        .await
+        .unwrap();
+    let stranger = relay.client(&DeviceIdentity::generate());
+    let found = stranger.recovery(lookup).await.unwrap();
+    assert_eq!(found.space, id.to_hex());
+    assert_eq!(found.bundle.0, b"bundle v2");
+    let err = stranger
+        .recovery(attune_proto::Hash32([0x43; 32]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::NOT_FOUND), "{err}");
+    let bad = raw(&relay, "GET", "/v1/recovery/zz", vec![], vec![]).await;
+    assert_eq!((bad.status, bad.code()), (400, codes::BAD_REQUEST));
+
+    // The recovery key signs for a new device of its member (as a restore does).
+    let cr = relay.client(&recovery);
+    let restored = DeviceIdentity::generate();
+    let link = space.next_event(
+        &recovery,
+        RosterChange::Link {
+            member,
+            device: restored.public(),
+        },
+    );
+    space.events.push(link);
+    cr.append_roster(id, vec![link.encode()]).await.unwrap();
+
+    // Revoking the recovery key removes its bundle and refuses it from then on.
+    let revoke = space.next_event(
+        &restored,
+        RosterChange::Revoke {
+            device: recovery.id(),
+            last_seq: 0,
+        },
+    );
+    space.events.push(revoke);
+    relay
+        .client(&restored)
+        .append_roster(id, vec![revoke.encode()])
+        .await
+        .unwrap();
+    let err = stranger.recovery(lookup).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::NOT_FOUND), "{err}");
+    let err = cr.roster(id).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::DEVICE_REVOKED), "{err}");
+    let err = cr.delete_space(id).await.unwrap_err();
+    assert_eq!(err.code(), Some(codes::DEVICE_REVOKED), "{err}");
+    assert!(ca.roster(id).await.is_ok(), "the space is still there");
 }
