@@ -44,7 +44,8 @@ fn label(d: &DeviceInfo) -> String {
     match (&d.name, d.recovery) {
         (Some(n), false) => inert::line(n).into_owned(),
         (_, true) => "recovery code".into(),
-        (None, false) => "(no name)".into(),
+        // The devices that created and joined the space were given no name.
+        (None, false) => "first device".into(),
     }
 }
 
@@ -52,12 +53,14 @@ pub async fn run(home: &Path, cmd: DeviceCommand) -> Result<i32, ClientError> {
     match cmd {
         DeviceCommand::Add { timeout } => {
             let mut p = paired(home)?;
+            let relay = inert::line(&p.relay_url()?.unwrap_or_default()).into_owned();
             let added = device::add(&mut p, Duration::from_secs(timeout), |code| {
                 outln!("code: {code}");
                 let _ = std::io::stdout().flush();
                 eprintln!(
-                    "On the new device, after `attune init`, run: attune device join {code} --relay URL"
+                    "On the new device, after `attune init --name NAME`, run: attune device join {code} --relay {relay} --name laptop"
                 );
+                eprintln!("Waiting for it…");
             })
             .await
             .map_err(|e| p.explain_gone(e))?;
@@ -243,7 +246,7 @@ pub async fn recover(home: &Path, cmd: RecoveryCommand) -> Result<i32, ClientErr
             recovery::announce_restore(&mut p, &name)?;
             outln!(
                 "restored: {} of the space you share with {}",
-                crate::words::count(report.received, "item", "items"),
+                crate::words::count(restored.received + report.received, "item", "items"),
                 inert::line(&restored.partner_name)
             );
             let mut exit = crate::common::report_problems(&report.problems);

@@ -122,7 +122,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                             d.name
                                 .as_deref()
                                 .map(|n| inert::line(n).into_owned())
-                                .unwrap_or_else(|| "(no name)".into())
+                                .unwrap_or_else(|| "first device".into())
                         };
                         format!(
                             "{} {name}{}",

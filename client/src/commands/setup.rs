@@ -51,6 +51,7 @@ pub fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i
         home.display()
     );
     outln!("next: `attune pair invite --relay URL`, or `attune pair join CODE --relay URL`");
+    outln!("(already using attune on another device? `attune device join CODE --relay URL`; lost them all? `attune recovery restore --relay URL`)");
     Ok(0)
 }
 

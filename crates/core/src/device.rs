@@ -628,7 +628,15 @@ pub async fn revoke(profile: &mut Profile, device: DeviceId) -> Result<Revoked, 
     crate::sync::refresh_roster(profile).await?;
     let roster = profile.roster()?;
     let my_member = profile.member()?;
-    let name = profile.device_names()?.get(&device).cloned();
+    let name = profile.device_names()?.get(&device).cloned().or_else(|| {
+        // The devices that created and joined the space were never named.
+        profile
+            .roster()
+            .ok()
+            .and_then(|r| r.device(&device).map(|d| d.added_in <= 2))
+            .unwrap_or(false)
+            .then(|| "first device".to_string())
+    });
     if device == profile.identity.id() {
         return Err(ClientError::Input(
             "this is the device you are using: revoke it from another of your devices (or `attune leave` to erase everything)".into(),

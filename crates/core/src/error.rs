@@ -46,7 +46,7 @@ pub enum ClientError {
     SpaceErased { partner: String },
     /// One of the member's devices revoked this one: the relay refuses it from
     /// now on and nothing written after the revocation opens here.
-    #[error("this device was removed from your shared space (one of your other devices revoked it). It can no longer send or receive, and nothing written after the removal can be read here. What it already holds stays readable: keep a copy with `attune export --format markdown --out attune.md`, then `attune leave` clears this device. If this is wrong, add this device again from one you still use: `attune device add` there, then `attune device join CODE` here after `attune leave`")]
+    #[error("this device was removed from your shared space by one of your other devices: it can no longer sync, and nothing written since can be read here. What it holds stays readable (`attune export --format markdown --out attune.md` keeps a copy); `attune leave` clears it. To use it again: `attune leave` here, then `attune device add` on a device you still use and `attune device join CODE` here")]
     DeviceRemoved,
     /// Something served by the relay (or signed by the partner) breaks the rules
     /// that keep the history honest. Exit code 3, like the problems a view finds.

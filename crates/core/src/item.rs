@@ -106,7 +106,7 @@ impl DeviceChange {
         match self {
             DeviceChange::Added => "added a device",
             DeviceChange::Revoked => "removed a device",
-            DeviceChange::Restored => "restored everything on a new device with the recovery code",
+            DeviceChange::Restored => "restored everything with the recovery code on a new device",
             DeviceChange::Recovery => "set up a recovery code",
         }
     }

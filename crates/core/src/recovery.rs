@@ -45,6 +45,8 @@ pub struct Restored {
     pub partner_name: String,
     /// This member's other devices, still active: probably lost, and worth revoking.
     pub others: Vec<DeviceId>,
+    /// Envelopes received from the relay.
+    pub received: usize,
 }
 
 fn active_recovery_keys(roster: &Roster, profile: &Profile) -> Result<Vec<DeviceId>, ClientError> {
@@ -202,7 +204,7 @@ pub async fn restore(
     profile.db.set("space", &space.to_hex())?;
     // Keys made after the bundle was sealed were wrapped to the recovery key:
     // take them from the history before anything is opened.
-    crate::sync::pull(profile, &mut crate::ui::Quiet).await?;
+    let received = crate::sync::pull(profile, &mut crate::ui::Quiet).await?;
     let roster = profile.roster()?;
     let mut taken = 0;
     let this = profile.identity.clone();
@@ -224,6 +226,7 @@ pub async fn restore(
         space,
         partner_name: contents.partner_name,
         others,
+        received,
     })
 }
 
