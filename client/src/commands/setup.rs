@@ -211,8 +211,9 @@ async fn reconnect(
         tokio::time::sleep_until(resume_at).await;
         match relay.stream(space, p.db.last_cursor()?).await {
             Ok(s) => return Ok(Some(s)),
-            // Erased by the partner: nothing to reconnect to, ever.
-            Err(e) if attune_core::erased::space_gone(&e) => {
+            // Erased by the partner, or this device revoked: nothing to
+            // reconnect to, ever.
+            Err(e) if attune_core::erased::is_final(&e) => {
                 return Err(p.explain_gone(e.into()));
             }
             Err(e) => {

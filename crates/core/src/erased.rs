@@ -15,6 +15,12 @@ pub fn space_gone(e: &RelayError) -> bool {
     matches!(e, RelayError::Refused { status: 404, code, .. } if code == codes::NOT_FOUND)
 }
 
+/// True if the relay's answer is final for this device: the space is gone, or
+/// this device was revoked. Retrying cannot help.
+pub fn is_final(e: &RelayError) -> bool {
+    space_gone(e) || e.code() == Some(codes::DEVICE_REVOKED)
+}
+
 impl Profile {
     /// `e` as it should be told: [`ClientError::SpaceErased`] when the relay no
     /// longer has this profile's space, else `e` unchanged.
