@@ -3,13 +3,15 @@
 //! the feed with their original dates, private ones never readable by Sam and
 //! shared ones readable; importing again adds nothing; attune's own export
 //! imported into the same profile adds nothing and skips the partner's
-//! entries; offline, entries wait in the outbox; files that cannot be imported
-//! say why and change nothing.
+//! entries; another device of the same member recognises an import once it
+//! has synced it, and two devices importing the same file unsynced never
+//! collide at the relay; offline, entries wait in the outbox; files that
+//! cannot be imported say why and change nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
-use attune_tests::{Attune, Couple, Run};
+use attune_tests::{add_device, Attune, Couple, Run};
 use serde_json::{json, Value};
 
 /// Unix milliseconds of a UTC date and time (days from the civil calendar).
@@ -369,6 +371,49 @@ fn attune_exports_restore_own_entries_once_and_skip_the_partners() {
     let theirs = journals(sam);
     assert_eq!(with_text(&theirs, "Alex, shared").len(), 2, "{theirs:#?}");
     assert!(with_text(&theirs, "Alex, private").is_empty());
+}
+
+#[test]
+fn another_device_recognises_an_import_once_it_has_synced_it() {
+    let c = Couple::new(&[]);
+    let utc = |who: &Attune| {
+        let mut w = who.clone();
+        w.env.push(("TZ".into(), "UTC".into()));
+        w
+    };
+    let phone = utc(&c.a);
+    let laptop = utc(&Attune::new(&c.dir.path().join("a-laptop")));
+    laptop.init("Alex");
+    add_device(&phone, &laptop, &c.relay.url, "laptop");
+    let dir = c.dir.path();
+    let jrnl = write(dir, "jrnl.json", &jrnl_file());
+    let dayone = write(dir, "Journal.json", &dayone_file());
+
+    // Imported on the phone and synced: the laptop has it already.
+    assert_eq!(import_json(&phone, &jrnl, &[])["imported"], 2);
+    phone.run(&["sync"]).ok();
+    laptop.run(&["sync"]).ok();
+    let report = import_json(&laptop, &jrnl, &[]);
+    assert_eq!(report["imported"], 0, "{report:#}");
+    assert_eq!(report["already_here"], 2);
+    assert_eq!(journals(&laptop).len(), 2);
+
+    // Both import the same file before syncing: each writes its own copies,
+    // under ids of its own, so the relay takes both and nothing is stuck.
+    assert_eq!(import_json(&phone, &dayone, &[])["imported"], 2);
+    assert_eq!(import_json(&laptop, &dayone, &[])["imported"], 2);
+    for who in [&phone, &laptop, &phone] {
+        who.run(&["sync"]).ok();
+        assert_eq!(who.run(&["status", "--json"]).ok().json()["waiting"], 0);
+    }
+    assert_eq!(journals(&phone).len(), 6);
+    assert_eq!(journals(&laptop).len(), 6);
+    // From then on each device finds the entries: nothing more is written.
+    for who in [&phone, &laptop] {
+        let report = import_json(who, &dayone, &[]);
+        assert_eq!(report["imported"], 0, "{report:#}");
+        assert_eq!(report["already_here"], 2);
+    }
 }
 
 #[test]
