@@ -120,6 +120,16 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Bring in journal entries: attune's own JSON export, jrnl, or Day One.
+    ///
+    /// Each entry becomes one of your journal entries, dated when it was
+    /// originally written. jrnl and Day One entries are private unless you give
+    /// --shared; entries from an attune export stay private or shared as they
+    /// were, and your partner's entries in it are skipped (only their author can
+    /// bring them in). Importing the same file again adds nothing twice.
+    /// Entries are written to this device first, like `attune journal`, and
+    /// sent when the relay can be reached.
+    Import(ImportArgs),
     /// Erase the space on the relay and this device's copy.
     Leave {
         /// Do not ask for confirmation.
@@ -425,6 +435,52 @@ pub struct FeedArgs {
     /// Print the items as JSON (never paged, nothing cut).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The JSON file: from `attune export --format json`, `jrnl --export json`,
+    /// or the .json in a Day One export's zip.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// What wrote the file [default: told from its contents].
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// Make every entry private: only your own devices can read it (the
+    /// default for jrnl and Day One).
+    #[arg(long, conflicts_with = "shared")]
+    pub private: bool,
+    /// Share the entries with your partner (jrnl and Day One only: an attune
+    /// export keeps each entry as it was).
+    #[arg(long)]
+    pub shared: bool,
+    /// List what would be imported, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the counts (and each entry's fate) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What wrote the file `attune import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// attune's own `attune export --format json`.
+    Attune,
+    /// `jrnl --export json`: dates and times are read in your time zone.
+    Jrnl,
+    /// A Day One JSON export (Journal.json from its zip).
+    Dayone,
+}
+
+impl From<ImportFormat> for attune_core::import::Format {
+    fn from(f: ImportFormat) -> Self {
+        match f {
+            ImportFormat::Attune => Self::Attune,
+            ImportFormat::Jrnl => Self::Jrnl,
+            ImportFormat::Dayone => Self::DayOne,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -34,7 +34,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     (
         "History",
         &[
-            "show", "edit", "delete", "withdraw", "export", "stats", "report",
+            "show", "edit", "delete", "withdraw", "export", "import", "stats", "report",
         ],
     ),
     (

@@ -3,6 +3,7 @@
 pub mod devices;
 pub mod held;
 pub mod history;
+pub mod import;
 pub mod insights;
 pub mod practice;
 pub mod remind;
@@ -263,6 +264,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Remind(RemindCommand::Off) => remind::off(&home),
         Command::Remind(RemindCommand::Fire) => remind::fire(&home),
         Command::Export { format, out } => history::export(&home, format, out),
+        Command::Import(args) => import::import(&home, args).await,
         Command::Leave { yes } => setup::leave(&home, yes).await,
         Command::Ask { kind, prompt } => practice::ask(&home, kind.into(), prompt).await,
         Command::Answer { id, message } => practice::answer(&home, &id, message).await,

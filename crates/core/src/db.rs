@@ -289,6 +289,17 @@ impl LocalDb {
             .optional()?)
     }
 
+    /// Whether the store holds an item with this entry id (lowercase hex),
+    /// written here or received, readable or not.
+    pub fn has_item(&self, entry: &str) -> Result<bool, DbError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM items WHERE entry = ?1")?
+            .query_row([entry], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// The cursor of the last envelope received (0 before any); pulls and
     /// streams resume after it.
     pub fn last_cursor(&self) -> Result<u64, DbError> {

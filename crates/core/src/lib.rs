@@ -19,6 +19,7 @@ pub mod error;
 pub mod evening;
 pub mod exercises;
 pub mod held;
+pub mod import;
 pub mod index;
 pub mod inert;
 pub mod insights;

@@ -9,7 +9,8 @@ use attune_crypto::{
     SeenHead,
 };
 use attune_proto::{
-    EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, Roster, SignedRosterEvent, SpaceId,
+    DeviceId, EntryId, Envelope, EnvelopeHeader, Hash32, KeyId, MemberId, Roster,
+    SignedRosterEvent, SpaceId,
 };
 use zeroize::Zeroizing;
 
@@ -316,6 +317,112 @@ impl Profile {
         serde_json::from_slice(&plain).map_err(|e| ClientError::Corrupt(e.to_string()))
     }
 
+    /// The item `body` becomes when written now, at `at`: with the heads and
+    /// roster this device has seen.
+    fn item_at(&self, body: Body, at: i64) -> Result<Item, ClientError> {
+        let heads: Vec<Head> = self
+            .db
+            .get("heads")?
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .unwrap_or_default();
+        let seen_at = self.last_sync_ms()?;
+        let roster = self.db.roster()?;
+        let roster = roster
+            .last()
+            .and_then(|e| SignedRosterEvent::decode(e).ok())
+            .map(|e| RosterHead {
+                len: roster.len() as u64,
+                hash: e.hash().to_hex(),
+            });
+        Ok(Item {
+            v: 1,
+            at,
+            body,
+            heads,
+            seen_at,
+            roster,
+        })
+    }
+
+    /// Whether `body`, written at `at`, fits in one item (its sealed plaintext
+    /// is at most `attune_crypto::padding::MAX_PLAINTEXT` bytes). Writing a
+    /// body that does not fit fails; this says so before anything is written.
+    pub fn fits(&self, body: Body, at: i64) -> Result<bool, ClientError> {
+        let item = self.item_at(body, at)?;
+        Ok(item.to_bytes().len() <= attune_crypto::padding::MAX_PLAINTEXT)
+    }
+
+    /// The entry id this device gives an imported item from `source` (a
+    /// description of where it came from: format, original id, time, text).
+    fn import_id(&self, device: &DeviceId, source: &[u8]) -> Result<EntryId, ClientError> {
+        let key = self
+            .keys
+            .get(&KeyId::MemberPrivate(0))
+            .ok_or_else(|| ClientError::Corrupt("missing member key".into()))?;
+        Ok(attune_crypto::derive_import_id(
+            key,
+            &self.space()?,
+            device,
+            source,
+        ))
+    }
+
+    /// The item an earlier import of `source` wrote, on this device or on
+    /// another of this member's devices (once it has arrived here), if any.
+    pub fn imported(&self, source: &[u8]) -> Result<Option<EntryId>, ClientError> {
+        let me = self.identity.id();
+        let member = self.member()?;
+        let roster = self.roster()?;
+        let mut devices = vec![me];
+        devices.extend(
+            roster
+                .devices()
+                .filter(|(id, d)| d.member == member && **id != me)
+                .map(|(id, _)| *id),
+        );
+        for device in devices {
+            let id = self.import_id(&device, source)?;
+            if self.db.has_item(&id.to_hex())? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes an imported journal entry with its original time `at` into the
+    /// outbox, under the entry id derived from `source` (see
+    /// `attune_crypto::derive_import_id`), unless an earlier import of the same
+    /// source is here already. Nothing touches the network.
+    pub fn import_journal(
+        &mut self,
+        source: &[u8],
+        text: String,
+        private: bool,
+        at: i64,
+    ) -> Result<Imported, ClientError> {
+        if let Some(id) = self.imported(source)? {
+            return Ok(Imported::AlreadyHere(id));
+        }
+        let entry = self.import_id(&self.identity.id(), source)?;
+        let written = self.write_item(
+            Body::Journal { text },
+            private,
+            None,
+            Some(at),
+            Extra {
+                entry: Some(entry),
+                held: None,
+            },
+        );
+        match written {
+            Ok(id) => Ok(Imported::Written(id)),
+            // Another import of the same file on this device wrote it meanwhile
+            // (the outbox takes an entry id once).
+            Err(_) if self.db.has_item(&entry.to_hex())? => Ok(Imported::AlreadyHere(entry)),
+            Err(e) => Err(e),
+        }
+    }
+
     fn write_item(
         &mut self,
         body: Body,
@@ -338,28 +445,7 @@ impl Profile {
             .keys
             .get(&key_id)
             .ok_or_else(|| ClientError::Corrupt("missing key".into()))?;
-        let heads: Vec<Head> = self
-            .db
-            .get("heads")?
-            .and_then(|h| serde_json::from_str(&h).ok())
-            .unwrap_or_default();
-        let seen_at = self.last_sync_ms()?;
-        let roster = self.db.roster()?;
-        let roster = roster
-            .last()
-            .and_then(|e| SignedRosterEvent::decode(e).ok())
-            .map(|e| RosterHead {
-                len: roster.len() as u64,
-                hash: e.hash().to_hex(),
-            });
-        let item = Item {
-            v: 1,
-            at: at.unwrap_or_else(|| self.now()),
-            body,
-            heads,
-            seen_at,
-            roster,
-        };
+        let item = self.item_at(body, at.unwrap_or_else(|| self.now()))?;
         // A held item is sent under the id it was held as.
         let entry = extra
             .entry
@@ -483,6 +569,15 @@ impl Profile {
             },
         )
     }
+}
+
+/// What [`Profile::import_journal`] did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// Written into the outbox under this id.
+    Written(EntryId),
+    /// An earlier import wrote it (this id); nothing was written.
+    AlreadyHere(EntryId),
 }
 
 /// What some writes add: a chosen entry id, and a held reveal to send with it.

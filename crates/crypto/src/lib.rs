@@ -40,7 +40,7 @@ pub use envelope::{
 };
 pub use held::{open_held, seal_held, HeldError};
 pub use identity::DeviceIdentity;
-pub use keys::{derive_entry_key, Keyring};
+pub use keys::{derive_entry_key, derive_import_id, Keyring};
 pub use keystore::{
     keystore_is_locked, open_keystore, seal_keystore, write_keystore_file, KdfParams,
     KeystoreContents, KeystoreError, KeystoreKey, Protection, KEYSTORE_KEY_LEN,

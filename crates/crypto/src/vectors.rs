@@ -15,7 +15,7 @@ use rand_chacha::ChaCha20Rng;
 use crate::answer::{answer_commitment, seal_answer_with};
 use crate::envelope::seal_with_nonce;
 use crate::identity::DeviceIdentity;
-use crate::keys::{derive_entry_key, Keyring};
+use crate::keys::{derive_entry_key, derive_import_id, Keyring};
 use crate::keystore::{seal_keystore_with, KdfParams, KeystoreContents, Protection};
 use crate::padding::pad;
 use crate::pairing::{Pairing, PairingCode};
@@ -52,6 +52,9 @@ fn compute() -> Vec<(&'static str, String)> {
 
     let entry_key = derive_entry_key(&epoch_key, &space, &KeyId::Epoch(0), &entry);
     v.push(("entry_key", hex(entry_key.expose())));
+    let member_key = SymmetricKey::from_bytes([0x41; 32]);
+    let import_id = derive_import_id(&member_key, &space, &a.id(), b"hello");
+    v.push(("import_id", import_id.to_hex()));
     let padded = pad(b"hello")
         .map(|p| hex(&*p))
         .unwrap_or_else(|e| format!("error: {e}"));

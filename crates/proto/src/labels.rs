@@ -24,3 +24,4 @@ pub const HELD_REVEAL_KEY: &[u8] = b"attune/v1/held-reveal";
 /// `SHA-256(RECOVERY_LOOKUP || code)`: where the relay files a recovery bundle.
 pub const RECOVERY_LOOKUP: &[u8] = b"attune/v1/recovery-lookup";
 pub const RECOVERY_MAGIC: &[u8; 8] = b"ATTUNERB";
+pub const IMPORT_ID: &[u8] = b"attune/v1/import-id";
