@@ -14,6 +14,7 @@ use attune_proto::{request, RequestToSign, SpaceId};
 use reqwest::{Method, StatusCode};
 use thiserror::Error;
 
+pub mod proxy;
 mod transport;
 
 use transport::{check, explain, tls_config, Setup};
@@ -109,6 +110,8 @@ pub struct RelayClient {
     /// The HTTP client and the TLS settings it shares with the WebSocket stream;
     /// or why there are none (a bad URL or CA file), said on every call.
     conn: Result<(reqwest::Client, Arc<rustls::ClientConfig>), Setup>,
+    /// The SOCKS5 proxy every connection goes through (`ATTUNE_PROXY`), if any.
+    proxy: Option<proxy::Proxy>,
     identity: DeviceIdentity,
     /// The relay operator's space-creation token, if the relay needs one.
     create_token: Option<String>,
@@ -124,18 +127,32 @@ impl RelayClient {
 
     /// [`Self::new`] with the extra CA file given instead of read from the environment.
     pub fn with_ca_file(base_url: &str, identity: DeviceIdentity, ca_file: Option<&Path>) -> Self {
+        let proxy = proxy::from_env();
         let conn = check(base_url).and_then(|_| {
             let tls = tls_config(ca_file)?;
-            let http = reqwest::Client::builder()
+            let mut http = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(60))
                 .use_preconfigured_tls((*tls).clone())
-                .build()
-                .map_err(|e| Setup::Tls(e.to_string()))?;
+                // Only the proxy attune is told about: never one from HTTP_PROXY.
+                .no_proxy();
+            if let Ok(Some(p)) = &proxy {
+                let p = reqwest::Proxy::all(&p.url).map_err(|e| Setup::BadUrl {
+                    url: p.url.clone(),
+                    hint: format!("{} cannot be used: {e}", proxy::PROXY_VAR),
+                })?;
+                http = http.proxy(p);
+            }
+            let http = http.build().map_err(|e| Setup::Tls(e.to_string()))?;
             Ok((http, tls))
         });
+        let (conn, proxy) = match proxy {
+            Ok(p) => (conn, p),
+            Err(e) => (Err(e), None),
+        };
         Self {
             base: base_url.trim().trim_end_matches('/').to_string(),
             conn,
+            proxy,
             identity,
             create_token: None,
         }
@@ -254,7 +271,17 @@ impl RelayClient {
 
     /// A failed exchange with the relay, in plain words.
     fn failed(&self, e: &(dyn std::error::Error + 'static)) -> RelayError {
-        explain(&self.base, e)
+        match (explain(&self.base, e), &self.proxy) {
+            (RelayError::Unreachable { url, detail }, Some(p)) => RelayError::Unreachable {
+                url,
+                detail: format!(
+                    "through the SOCKS5 proxy {} ({}): {detail}",
+                    p.addr,
+                    proxy::PROXY_VAR
+                ),
+            },
+            (e, _) => e,
+        }
     }
 
     /// The answer's body, refused past [`MAX_ANSWER`] bytes without reading on.
@@ -520,14 +547,36 @@ impl RelayClient {
             .max_message_size(Some(MAX_ANSWER))
             .max_frame_size(Some(MAX_ANSWER));
         let connector = tokio_tungstenite::Connector::Rustls(tls.clone());
-        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-            req,
-            Some(config),
-            false,
-            Some(connector),
-        )
-        .await
-        .map_err(|e| match e {
+        let connected = match &self.proxy {
+            None => {
+                tokio_tungstenite::connect_async_tls_with_config(
+                    req,
+                    Some(config),
+                    false,
+                    Some(connector),
+                )
+                .await
+            }
+            Some(p) => {
+                let host = req.uri().host().unwrap_or_default().to_string();
+                let secure = req.uri().scheme_str() == Some("wss");
+                let port = req
+                    .uri()
+                    .port_u16()
+                    .unwrap_or(if secure { 443 } else { 80 });
+                let tcp = proxy::connect(p, host.trim_matches(['[', ']']), port)
+                    .await
+                    .map_err(|e| self.failed(&e))?;
+                tokio_tungstenite::client_async_tls_with_config(
+                    req,
+                    tcp,
+                    Some(config),
+                    Some(connector),
+                )
+                .await
+            }
+        };
+        let (ws, _) = connected.map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(resp) => {
                 let body = resp.body().clone().unwrap_or_default();
                 match serde_json::from_slice::<ErrorBody>(&body) {
