@@ -158,6 +158,23 @@ pub struct Config {
     /// request captured before a restart from being replayed after it.
     #[arg(skip)]
     pub started_ms: Option<i64>,
+
+    /// Instead of serving: another task.
+    #[command(subcommand)]
+    pub command: Option<RelayCommand>,
+}
+
+/// What the relay binary can do besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RelayCommand {
+    /// Write a consistent copy of the database (--db) to FILE, also while a relay
+    /// serves it. To restore: stop the relay, put FILE in place of the database
+    /// (its -wal and -shm files removed), start the relay.
+    Backup {
+        /// The file to write; it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 impl Config {

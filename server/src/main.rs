@@ -4,6 +4,19 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut config = attune_relay::Config::parse();
+    if let Some(attune_relay::config::RelayCommand::Backup { out }) = &config.command {
+        let db = config
+            .db_path()
+            .context("no database path: pass --db or set ATTUNE_RELAY_DB")?;
+        let bytes = attune_relay::store::sqlite::backup(&db, out)
+            .with_context(|| format!("could not back up {}", db.display()))?;
+        println!(
+            "backed up {} to {} ({bytes} bytes)",
+            db.display(),
+            out.display()
+        );
+        return Ok(());
+    }
     // Before listening: no request signed earlier can be a fresh one.
     config.started_ms = Some(attune_relay::auth::now_ms());
     tracing_subscriber::fmt()

@@ -79,6 +79,55 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX recovery_device ON recovery (space, device);",
 ];
 
+/// Writes a consistent copy of the database at `db` to `out` (which must not
+/// exist), while a relay may be writing to it: `VACUUM INTO` reads one snapshot
+/// (WAL readers never block the writer) and writes a compact, self-contained
+/// file. Written next to `out` and renamed into place, so a partial copy is
+/// never left under the name.
+pub fn backup(db: &Path, out: &Path) -> Result<u64, StoreError> {
+    if out.exists() {
+        return Err(StoreError::Internal(format!(
+            "{} already exists; choose a new file name",
+            out.display()
+        )));
+    }
+    if !db.exists() {
+        return Err(StoreError::Internal(format!(
+            "there is no database at {}",
+            db.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(internal)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(internal)?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "backup".into());
+    let partial = out.with_file_name(format!(".{name}.partial"));
+    let _ = std::fs::remove_file(&partial);
+    conn.execute("VACUUM INTO ?1", [partial.to_string_lossy().as_ref()])
+        .map_err(internal)?;
+    // The copy must open and check out before it takes the name.
+    let copy = Connection::open(&partial).map_err(internal)?;
+    let check: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(internal)?;
+    drop(copy);
+    if check != "ok" {
+        let _ = std::fs::remove_file(&partial);
+        return Err(StoreError::Internal(format!(
+            "the copy does not check out: {check}"
+        )));
+    }
+    std::fs::rename(&partial, out).map_err(internal)?;
+    Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+}
+
 /// Most jobs folded into one transaction.
 const MAX_GROUP: usize = 256;
 
