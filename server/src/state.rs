@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use attune_proto::{DeviceId, Roster, SignedRosterEvent, SpaceId};
 use tokio::sync::{broadcast, watch, Semaphore};
@@ -43,7 +43,10 @@ pub struct AppState {
     /// erasure is not put back into the cache after it.
     erasures: AtomicU64,
     replay: Mutex<ReplayCache>,
-    rates: Mutex<HashMap<DeviceId, Bucket>>,
+    /// Per-device request budget (`--rate`, `--burst`): governor's GCRA, keyed
+    /// by device.
+    rates: DeviceLimiter,
+    rates_pruned: Mutex<Instant>,
     streams: Mutex<HashMap<SpaceId, broadcast::Sender<u64>>>,
     pub shutdown: watch::Receiver<bool>,
     /// See [`Config::started_ms`].
@@ -65,10 +68,21 @@ struct ReplayCache {
     last_prune_ms: i64,
 }
 
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+type DeviceLimiter = governor::RateLimiter<
+    DeviceId,
+    governor::state::keyed::DefaultKeyedStateStore<DeviceId>,
+    governor::clock::DefaultClock,
+>;
+
+/// `rate` requests a second on average, bursts of `burst`.
+fn device_limiter(rate: f64, burst: f64) -> DeviceLimiter {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let burst = std::num::NonZeroU32::new(burst.clamp(1.0, u32::MAX as f64) as u32)
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    let quota = governor::Quota::with_period(period)
+        .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
+        .allow_burst(burst);
+    governor::RateLimiter::keyed(quota)
 }
 
 impl AppState {
@@ -82,6 +96,7 @@ impl AppState {
         let (config_body_budget, config_preauth_budget) =
             (config.body_budget, config.preauth_budget);
         let started_ms = config.started_ms.unwrap_or_else(crate::auth::now_ms);
+        let config_rate = (config.rate_per_sec, config.rate_burst);
         Self {
             config,
             store,
@@ -93,7 +108,8 @@ impl AppState {
                 seen: HashMap::new(),
                 last_prune_ms: 0,
             }),
-            rates: Mutex::new(HashMap::new()),
+            rates: device_limiter(config_rate.0, config_rate.1),
+            rates_pruned: Mutex::new(Instant::now()),
             streams: Mutex::new(HashMap::new()),
             shutdown,
             started_ms,
@@ -181,27 +197,18 @@ impl AppState {
     /// Takes one request from the device's token bucket; on refusal, the seconds
     /// until one is available.
     pub fn take_token(&self, device: &DeviceId) -> Result<(), u64> {
-        let rate = self.config.rate_per_sec.max(0.001);
-        let burst = self.config.rate_burst.max(1.0);
-        let now = Instant::now();
-        let Ok(mut rates) = self.rates.lock() else {
-            return Ok(());
-        };
-        if rates.len() > 100_000 {
-            rates.retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < burst);
+        // Forget devices whose budget is full again, now and then.
+        if let Ok(mut at) = self.rates_pruned.lock() {
+            if at.elapsed() > Duration::from_secs(60) {
+                self.rates.retain_recent();
+                *at = Instant::now();
+            }
         }
-        let b = rates.entry(*device).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - b.tokens) / rate).ceil().max(1.0) as u64)
-        }
+        self.rates.check_key(device).map_err(|not_until| {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
     }
 
     /// Subscribes to "new envelopes up to cursor C" notices for a space.
