@@ -1,138 +1,211 @@
-//! Counters exposed at `/metrics` in the Prometheus text format. They count
-//! requests, envelopes and commits; they never carry content or identities.
+//! What `/metrics` exposes, in the OpenMetrics text format (prometheus-client):
+//! requests by route template and status, their latency as a histogram,
+//! envelopes, commits, streams, mailboxes and connections. Never content or
+//! identities: a route is its template (`/v1/spaces/{space}/…`), not its path.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-#[derive(Debug, Default)]
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s, doubling.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+#[derive(Debug)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    envelopes_appended: AtomicU64,
-    envelope_bytes_appended: AtomicU64,
-    duplicates: AtomicU64,
-    commits: AtomicU64,
-    committed_jobs: AtomicU64,
-    streams_open: AtomicI64,
-    mailboxes_open: AtomicI64,
-    connections_open: AtomicI64,
-    connections_refused: AtomicU64,
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    envelopes_appended: Counter,
+    envelope_bytes_appended: Counter,
+    duplicates: Counter,
+    commits: Counter,
+    committed_jobs: Counter,
+    connections_refused: Counter,
+    streams_open: Gauge,
+    mailboxes_open: Gauge,
+    connections_open: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let m = Metrics {
+            requests: requests.clone(),
+            latency: latency.clone(),
+            envelopes_appended: Counter::default(),
+            envelope_bytes_appended: Counter::default(),
+            duplicates: Counter::default(),
+            commits: Counter::default(),
+            committed_jobs: Counter::default(),
+            connections_refused: Counter::default(),
+            streams_open: Gauge::default(),
+            mailboxes_open: Gauge::default(),
+            connections_open: Gauge::default(),
+            registry: Mutex::new(Registry::default()),
+        };
+        registry.register(
+            "attune_requests",
+            "HTTP requests by route template and status",
+            requests,
+        );
+        registry.register(
+            "attune_request_duration_seconds",
+            "Time to answer a request, by route template",
+            latency,
+        );
+        registry.register(
+            "attune_envelopes_appended",
+            "Envelopes stored",
+            m.envelopes_appended.clone(),
+        );
+        registry.register(
+            "attune_envelope_bytes_appended",
+            "Bytes of envelopes stored",
+            m.envelope_bytes_appended.clone(),
+        );
+        registry.register(
+            "attune_duplicate_envelopes",
+            "Uploads of an entry id already stored",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "attune_commits",
+            "Write transactions committed",
+            m.commits.clone(),
+        );
+        registry.register(
+            "attune_committed_jobs",
+            "Write jobs committed (jobs / commits = group size)",
+            m.committed_jobs.clone(),
+        );
+        registry.register(
+            "attune_connections_refused",
+            "Connections refused for being over a connection cap",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "attune_streams_open",
+            "WebSocket streams open",
+            m.streams_open.clone(),
+        );
+        registry.register(
+            "attune_mailboxes_open",
+            "Pairing mailboxes open",
+            m.mailboxes_open.clone(),
+        );
+        registry.register(
+            "attune_connections_open",
+            "Connections open (admitted under the caps)",
+            m.connections_open.clone(),
+        );
+        if let Ok(mut r) = m.registry.lock() {
+            *r = registry;
+        }
+        m
+    }
 }
 
 impl Metrics {
-    pub fn record_request(&self, route: &str, status: u16) {
-        if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route.to_string(), status)).or_insert(0) += 1;
-        }
+    /// One answered request: counted by route and status, timed by route.
+    pub fn record_request(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .observe(seconds);
     }
 
     pub fn record_commit(&self, jobs: usize) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.committed_jobs
-            .fetch_add(jobs as u64, Ordering::Relaxed);
+        self.commits.inc();
+        self.committed_jobs.inc_by(jobs as u64);
     }
 
     pub fn record_append(&self, new: u64, bytes: u64, duplicates: u64) {
-        self.envelopes_appended.fetch_add(new, Ordering::Relaxed);
-        self.envelope_bytes_appended
-            .fetch_add(bytes, Ordering::Relaxed);
-        self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+        self.envelopes_appended.inc_by(new);
+        self.envelope_bytes_appended.inc_by(bytes);
+        self.duplicates.inc_by(duplicates);
     }
 
     pub fn stream_opened(&self) {
-        self.streams_open.fetch_add(1, Ordering::Relaxed);
+        self.streams_open.inc();
     }
 
     pub fn stream_closed(&self) {
-        self.streams_open.fetch_sub(1, Ordering::Relaxed);
+        self.streams_open.dec();
     }
 
     pub fn set_connections(&self, n: usize) {
-        self.connections_open.store(n as i64, Ordering::Relaxed);
+        self.connections_open.set(n as i64);
     }
 
     pub fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+        self.connections_refused.inc();
     }
 
     pub fn set_mailboxes(&self, n: usize) {
-        self.mailboxes_open.store(n as i64, Ordering::Relaxed);
+        self.mailboxes_open.set(n as i64);
     }
 
+    /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP attune_requests_total HTTP requests by route template and status."
-        );
-        let _ = writeln!(out, "# TYPE attune_requests_total counter");
-        if let Ok(m) = self.requests.lock() {
-            for ((route, status), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "attune_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        let counters = [
-            (
-                "attune_envelopes_appended_total",
-                "Envelopes stored.",
-                self.envelopes_appended.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_envelope_bytes_appended_total",
-                "Bytes of envelopes stored.",
-                self.envelope_bytes_appended.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_duplicate_envelopes_total",
-                "Uploads of an entry id already stored.",
-                self.duplicates.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_commits_total",
-                "Write transactions committed.",
-                self.commits.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_committed_jobs_total",
-                "Write jobs committed (jobs / commits = group size).",
-                self.committed_jobs.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_connections_refused_total",
-                "Connections refused for being over a connection cap.",
-                self.connections_refused.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        }
-        let gauges = [
-            (
-                "attune_streams_open",
-                "WebSocket streams open.",
-                self.streams_open.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_mailboxes_open",
-                "Pairing mailboxes open.",
-                self.mailboxes_open.load(Ordering::Relaxed),
-            ),
-            (
-                "attune_connections_open",
-                "Connections open (admitted under the caps).",
-                self.connections_open.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn requests_are_counted_and_timed_by_route_template() {
+        let m = Metrics::default();
+        m.record_request("/v1/spaces/{space}/envelopes", 200, 0.003);
+        m.record_request("/v1/spaces/{space}/envelopes", 200, 0.2);
+        m.record_commit(3);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "attune_requests_total{route=\"/v1/spaces/{space}/envelopes\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "attune_request_duration_seconds_count{route=\"/v1/spaces/{space}/envelopes\"} 2"
+        ));
+        assert!(text.contains("attune_committed_jobs_total 3"), "{text}");
+        assert!(text.contains("# TYPE attune_commits counter"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -142,7 +142,11 @@ async fn health_metrics_and_unknown_routes() {
         text.contains("attune_requests_total{route=\"/healthz\",status=\"200\"} 1"),
         "{text}"
     );
-    assert!(text.contains("# TYPE attune_commits_total counter"));
+    assert!(text.contains("# TYPE attune_commits counter"), "{text}");
+    assert!(
+        text.contains("attune_request_duration_seconds_count{route=\"/healthz\"} 1"),
+        "{text}"
+    );
 
     let unknown = raw(&relay, "GET", "/v1/nothing-here", vec![], vec![]).await;
     assert_eq!(

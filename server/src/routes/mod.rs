@@ -73,7 +73,7 @@ const AUTH_ERRORS: &[&str] = &[
 
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { method: "GET", path: "/healthz", summary: "Liveness: the relay answers.", auth: Auth::None, success: 200, errors: &[] },
-    RouteSpec { method: "GET", path: "/metrics", summary: "Counters in the Prometheus text format.", auth: Auth::None, success: 200, errors: &[] },
+    RouteSpec { method: "GET", path: "/metrics", summary: "Counters, gauges and request-latency histograms in the OpenMetrics text format.", auth: Auth::None, success: 200, errors: &[] },
     RouteSpec { method: "GET", path: "/v1/openapi.json", summary: "This document.", auth: Auth::None, success: 200, errors: &[] },
     RouteSpec { method: "POST", path: "/v1/spaces", summary: "Create a space from its signed roster creation event.", auth: Auth::Signed, success: 201, errors: &[codes::MALFORMED_JSON, codes::ROSTER_REJECTED, codes::SPACE_EXISTS, codes::BODY_TOO_LARGE, codes::CREATION_NOT_ALLOWED, codes::OVERLOADED] },
     RouteSpec { method: "DELETE", path: "/v1/spaces/{space}", summary: "Erase a space and everything in it (a member device).", auth: Auth::Signed, success: 200, errors: AUTH_ERRORS },
@@ -141,7 +141,10 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn metrics(State(state): State<SharedState>) -> Response {
     state.metrics.set_mailboxes(state.mailboxes.count());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -187,7 +190,9 @@ async fn observe(State(state): State<SharedState>, req: Request, next: Next) -> 
         tracing::Instrument::instrument(next.run(req), span.clone()).await
     };
     let status = resp.status().as_u16();
-    state.metrics.record_request(&route, status);
+    state
+        .metrics
+        .record_request(&route, status, start.elapsed().as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             status,
