@@ -446,16 +446,16 @@ impl Attune {
     }
 }
 
-/// Pairs two initialised profiles through the real binaries: `a` invites and
-/// prints the code on its first stdout line, `b` joins with it.
-pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
-    let mut inviter = a
-        .command(&["pair", "invite", "--relay", relay_url, "--timeout", "60"])
+/// Runs `offer` (a command that prints `code: CODE` on its first stdout line and
+/// then waits), gives the code to `take`, and checks both succeed.
+fn exchange_code(offer: &Attune, args: &[&str], take: impl FnOnce(&str) -> Run) -> Run {
+    let mut offering = offer
+        .command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("pair invite starts");
-    let stdout = inviter.stdout.take().expect("stdout is piped");
+        .expect("the offering side starts");
+    let stdout = offering.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -467,53 +467,35 @@ pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
     });
     let line = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("the inviter prints its code");
+        .unwrap_or_else(|_| panic!("{args:?} prints its code"));
     let code = line
         .trim()
         .strip_prefix("code: ")
-        .unwrap_or_else(|| panic!("unexpected first line from pair invite: {line:?}"))
+        .unwrap_or_else(|| panic!("unexpected first line from {args:?}: {line:?}"))
         .to_string();
-    b.run(&["pair", "join", &code, "--relay", relay_url]).ok();
-    let status = inviter.wait().expect("pair invite ends");
-    assert!(status.success(), "pair invite failed");
+    let taken = take(&code).ok();
+    let status = offering.wait().expect("the offering side ends");
+    assert!(status.success(), "{args:?} failed");
+    taken
+}
+
+/// Pairs two initialised profiles through the real binaries: `a` invites and
+/// prints the code on its first stdout line, `b` joins with it.
+pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
+    exchange_code(
+        a,
+        &["pair", "invite", "--relay", relay_url, "--timeout", "60"],
+        |code| b.run(&["pair", "join", code, "--relay", relay_url]),
+    );
 }
 
 /// Adds `new` (initialised, unpaired) as another device of `existing`'s member
 /// through the real binaries: `device add` prints the code on its first stdout
 /// line, `device join` uses it and fetches the history.
 pub fn add_device(existing: &Attune, new: &Attune, relay_url: &str, name: &str) -> Run {
-    let mut adder = existing
-        .command(&["device", "add", "--timeout", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("device add starts");
-    let stdout = adder.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let mut reader = BufReader::new(stdout);
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("device add prints its code");
-    let code = line
-        .trim()
-        .strip_prefix("code: ")
-        .unwrap_or_else(|| panic!("unexpected first line from device add: {line:?}"))
-        .to_string();
-    let joined = new
-        .run(&[
-            "device", "join", &code, "--relay", relay_url, "--name", name,
-        ])
-        .ok();
-    let status = adder.wait().expect("device add ends");
-    assert!(status.success(), "device add failed");
-    joined
+    exchange_code(existing, &["device", "add", "--timeout", "60"], |code| {
+        new.run(&["device", "join", code, "--relay", relay_url, "--name", name])
+    })
 }
 
 /// A relay and two paired partners: Alex (`a`, who invited) and Sam (`b`, who

@@ -14,8 +14,8 @@ use attune_crypto::{unwrap_key, wrap_key, DeviceIdentity, Keyring, SymmetricKey}
 use attune_crypto::{Pairing, PairingCode};
 use attune_proto::api::{b64, codes, from_b64};
 use attune_proto::{
-    DeviceId, DevicePublic, Envelope, EnvelopeHeader, Hash32, KeyId, KeyWrap, MemberId, Role,
-    Roster, RosterChange, RosterEvent, SignedRosterEvent, SpaceId,
+    DeviceId, DevicePublic, Envelope, KeyId, KeyWrap, MemberId, Role, Roster, RosterChange,
+    RosterEvent, SignedRosterEvent, SpaceId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -281,19 +281,14 @@ impl Profile {
             None,
             None,
             |seq, prev| {
-                let prev = match prev {
-                    Some(h) => Hash32::from_hex(&h)
-                        .map_err(|_| ClientError::Corrupt("own chain".into()))?,
-                    None => Hash32::ZERO,
-                };
-                let header = EnvelopeHeader {
+                let header = crate::profile::chain_header(
                     space,
                     author,
+                    KeyId::KeyWraps(epoch),
+                    entry,
                     seq,
                     prev,
-                    key: KeyId::KeyWraps(epoch),
-                    entry,
-                };
+                )?;
                 let env = attune_crypto::seal_key_envelope(&identity, header, wraps)
                     .map_err(|e| ClientError::Corrupt(format!("cannot sign the key wraps: {e}")))?;
                 Ok::<_, ClientError>((entry.0.to_vec(), env.encode(), env.hash().to_hex(), ()))
@@ -586,18 +581,7 @@ fn accept_welcome(profile: &Profile, w: &DeviceWelcome) -> Result<Accepted, Clie
     let mut member = [0u8; 16];
     hex::decode_to_slice(&w.member, &mut member).map_err(|_| failed("malformed member id"))?;
     let member = MemberId(member);
-    let events: Vec<Vec<u8>> = w
-        .roster
-        .iter()
-        .map(|e| from_b64(e).ok_or_else(|| failed("malformed roster")))
-        .collect::<Result<_, _>>()?;
-    let decoded = events
-        .iter()
-        .map(|e| SignedRosterEvent::decode(e))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| failed("malformed roster"))?;
-    let roster = Roster::verify(space, &decoded)
-        .map_err(|e| failed(&format!("the roster does not verify: {e}")))?;
+    let (events, roster) = crate::pair::welcome_roster(space, &w.roster)?;
     match roster.device(&profile.identity.id()) {
         Some(d) if d.member == member && !d.recovery && d.revoked_after.is_none() => {}
         _ => {

@@ -323,6 +323,25 @@ pub(crate) fn checked_name(name: &str) -> Result<String, ClientError> {
         })
 }
 
+/// The roster a welcome carries (base64 events), verified from its first event.
+pub(crate) fn welcome_roster(
+    space: SpaceId,
+    encoded: &[String],
+) -> Result<(Vec<Vec<u8>>, Roster), ClientError> {
+    let events: Vec<Vec<u8>> = encoded
+        .iter()
+        .map(|e| from_b64(e).ok_or_else(|| failed("malformed roster")))
+        .collect::<Result<_, _>>()?;
+    let decoded = events
+        .iter()
+        .map(|e| SignedRosterEvent::decode(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| failed("malformed roster"))?;
+    let roster = Roster::verify(space, &decoded)
+        .map_err(|e| failed(&format!("the roster does not verify: {e}")))?;
+    Ok((events, roster))
+}
+
 /// What the joiner sends once it has verified and accepted the welcome.
 pub(crate) const ACK: &[u8] = b"attune/v1/pairing/welcome-accepted";
 
@@ -419,18 +438,7 @@ async fn join_exchange(
         .map_err(|_| failed("the inviter sent something unexpected"))?;
     let partner_name = checked_name(&welcome.name)?;
     let space = SpaceId::from_hex(&welcome.space).map_err(|_| failed("malformed space id"))?;
-    let events: Vec<Vec<u8>> = welcome
-        .roster
-        .iter()
-        .map(|e| from_b64(e).ok_or_else(|| failed("malformed roster")))
-        .collect::<Result<_, _>>()?;
-    let decoded = events
-        .iter()
-        .map(|e| SignedRosterEvent::decode(e))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| failed("malformed roster"))?;
-    let roster = Roster::verify(space, &decoded)
-        .map_err(|e| failed(&format!("the roster does not verify: {e}")))?;
+    let (events, roster) = welcome_roster(space, &welcome.roster)?;
     let mine = roster
         .device(&profile.identity.id())
         .ok_or_else(|| failed("the roster does not include this device"))?;

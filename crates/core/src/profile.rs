@@ -460,19 +460,7 @@ impl Profile {
             consume_later,
             extra.held.as_deref(),
             |seq, prev| {
-                let prev = match prev {
-                    Some(h) => Hash32::from_hex(&h)
-                        .map_err(|_| ClientError::Corrupt("own chain".into()))?,
-                    None => Hash32::ZERO,
-                };
-                let header = EnvelopeHeader {
-                    space,
-                    author,
-                    seq,
-                    prev,
-                    key: key_id,
-                    entry,
-                };
+                let header = chain_header(space, author, key_id, entry, seq, prev)?;
                 let env = seal_envelope(identity, header, key, &plaintext)
                     .map_err(|e| ClientError::Input(format!("cannot seal this item: {e}")))?;
                 Ok::<_, ClientError>((entry.0.to_vec(), env.encode(), env.hash().to_hex(), ()))
@@ -578,6 +566,30 @@ pub enum Imported {
     Written(EntryId),
     /// An earlier import wrote it (this id); nothing was written.
     AlreadyHere(EntryId),
+}
+
+/// The header of this device's next envelope: number `seq`, chained to the
+/// hash of its previous one (`None` for the first).
+pub(crate) fn chain_header(
+    space: SpaceId,
+    author: attune_proto::DeviceId,
+    key: KeyId,
+    entry: EntryId,
+    seq: u64,
+    prev: Option<String>,
+) -> Result<EnvelopeHeader, ClientError> {
+    let prev = match prev {
+        Some(h) => Hash32::from_hex(&h).map_err(|_| ClientError::Corrupt("own chain".into()))?,
+        None => Hash32::ZERO,
+    };
+    Ok(EnvelopeHeader {
+        space,
+        author,
+        seq,
+        prev,
+        key,
+        entry,
+    })
 }
 
 /// What some writes add: a chosen entry id, and a held reveal to send with it.
