@@ -47,6 +47,8 @@ pub struct AppState {
     /// by device.
     rates: DeviceLimiter,
     rates_pruned: Mutex<Instant>,
+    /// Recovery-bundle lookups per client address (no signature to key them by).
+    lookups: AddrLimiter,
     streams: Mutex<HashMap<SpaceId, broadcast::Sender<u64>>>,
     pub shutdown: watch::Receiver<bool>,
     /// See [`Config::started_ms`].
@@ -73,6 +75,19 @@ type DeviceLimiter = governor::RateLimiter<
     governor::state::keyed::DefaultKeyedStateStore<DeviceId>,
     governor::clock::DefaultClock,
 >;
+
+type AddrLimiter = governor::RateLimiter<
+    std::net::IpAddr,
+    governor::state::keyed::DefaultKeyedStateStore<std::net::IpAddr>,
+    governor::clock::DefaultClock,
+>;
+
+/// Recovery lookups an address may make: a restore needs one or two; 10 a
+/// minute leaves room for typos and stops nothing but scanning.
+fn lookup_limiter() -> AddrLimiter {
+    let per_minute = std::num::NonZeroU32::new(10).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute))
+}
 
 /// `rate` requests a second on average, bursts of `burst`.
 fn device_limiter(rate: f64, burst: f64) -> DeviceLimiter {
@@ -110,6 +125,7 @@ impl AppState {
             }),
             rates: device_limiter(config_rate.0, config_rate.1),
             rates_pruned: Mutex::new(Instant::now()),
+            lookups: lookup_limiter(),
             streams: Mutex::new(HashMap::new()),
             shutdown,
             started_ms,
@@ -205,6 +221,17 @@ impl AppState {
             }
         }
         self.rates.check_key(device).map_err(|not_until| {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
+    }
+
+    /// Takes one recovery lookup from `addr`'s budget; on refusal, the seconds
+    /// until the next is allowed.
+    pub fn take_lookup(&self, addr: std::net::IpAddr) -> Result<(), u64> {
+        self.lookups.retain_recent();
+        self.lookups.check_key(&addr).map_err(|not_until| {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             wait.as_secs_f64().ceil().max(1.0) as u64

@@ -998,4 +998,25 @@ async fn recovery_bundles_and_revoked_devices() {
     let err = cr.delete_space(id).await.unwrap_err();
     assert_eq!(err.code(), Some(codes::DEVICE_REVOKED), "{err}");
     assert!(ca.roster(id).await.is_ok(), "the space is still there");
+
+    // Lookups need no key, so an address gets ten a minute, then 429.
+    let mut limited = None;
+    for _ in 0..12 {
+        let r = raw(
+            &relay,
+            "GET",
+            &format!("/v1/recovery/{}", "ab".repeat(32)),
+            vec![],
+            vec![],
+        )
+        .await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!((r.status, r.code()), (404, codes::NOT_FOUND));
+    }
+    let r = limited.expect("scanning lookups is limited");
+    assert_eq!(r.code(), codes::RATE_LIMITED);
+    assert!(r.retry_after.is_some(), "429 carries Retry-After");
 }

@@ -89,7 +89,7 @@ pub const ROUTES: &[RouteSpec] = &[
     // Last, so that the fuzz corpus's route numbers keep their meaning.
     RouteSpec { method: "POST", path: "/v1/mailboxes/{mailbox}/join", summary: "Join a pairing with the joiner's key exchange (once per mailbox); returns the joiner's token. Rate-limited per address and relay-wide.", auth: Auth::None, success: 201, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::BODY_TOO_LARGE, codes::MAILBOX_UNAVAILABLE, codes::MAILBOX_FULL, codes::RATE_LIMITED, codes::OVERLOADED] },
     RouteSpec { method: "PUT", path: "/v1/spaces/{space}/recovery", summary: "File (or replace) the recovery bundle of an active recovery key of the signer's own member.", auth: Auth::Signed, success: 204, errors: &[codes::MALFORMED_JSON, codes::BAD_REQUEST, codes::BODY_TOO_LARGE, codes::FORBIDDEN, codes::DEVICE_REVOKED] },
-    RouteSpec { method: "GET", path: "/v1/recovery/{lookup}", summary: "Fetch a recovery bundle by the lookup id its code gives; gone once its recovery key is revoked.", auth: Auth::None, success: 200, errors: &[codes::BAD_REQUEST, codes::NOT_FOUND] },
+    RouteSpec { method: "GET", path: "/v1/recovery/{lookup}", summary: "Fetch a recovery bundle by the lookup id its code gives; gone once its recovery key is revoked. Ten lookups a minute per address.", auth: Auth::None, success: 200, errors: &[codes::BAD_REQUEST, codes::NOT_FOUND, codes::RATE_LIMITED] },
 ];
 
 fn handler(spec: &RouteSpec) -> MethodRouter<SharedState> {

@@ -12,6 +12,7 @@ use axum::Json;
 
 use crate::auth::Member;
 use crate::error::ApiError;
+use crate::peer::ClientAddr;
 use crate::state::SharedState;
 use crate::store::{RecoveryBundle, StoreError};
 
@@ -73,11 +74,22 @@ pub async fn put(State(state): State<SharedState>, member: Member) -> Result<Sta
 }
 
 /// `GET /v1/recovery/{lookup}`: no keys needed; the lookup id is the proof of
-/// knowing the code (256 bits, derived from 130 random ones).
+/// knowing the code (256 bits, derived from 130 random ones). Ten a minute per
+/// address: a restore needs one or two.
 pub async fn get(
     State(state): State<SharedState>,
+    from: ClientAddr,
     super::Param(lookup): super::Param,
 ) -> Result<Json<RecoveryFound>, ApiError> {
+    state.take_lookup(from.0).map_err(|secs| {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            format!("too many recovery lookups from this address; try again in {secs} s"),
+        );
+        e.retry_after_secs = Some(secs);
+        e
+    })?;
     let lookup =
         Hash32::from_hex(&lookup).map_err(|_| bad("the lookup id must be 64 hex digits"))?;
     let found = state
