@@ -213,13 +213,7 @@ impl AppState {
     /// Takes one request from the device's token bucket; on refusal, the seconds
     /// until one is available.
     pub fn take_token(&self, device: &DeviceId) -> Result<(), u64> {
-        // Forget devices whose budget is full again, now and then.
-        if let Ok(mut at) = self.rates_pruned.lock() {
-            if at.elapsed() > Duration::from_secs(60) {
-                self.rates.retain_recent();
-                *at = Instant::now();
-            }
-        }
+        self.prune_limiters();
         self.rates.check_key(device).map_err(|not_until| {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
@@ -227,10 +221,22 @@ impl AppState {
         })
     }
 
+    /// Forgets devices and addresses whose budget is full again, once a minute
+    /// (not per request: it walks every key).
+    fn prune_limiters(&self) {
+        if let Ok(mut at) = self.rates_pruned.lock() {
+            if at.elapsed() > Duration::from_secs(60) {
+                self.rates.retain_recent();
+                self.lookups.retain_recent();
+                *at = Instant::now();
+            }
+        }
+    }
+
     /// Takes one recovery lookup from `addr`'s budget; on refusal, the seconds
     /// until the next is allowed.
     pub fn take_lookup(&self, addr: std::net::IpAddr) -> Result<(), u64> {
-        self.lookups.retain_recent();
+        self.prune_limiters();
         self.lookups.check_key(&addr).map_err(|not_until| {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());

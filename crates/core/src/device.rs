@@ -559,11 +559,7 @@ pub async fn join(
     profile.keys = keys;
     profile.keys.set_member(member);
     profile.save_keys()?;
-    profile.db.set_roster(&events)?;
-    profile.db.set("relay", relay_url)?;
-    profile.db.set("member", &hex::encode(member.0))?;
-    profile.db.set("partner_name", &partner_name)?;
-    profile.db.set("space", &space.to_hex())?;
+    profile.enter_space(space, member, relay_url, &partner_name, &events)?;
     if let Ok(me) = checked_name(&welcome.me) {
         profile.db.set("device_name", &me)?;
     }

@@ -225,11 +225,13 @@ pub async fn invite(
         .keys
         .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
     profile.save_keys()?;
-    profile.db.set_roster(&[create.encode(), join.encode()])?;
-    profile.db.set("relay", relay_url)?;
-    profile.db.set("member", &hex::encode(member.0))?;
-    profile.db.set("partner_name", &partner_name)?;
-    profile.db.set("space", &space.to_hex())?;
+    profile.enter_space(
+        space,
+        member,
+        relay_url,
+        &partner_name,
+        &[create.encode(), join.encode()],
+    )?;
     Ok(Paired {
         partner_name,
         space,
@@ -390,11 +392,7 @@ pub async fn join(
         .keys
         .insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
     profile.save_keys()?;
-    profile.db.set_roster(&events)?;
-    profile.db.set("relay", relay_url)?;
-    profile.db.set("member", &hex::encode(member.0))?;
-    profile.db.set("partner_name", &partner_name)?;
-    profile.db.set("space", &space.to_hex())?;
+    profile.enter_space(space, member, relay_url, &partner_name, &events)?;
     Ok(Paired {
         partner_name,
         space,

@@ -197,11 +197,13 @@ pub async fn restore(
     profile.keys = contents.keystore.keys.clone();
     profile.keys.set_member(contents.member);
     profile.save_keys()?;
-    profile.db.set_roster(&events)?;
-    profile.db.set("relay", relay_url)?;
-    profile.db.set("member", &hex::encode(contents.member.0))?;
-    profile.db.set("partner_name", &contents.partner_name)?;
-    profile.db.set("space", &space.to_hex())?;
+    profile.enter_space(
+        space,
+        contents.member,
+        relay_url,
+        &contents.partner_name,
+        &events,
+    )?;
     // Keys made after the bundle was sealed were wrapped to the recovery key:
     // take them from the history before anything is opened.
     let received = crate::sync::pull(profile, &mut crate::ui::Quiet).await?;

@@ -10,9 +10,30 @@ mod key {
     pub const RELAY: &str = "relay";
     pub const LAST_SYNC_MS: &str = "last_sync_ms";
     pub const DEVICE_LABEL: &str = "device_label";
+    pub const MEMBER: &str = "member";
+    pub const SPACE: &str = "space";
 }
 
 impl Profile {
+    /// Records the space this device now belongs to (after pairing, adding it
+    /// as a device, or a restore): its verified roster, relay, member and the
+    /// partner's name.
+    pub(crate) fn enter_space(
+        &mut self,
+        space: attune_proto::SpaceId,
+        member: attune_proto::MemberId,
+        relay_url: &str,
+        partner_name: &str,
+        roster: &[Vec<u8>],
+    ) -> Result<(), ClientError> {
+        self.db.set_roster(roster)?;
+        self.db.set(key::RELAY, relay_url)?;
+        self.db.set(key::MEMBER, &hex::encode(member.0))?;
+        self.db.set(key::PARTNER_NAME, partner_name)?;
+        self.db.set(key::SPACE, &space.to_hex())?;
+        Ok(())
+    }
+
     /// The partner's name as they chose it (not yet made inert for a terminal).
     pub fn partner_name(&self) -> Result<Option<String>, ClientError> {
         Ok(self.db.get(key::PARTNER_NAME)?)
