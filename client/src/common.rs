@@ -41,12 +41,38 @@ pub async fn try_push(p: &mut Profile) {
     }
 }
 
+/// Opens the paired profile for a command that writes, after a sync, so what it
+/// writes sees the newest state. Every writing command talks to the relay in
+/// one pattern (a sync, the write, a sync that sends it: PROTOCOL.md §13), so
+/// the requests do not say what was written.
+pub async fn writing(home: &std::path::Path) -> Result<Profile, ClientError> {
+    let mut p = paired(home)?;
+    // Quiet: if the relay cannot be reached, the sync after the write says so.
+    let _ = sync::sync(&mut p, &mut attune_core::ui::Quiet).await;
+    Ok(p)
+}
+
+/// Sends what a command wrote: a full sync, the second half of [`writing`].
+pub async fn send(p: &mut Profile) {
+    try_sync(p).await;
+}
+
 /// A full sync for a command that writes (before, to see what the partner
 /// sent; after, to send and to open what can be opened). Unreachable: says so
 /// and carries on offline.
 pub async fn try_sync(p: &mut Profile) -> Option<sync::SyncReport> {
-    match sync::sync(p, &mut attune_core::ui::Quiet).await {
+    match sync::sync(p, &mut attune_core::ui::Quiet)
+        .await
+        .map_err(|e| p.explain_gone(e))
+    {
         Ok(r) => Some(r),
+        Err(e @ ClientError::SpaceErased { .. }) => {
+            eprintln!(
+                "warning: kept on this device only: {}",
+                inert::line(&e.to_string())
+            );
+            None
+        }
         Err(ClientError::Relay(e)) => {
             eprintln!(
                 "warning: could not reach the relay ({}): working offline; what you write is not sent yet, it waits in the outbox and goes with the next `attune sync`",

@@ -274,6 +274,21 @@ struct Input {
 
 const METHODS: [&str; 7] = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"];
 
+/// One hold slot per envelope (PROTOCOL.md §9): 104 bytes taken from the
+/// envelope's own header, so they differ between envelopes (no two share a tag,
+/// nothing is released) and a run replays the same way.
+fn holds(envs: &[Vec<u8>]) -> Vec<String> {
+    envs.iter()
+        .map(|e| {
+            let mut slot = [0u8; attune_proto::Hold::ENCODED_LEN];
+            for (i, b) in slot.iter_mut().enumerate() {
+                *b = e.get(1 + i).copied().unwrap_or(0);
+            }
+            api::b64(&slot)
+        })
+        .collect()
+}
+
 fn envelopes(r: &Relay, specs: &[EnvSpec]) -> Vec<Vec<u8>> {
     let Ok(chains) = r.chains.lock() else {
         panic!("chains lock poisoned")
@@ -293,15 +308,16 @@ fn envelopes(r: &Relay, specs: &[EnvSpec]) -> Vec<Vec<u8>> {
             author: r.devices[author].id(),
             seq,
             prev,
-            key: if s.key % 2 == 0 {
-                KeyId::Epoch(0)
-            } else {
-                KeyId::MemberPrivate(u32::from(s.key))
-            },
+            legacy_key: None,
             entry: EntryId(s.entry),
         };
+        let key = if s.key % 2 == 0 {
+            KeyId::Epoch(0)
+        } else {
+            KeyId::MemberPrivate(u32::from(s.key))
+        };
         let plaintext = vec![0x61; usize::from(s.plaintext_len) % 2048];
-        let Ok(env) = seal_envelope(&r.devices[author], header, &r.epoch0, &plaintext) else {
+        let Ok(env) = seal_envelope(&r.devices[author], header, key, &r.epoch0, &plaintext) else {
             continue;
         };
         heads.insert(author, (seq, env.hash()));
@@ -374,11 +390,11 @@ fuzz_target!(|input: Input| {
         BodySel::Raw(b) => (b.clone(), Vec::new()),
         BodySel::Envelopes(specs) => {
             let envs = envelopes(r, specs);
-            let json = serde_json::json!({ "envelopes": envs.iter().map(|e| api::b64(e)).collect::<Vec<_>>() });
+            let json = serde_json::json!({ "envelopes": envs.iter().map(|e| api::b64(e)).collect::<Vec<_>>(), "holds": holds(&envs) });
             (json.to_string().into_bytes(), envs)
         }
         BodySel::EnvelopeBytes(envs) => {
-            let json = serde_json::json!({ "envelopes": envs.iter().map(|e| api::b64(e)).collect::<Vec<_>>() });
+            let json = serde_json::json!({ "envelopes": envs.iter().map(|e| api::b64(e)).collect::<Vec<_>>(), "holds": holds(envs) });
             (json.to_string().into_bytes(), Vec::new())
         }
         BodySel::RosterEvents(evs) => {

@@ -161,6 +161,28 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
         })
 }
 
+/// Refuses a client of another protocol before anything else: an older client
+/// would misread protocol 2 envelopes, so it is told plainly to update.
+fn check_protocol(headers: &HeaderMap) -> Result<(), ApiError> {
+    let spoken = headers
+        .get(api::HEADER_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    if spoken == Some(attune_proto::PROTOCOL.to_string().as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        codes::UNSUPPORTED_VERSION,
+        format!(
+            "this relay speaks attune protocol {} and this client speaks {}: update attune on this device (nothing was read or stored)",
+            attune_proto::PROTOCOL,
+            match spoken {
+                Some(v) => format!("protocol {}", v.chars().take(8).collect::<String>()),
+                None => "an older one".to_string(),
+            }
+        ),
+    ))
+}
+
 fn malformed(what: &str) -> ApiError {
     ApiError::unauthenticated(
         codes::UNAUTHENTICATED,
@@ -198,6 +220,8 @@ impl Claim {
         let signature: [u8; 64] = api::from_b64(header(headers, api::HEADER_SIGNATURE)?)
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| malformed(api::HEADER_SIGNATURE))?;
+        // A signed request: of this protocol, or refused before anything else.
+        check_protocol(headers)?;
         let body_hash = match headers.get(api::HEADER_BODY_HASH) {
             Some(v) => Some(
                 v.to_str()

@@ -328,11 +328,17 @@ impl Chain {
             author: self.identity.id(),
             seq: self.seq + 1,
             prev: self.prev,
-            key: KeyId::Epoch(0),
+            legacy_key: None,
             entry: EntryId(random16()),
         };
-        let env =
-            seal_envelope(&self.identity, header, &space.epoch, content).expect("sealing succeeds");
+        let env = seal_envelope(
+            &self.identity,
+            header,
+            KeyId::Epoch(0),
+            &space.epoch,
+            content,
+        )
+        .expect("sealing succeeds");
         self.seq += 1;
         self.prev = env.hash();
         env
@@ -534,4 +540,19 @@ impl Couple {
         pair(&a, &b, &relay.url);
         Couple { dir, relay, a, b }
     }
+}
+
+/// The JSON body of an append: the envelopes, each with a random hold slot
+/// (PROTOCOL.md §9), as a client that seals no answer in the batch sends it.
+pub fn append_body(envs: &[Envelope]) -> Vec<u8> {
+    let list: Vec<String> = envs
+        .iter()
+        .map(|e| attune_proto::api::b64(&e.encode()))
+        .collect();
+    let holds: Vec<String> = envs
+        .iter()
+        .map(|_| attune_proto::api::b64(&attune_crypto::random_hold().encode()))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "envelopes": list, "holds": holds }))
+        .expect("JSON of strings")
 }

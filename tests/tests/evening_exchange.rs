@@ -9,8 +9,8 @@
 
 use attune_core::item::{Answer, CheckIn};
 use attune_core::profile::Profile;
-use attune_crypto::{seal_held, DeviceIdentity, Keyring, SymmetricKey};
-use attune_proto::{EntryId, HeldHeader, KeyId, MemberId, RosterChange};
+use attune_crypto::{DeviceIdentity, Keyring, SymmetricKey};
+use attune_proto::{EntryId, KeyId, MemberId, RosterChange};
 use attune_tests::{random16, Attune, Chain, Couple, Relay, Run};
 
 const HOUR: i64 = 60 * 60 * 1000;
@@ -343,57 +343,58 @@ async fn the_relay_holds_a_reveal_until_the_other_member_has_answered() {
     let exchange = EntryId(random16());
     let sealed = |chain: &mut Chain| {
         let env = chain.next(&space, b"a sealed answer, opaque to the relay");
-        let held = seal_held(
-            &chain.identity,
+        let hold = attune_crypto::seal_hold(
             &keys,
-            HeldHeader {
-                space: space.space,
-                exchange,
-                entry: env.header.entry,
-                author: chain.identity.id(),
-                key: KeyId::Epoch(0),
-            },
+            &space.space,
+            &exchange,
+            &env.header.entry,
             &SymmetricKey::generate(),
         )
         .unwrap();
-        (env.encode(), held.encode())
+        (env.encode(), hold.encode())
     };
     let served = |page: &attune_proto::api::Page| -> (usize, usize) {
         let reveals = page.envelopes.iter().filter(|e| e.is_reveal()).count();
         (page.envelopes.len() - reveals, reveals)
     };
-    // Alex's answer with its held reveal: stored, nothing released.
+    // Alex's answer with its hold slot: stored, nothing released.
     let (mut chain_a, mut chain_a2, mut chain_b) =
         (Chain::new(&a), Chain::new(&a2), Chain::new(&b));
-    let (env, held) = sealed(&mut chain_a);
-    ca.append_with_held(space.space, vec![env], vec![held])
+    let (env, hold) = sealed(&mut chain_a);
+    ca.append_with_holds(space.space, vec![env], vec![hold])
         .await
         .unwrap();
     assert_eq!(served(&cb.pull(space.space, 0, 100).await.unwrap()), (1, 0));
     // Alex's other device answering too is the same member: still held.
-    let (env, held) = sealed(&mut chain_a2);
-    ca2.append_with_held(space.space, vec![env], vec![held])
+    let (env, hold) = sealed(&mut chain_a2);
+    ca2.append_with_holds(space.space, vec![env], vec![hold])
         .await
         .unwrap();
     assert_eq!(served(&cb.pull(space.space, 0, 100).await.unwrap()), (2, 0));
-    // Sam's answer without a held reveal does not release anything.
+    // Sam's envelope with a random slot (any other item) releases nothing.
     let plain = chain_b.next(&space, b"an answer with no held reveal");
     cb.append(space.space, vec![plain.encode()]).await.unwrap();
     assert_eq!(served(&cb.pull(space.space, 0, 100).await.unwrap()), (3, 0));
-    // A held reveal that names no envelope of its batch is refused.
+    // Every envelope comes with exactly one slot of 104 bytes.
     let (_, stray) = sealed(&mut Chain::new(&b));
     let other = chain_b.next(&space, b"another envelope");
-    let err = cb
-        .append_with_held(space.space, vec![other.encode()], vec![stray])
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some(attune_proto::api::codes::BAD_REQUEST));
-    // Sam's sealed answer with its held reveal: all three are released, after
-    // every sealed answer, in the same pull for both.
+    for holds in [
+        vec![],
+        vec![stray.clone(), stray.clone()],
+        vec![stray[1..].to_vec()],
+    ] {
+        let err = cb
+            .append_with_holds(space.space, vec![other.encode()], holds)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(attune_proto::api::codes::BAD_REQUEST));
+    }
+    // Sam's sealed answer with its slot: all three are released, after every
+    // sealed answer, in the same pull for both.
     chain_b.seq -= 1;
     chain_b.prev = plain.hash();
-    let (env, held) = sealed(&mut chain_b);
-    cb.append_with_held(space.space, vec![env], vec![held])
+    let (env, hold) = sealed(&mut chain_b);
+    cb.append_with_holds(space.space, vec![env], vec![hold])
         .await
         .unwrap();
     for client in [&ca, &cb] {

@@ -142,7 +142,7 @@ fn a_generated_history_syncs_cleanly_on_the_real_relay() {
         assert_eq!(feed["problems"], Value::Array(vec![]), "{who}");
         let t = tally(&feed);
         let n = |k: &str| t.get(k).copied().unwrap_or(0);
-        let sealed_checkins = |m: &Value| kind_count(m, "check-in (sealed: key + answer)");
+        let sealed_checkins = |m: &Value| kind_count(m, "check-in (sealed)");
         let open_checkins = |m: &Value| kind_count(m, "check-in (open)");
         let public = |m: &Value| kind_count(m, "journal");
         let private = |m: &Value| kind_count(m, "journal (private)");
@@ -167,7 +167,7 @@ fn a_generated_history_syncs_cleanly_on_the_real_relay() {
         );
         assert_eq!(
             n("me answer"),
-            kind_count(mine, "exercise answer (key + answer)"),
+            kind_count(mine, "exercise answer (sealed)"),
             "{who}: {t:?}"
         );
         assert_eq!(

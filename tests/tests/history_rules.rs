@@ -181,7 +181,10 @@ fn a_backdated_revocation_is_refused_by_the_relay_and_by_a_client_served_one() {
         .iter()
         .find(|(_, e)| {
             let plain = open_envelope(e, &verified, &sam.keys).unwrap();
-            matches!(Item::from_bytes(&plain).unwrap().body, Body::Sealed { .. })
+            let Some(item) = plain.item() else {
+                return false;
+            };
+            matches!(Item::from_bytes(item).unwrap().body, Body::Sealed { .. })
         })
         .map(|(_, e)| e.header.seq)
         .expect("Sam's sealed answer");
@@ -249,7 +252,7 @@ fn a_backdated_revocation_is_refused_by_the_relay_and_by_a_client_served_one() {
         .iter()
         .find_map(|(_, e)| {
             let plain = open_envelope(e, &verified, &sam.keys).unwrap();
-            match Item::from_bytes(&plain).unwrap().body {
+            match Item::from_bytes(plain.item()?).unwrap().body {
                 Body::Sealed { exercise, .. } => Some(exercise),
                 _ => None,
             }
@@ -285,6 +288,7 @@ fn a_backdated_revocation_is_refused_by_the_relay_and_by_a_client_served_one() {
                 exercise: exercise.clone(),
                 sealed: b64(&sealed.encode()),
                 moved_from: None,
+                gen: None,
             },
         ),
         (
@@ -308,10 +312,10 @@ fn a_backdated_revocation_is_refused_by_the_relay_and_by_a_client_served_one() {
             author: second.id(),
             seq,
             prev,
-            key: epoch,
+            legacy_key: None,
             entry: EntryId(attune_tests::random16()),
         };
-        let env = seal_envelope(&second, header, epoch_key, &item.to_bytes()).unwrap();
+        let env = seal_envelope(&second, header, epoch, epoch_key, &item.to_bytes()).unwrap();
         prev = env.hash();
         envelopes.push(env.encode());
     }

@@ -264,7 +264,7 @@ fn a_forged_envelope_from_an_outsider_is_reported() {
         ..real.header
     };
     let key = attune_crypto::SymmetricKey::generate();
-    let forged = seal_envelope(&outsider, header, &key, b"{\"v\":1}").unwrap();
+    let forged = seal_envelope(&outsider, header, KeyId::Epoch(0), &key, b"{\"v\":1}").unwrap();
     let next = row.0 + 1;
     db(&c.relay)
         .execute(
@@ -306,11 +306,26 @@ fn a_forked_history_shown_to_two_readers_is_detected() {
             entry: EntryId([9; 16]),
             ..genuine.header
         },
+        KeyId::Epoch(0),
         key,
         br#"{"v":1,"at":0,"kind":"journal","text":"what Alex is shown","heads":[]}"#,
     )
     .unwrap();
-    set_data(&c.relay, cursor2, &other.encode());
+    // Alex pulled its envelope 2 back right after writing it, so the relay serves
+    // the other one at a new position (its own columns made up, so its indexes
+    // do not object); Alex's device compares it with what it wrote.
+    let _ = cursor2;
+    db(&c.relay)
+        .execute(
+            "INSERT INTO envelopes (space, cursor, author, seq, hash, entry, data)
+             SELECT space, (SELECT MAX(cursor) + 1 FROM envelopes), randomblob(32), 1,
+                    randomblob(32), randomblob(16), ?1 FROM envelopes LIMIT 1",
+            params![other.encode()],
+        )
+        .unwrap();
+    db(&c.relay)
+        .execute("UPDATE spaces SET next_cursor = next_cursor + 1", [])
+        .unwrap();
     sync_reports(&c.a, "fork");
     assert!(!texts(&feed(&c.a)).iter().any(|t| t == "what Alex is shown"));
     // Sam's next item carries the head Sam saw (the genuine envelope 2): once the

@@ -5,7 +5,7 @@
 use attune_core::relay::{now_ms, sign_headers, RelayClient};
 use attune_crypto::DeviceIdentity;
 use attune_proto::api::{self, codes};
-use attune_proto::{MemberId, PairingMessage, PairingPayload, Role, RosterChange};
+use attune_proto::{KeyId, MemberId, PairingMessage, PairingPayload, Role, RosterChange};
 use attune_tests::{random16, Chain, Relay, TestSpace};
 use serde_json::{json, Value};
 
@@ -83,8 +83,7 @@ async fn signed(
 }
 
 fn envelopes_body(envs: &[attune_proto::Envelope]) -> Vec<u8> {
-    let list: Vec<String> = envs.iter().map(|e| api::b64(&e.encode())).collect();
-    serde_json::to_vec(&json!({ "envelopes": list })).unwrap()
+    attune_tests::append_body(envs)
 }
 
 fn creator_member(space: &TestSpace) -> MemberId {
@@ -244,6 +243,20 @@ async fn authentication_errors() {
     headers[3].1 = "***".into();
     let r = raw(&relay, "GET", &path, headers, vec![]).await;
     assert_eq!((r.status, r.code()), (401, codes::UNAUTHENTICATED));
+
+    // A client of protocol 1 (no protocol header) or of another protocol: told
+    // plainly to update, before anything is read.
+    for protocol in [None, Some("1"), Some("3")] {
+        let mut headers = sign_headers(&a, "GET", &path, "", b"", now_ms(), random16());
+        headers.retain(|(k, _)| *k != api::HEADER_PROTOCOL);
+        if let Some(p) = protocol {
+            headers.push((api::HEADER_PROTOCOL, p.to_string()));
+        }
+        let r = raw(&relay, "GET", &path, headers, vec![]).await;
+        assert_eq!((r.status, r.code()), (400, codes::UNSUPPORTED_VERSION));
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("update attune"), "{message}");
+    }
 
     // A timestamp ten minutes old, and one ten minutes ahead.
     for skew in [-600_000, 600_000] {
@@ -453,7 +466,9 @@ async fn envelope_append_and_pull() {
     // The same entry id with other content.
     let mut reused = chain_b.next(&space, b"b2");
     reused.header.entry = e1.header.entry;
-    let reused = attune_crypto::seal_envelope(&b, reused.header, &space.epoch, b"b2").unwrap();
+    let reused =
+        attune_crypto::seal_envelope(&b, reused.header, KeyId::Epoch(0), &space.epoch, b"b2")
+            .unwrap();
     let r = signed(&relay, &b, "POST", &path, envelopes_body(&[reused])).await;
     assert_eq!((r.status, r.code()), (409, codes::ENTRY_ID_REUSED));
 
@@ -476,8 +491,21 @@ async fn envelope_append_and_pull() {
     let r = signed(&relay, &b, "POST", &path, envelopes_body(&[broken])).await;
     assert_eq!((r.status, r.code()), (400, codes::BAD_SIGNATURE));
 
+    // A version 1 envelope (its key named in the clear), correctly signed: the
+    // relay stores protocol 2 only, and says so.
+    let mut v1 = chain_b2.next(&space, b"v1");
+    v1.header.legacy_key = Some(KeyId::Epoch(0));
+    v1.signature = b.sign_envelope(&v1.header, &v1.body);
+    let r = signed(&relay, &b, "POST", &path, envelopes_body(&[v1])).await;
+    assert_eq!((r.status, r.code()), (400, codes::UNSUPPORTED_VERSION));
+    chain_b2.seq -= 1;
+    chain_b2.prev = f1.hash();
+
     // Garbage bytes, an envelope for another space, too large, too many, too much.
-    let garbage = serde_json::to_vec(&json!({ "envelopes": [api::b64(b"garbage")] })).unwrap();
+    let hold = api::b64(&attune_crypto::random_hold().encode());
+    let garbage =
+        serde_json::to_vec(&json!({ "envelopes": [api::b64(b"garbage")], "holds": [hold] }))
+            .unwrap();
     let r = signed(&relay, &b, "POST", &path, garbage).await;
     assert_eq!((r.status, r.code()), (400, codes::MALFORMED_ENVELOPE));
     let elsewhere = TestSpace::new(&b);
@@ -701,7 +729,7 @@ async fn rate_limit_and_quota() {
     assert!(r.retry_after.is_some(), "429 carries Retry-After");
 
     // The quota: a second device so the first one's rate limit does not interfere.
-    let (_dir2, relay2, space2, _a2, b2) = setup(&["--space-quota", "1500"]).await;
+    let (_dir2, relay2, space2, _a2, b2) = setup(&["--space-quota", "6000"]).await;
     let mut chain = Chain::new(&b2);
     let cb = relay2.client(&b2);
     cb.append(space2.space, vec![chain.next(&space2, b"fits").encode()])

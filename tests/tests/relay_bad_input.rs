@@ -497,7 +497,11 @@ fn describe(outcome: &Outcome) -> String {
 
 fn envelopes_json<T: AsRef<[u8]>>(list: &[T]) -> Vec<u8> {
     let list: Vec<String> = list.iter().map(|e| api::b64(e.as_ref())).collect();
-    serde_json::to_vec(&json!({ "envelopes": list })).unwrap()
+    let holds: Vec<String> = list
+        .iter()
+        .map(|_| api::b64(&attune_crypto::random_hold().encode()))
+        .collect();
+    serde_json::to_vec(&json!({ "envelopes": list, "holds": holds })).unwrap()
 }
 
 fn pake(from: Role) -> Vec<u8> {

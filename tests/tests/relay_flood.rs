@@ -59,6 +59,7 @@ fn forged_auth(device: &DeviceIdentity, age_ms: i64) -> Vec<(&'static str, Strin
         (api::HEADER_NONCE, hex::encode(random16())),
         (api::HEADER_SIGNATURE, api::b64(&[7u8; 64])),
         ("x-attune-body-hash", hex::encode([9u8; 32])),
+        (api::HEADER_PROTOCOL, attune_proto::PROTOCOL.to_string()),
     ]
 }
 

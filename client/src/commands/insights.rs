@@ -218,7 +218,7 @@ pub fn report(home: &Path, month: Option<String>, out: &Path) -> Result<i32, Cli
 }
 
 pub async fn challenge(home: &Path, start: bool) -> Result<i32, ClientError> {
-    let mut p = paired(home)?;
+    let mut p = crate::common::writing(home).await?;
     if start {
         let today = chrono::NaiveDate::parse_from_str(&day_of(now_ms()), "%Y-%m-%d").ok();
         p.set_challenge_start(today)?;
@@ -227,6 +227,6 @@ pub async fn challenge(home: &Path, start: bool) -> Result<i32, ClientError> {
         p.set_challenge_start(None)?;
         outln!("challenge stopped, on each of your devices");
     }
-    crate::common::try_push(&mut p).await;
+    crate::common::send(&mut p).await;
     Ok(0)
 }

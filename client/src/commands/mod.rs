@@ -23,7 +23,7 @@ use attune_core::sync;
 use attune_core::vocab;
 
 use crate::args::{ChallengeCommand, Cli, Command, PairCommand, RemindCommand, Verdict};
-use crate::common::{paired, partner_name, report_problems, try_push};
+use crate::common::{paired, partner_name, report_problems, send, writing};
 use crate::editor::Draft;
 use crate::prompts::{read_text, read_text_with, Terminal};
 use crate::render::when;
@@ -142,7 +142,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             private,
             send_after,
         } => {
-            let mut p = paired(&home)?;
+            let mut p = writing(&home).await?;
             let delay = send_after
                 .as_deref()
                 .map(crate::timespec::parse_duration)
@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 if private { "kept privately" } else { "written" },
                 id.to_hex()
             );
-            try_push(&mut p).await;
+            send(&mut p).await;
             Ok(0)
         }
         Command::Withdraw { id } => {
@@ -191,7 +191,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             }
         }
         Command::Edit { id, message } => {
-            let mut p = paired(&home)?;
+            let mut p = writing(&home).await?;
             if let Some(h) = p.find_held(&id)? {
                 return held::edit(&mut p, h, message);
             }
@@ -207,11 +207,11 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 target.private,
             )?;
             outln!("edited {}", target.id.to_hex());
-            try_push(&mut p).await;
+            send(&mut p).await;
             Ok(0)
         }
         Command::Delete { id } => {
-            let mut p = paired(&home)?;
+            let mut p = writing(&home).await?;
             if let Some(h) = p.find_held(&id)? {
                 return held::delete(&p, &h);
             }
@@ -228,7 +228,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 target.private,
             )?;
             outln!("deleted {}", target.id.to_hex());
-            try_push(&mut p).await;
+            send(&mut p).await;
             Ok(0)
         }
         Command::Sync => {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::args::CheckinArgs;
 use crate::common::{
-    json_text, paired, partner_name, print_opened, report_problems, try_push, try_sync,
+    json_text, paired, partner_name, print_opened, report_problems, send, try_sync, writing,
 };
 use crate::editor::Draft;
 use crate::prompts::{
@@ -197,7 +197,7 @@ pub async fn ask(
     kind: ExerciseKind,
     prompt_text: Option<String>,
 ) -> Result<i32, ClientError> {
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     let day_index = (now_ms() / 86_400_000) as usize;
     let prompt_text =
         nonempty(prompt_text).unwrap_or_else(|| exercises::default_prompt(kind, day_index));
@@ -211,7 +211,7 @@ pub async fn ask(
     let short = &id.to_hex()[..8];
     outln!("{}: {}", exercises::title(kind), inert::text(&prompt_text));
     outln!("started ({short}); both answer with `attune answer {short}` — answers open when both have answered");
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 
@@ -273,7 +273,7 @@ pub async fn mark(
     accurate: bool,
     note: Option<String>,
 ) -> Result<i32, ClientError> {
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     let partner = partner_name(&p);
     let attune_core::query::Found { entry: e, view } = p.find(id)?;
     // Only the partner's revealed answer can be marked: did they read you right?
@@ -338,12 +338,12 @@ pub async fn mark(
             "not quite right"
         }
     );
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 
 pub async fn reflect(home: &Path, id: &str, message: Option<String>) -> Result<i32, ClientError> {
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     let attune_core::query::Found { entry, view } = p.find(id)?;
     let e = &entry;
     if e.mine {
@@ -394,7 +394,7 @@ pub async fn reflect(home: &Path, id: &str, message: Option<String>) -> Result<i
         &rid.to_hex()[..8],
         &rid.to_hex()[..8]
     );
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 
@@ -404,7 +404,7 @@ pub async fn respond(
     id: &str,
     correct: Option<Option<String>>,
 ) -> Result<i32, ClientError> {
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     let attune_core::query::Found { entry, view } = p.find(id)?;
     let e = &entry;
     if !matches!(e.item.body, Body::Reflect { .. }) || e.mine {
@@ -451,7 +451,7 @@ pub async fn respond(
             "correction sent; your partner can reflect again"
         }
     );
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 
@@ -473,7 +473,7 @@ pub async fn timeout(
             "a pause lasts from 5 to 120 minutes (10 to 30 is usual)".into(),
         ));
     }
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     p.write(
         Body::Timeout {
             minutes,
@@ -485,12 +485,12 @@ pub async fn timeout(
         "pause of {minutes} minutes asked; {} sees it at their next sync or at once in `attune watch`",
         partner_name(&p)
     );
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 
 pub async fn resume(home: &Path) -> Result<i32, ClientError> {
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     let view = p.view_since(now_ms() - 2 * crate::common::DAY_MS)?;
     match view.practice.active_pause(now_ms()) {
         Some(pause) if pause.by_me => {}
@@ -498,7 +498,7 @@ pub async fn resume(home: &Path) -> Result<i32, ClientError> {
     }
     p.write(Body::Resume, false)?;
     outln!("you are back; when you are ready, start by asking what your partner felt");
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 
@@ -509,7 +509,7 @@ pub async fn appreciate(home: &Path, text: &str) -> Result<i32, ClientError> {
             "say what you appreciate: `attune appreciate \"…\"`".into(),
         ));
     }
-    let mut p = paired(home)?;
+    let mut p = writing(home).await?;
     p.write(
         Body::Appreciation {
             text: text.to_string(),
@@ -517,7 +517,7 @@ pub async fn appreciate(home: &Path, text: &str) -> Result<i32, ClientError> {
         false,
     )?;
     outln!("added to your gratitude list");
-    try_push(&mut p).await;
+    send(&mut p).await;
     Ok(0)
 }
 

@@ -37,7 +37,7 @@ pub fn measure(content: &[u8]) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let raw = chain.seal_next(content)?;
     let body = serde_json::to_vec(&AppendEnvelopes {
         envelopes: vec![B64(raw.clone())],
-        held: vec![],
+        holds: vec![B64(attune_crypto::random_hold().encode())],
     })?;
     let key = identity.public().sign;
     let req = RequestToSign {

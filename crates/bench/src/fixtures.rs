@@ -36,11 +36,17 @@ impl Chain {
             author: self.identity.id(),
             seq: self.seq + 1,
             prev: self.prev,
-            key: KeyId::Epoch(0),
+            legacy_key: None,
             entry: EntryId(random16()),
         };
-        let env = seal_envelope(&self.identity, header, &self.epoch, content)
-            .map_err(|e| anyhow::anyhow!("sealing failed: {e}"))?;
+        let env = seal_envelope(
+            &self.identity,
+            header,
+            KeyId::Epoch(0),
+            &self.epoch,
+            content,
+        )
+        .map_err(|e| anyhow::anyhow!("sealing failed: {e}"))?;
         self.seq += 1;
         self.prev = env.hash();
         Ok(env.encode())

@@ -530,7 +530,7 @@ pub async fn ceiling(ctx: &Ctx<'_>, report: &mut Report) -> anyhow::Result<()> {
     let envelope = chain.seal_next(&ctx.content)?;
     let body = Arc::new(serde_json::to_vec(&AppendEnvelopes {
         envelopes: vec![B64(envelope.clone())],
-        held: vec![],
+        holds: vec![B64(attune_crypto::random_hold().encode())],
     })?);
     let server = Ceiling::start(ctx.dir, clients, envelope).await?;
     let warm = load::run_ceiling(

@@ -227,7 +227,8 @@ impl LocalDb {
         Ok(out)
     }
 
-    /// The released held reveals of these exchanges: (cursor, blob).
+    /// The released held reveals filed under these exchanges (version 1) or
+    /// sealed answers (version 2): (cursor, blob).
     pub fn released_for(&self, exchanges: &[String]) -> Result<Vec<(u64, Vec<u8>)>, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT cursor, blob FROM released WHERE exchange = ?1 ORDER BY cursor",
@@ -518,11 +519,16 @@ impl LocalDb {
                     .execute(params![cursor, env, now_ms])?;
                 }
                 Incoming::Reveal(blob) => {
-                    // Filed under its exchange (unsigned yet: views check it), which
-                    // changed: the next settle looks at it again.
-                    let exchange = attune_proto::HeldReveal::decode(blob)
-                        .ok()
-                        .map(|h| h.header.exchange.to_hex());
+                    // Filed under its exchange (version 1) or its sealed answer
+                    // (version 2), unchecked yet (views check it), which changed:
+                    // the next settle looks at it again.
+                    let exchange = attune_proto::Released::decode(blob)
+                        .map(|r| r.entry.to_hex())
+                        .or_else(|_| {
+                            attune_proto::HeldReveal::decode(blob)
+                                .map(|h| h.header.exchange.to_hex())
+                        })
+                        .ok();
                     tx.execute(
                         "INSERT OR IGNORE INTO released (cursor, exchange, blob) VALUES (?1, ?2, ?3)",
                         params![cursor, exchange, blob],

@@ -139,11 +139,9 @@ pub(crate) fn absorb_wraps(
     identities: &[&DeviceIdentity],
     roster: &Roster,
     env: &Envelope,
+    list: &[u8],
 ) -> usize {
-    if !matches!(env.header.key, KeyId::KeyWraps(_)) {
-        return 0;
-    }
-    let Ok(wraps) = KeyWrap::decode_list(&env.body) else {
+    let Ok(wraps) = KeyWrap::decode_list(list) else {
         return 0;
     };
     let author_member = roster.device(&env.header.author).map(|d| d.member);
@@ -266,12 +264,20 @@ impl Profile {
 
     /// Writes a key-wrap envelope (its body is the wraps, each sealed to one
     /// device on its own) into the outbox.
-    pub(crate) fn write_key_wraps(
-        &mut self,
-        epoch: u32,
-        wraps: &[KeyWrap],
-    ) -> Result<(), ClientError> {
+    pub(crate) fn write_key_wraps(&mut self, wraps: &[KeyWrap]) -> Result<(), ClientError> {
         let space = self.space()?;
+        // Sealed under the epoch every remaining device already holds (the
+        // revoked one too, which finds only wraps it cannot open inside).
+        let current = self
+            .keys
+            .current_epoch()
+            .ok_or_else(|| ClientError::Corrupt("no epoch key".into()))?;
+        let current_key = self
+            .keys
+            .get(&current)
+            .ok_or_else(|| ClientError::Corrupt("missing key".into()))?
+            .clone();
+        let sealed_under = (current, &current_key);
         let author = self.identity.id();
         let identity = self.identity.clone();
         let now = self.now();
@@ -281,15 +287,8 @@ impl Profile {
             None,
             None,
             |seq, prev| {
-                let header = crate::profile::chain_header(
-                    space,
-                    author,
-                    KeyId::KeyWraps(epoch),
-                    entry,
-                    seq,
-                    prev,
-                )?;
-                let env = attune_crypto::seal_key_envelope(&identity, header, wraps)
+                let header = crate::profile::chain_header(space, author, entry, seq, prev)?;
+                let env = attune_crypto::seal_key_envelope(&identity, header, sealed_under, wraps)
                     .map_err(|e| ClientError::Corrupt(format!("cannot sign the key wraps: {e}")))?;
                 Ok::<_, ClientError>((entry.0.to_vec(), env.encode(), env.hash().to_hex(), ()))
             },
@@ -350,7 +349,7 @@ impl Profile {
                 wraps.push(wrap(KeyId::MemberPrivate(next_private), &private_key)?);
             }
         }
-        self.write_key_wraps(next_epoch, &wraps)?;
+        self.write_key_wraps(&wraps)?;
         self.keys.insert_new(KeyId::Epoch(next_epoch), epoch_key);
         self.keys
             .insert_new(KeyId::MemberPrivate(next_private), private_key);

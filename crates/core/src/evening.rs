@@ -85,7 +85,15 @@ impl Profile {
             .practice
             .exchanges
             .into_iter()
-            .filter(|x| released.contains(&x.id) && x.their_answer().is_some())
+            .filter(|x| {
+                // Version 1 reveals are filed by exchange, version 2 by answer.
+                let named = released.contains(&x.id)
+                    || [&x.mine, &x.theirs]
+                        .into_iter()
+                        .flatten()
+                        .any(|s| released.contains(&s.entry.to_hex()));
+                named && x.their_answer().is_some()
+            })
             .collect();
         out.sort_by_key(|x| x.started_at);
         Ok(out)

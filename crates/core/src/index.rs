@@ -1,7 +1,7 @@
 //! Writing the store's index rows (store.rs reads them): what the index keeps
 //! of an item — never its content.
 
-use attune_proto::{Envelope, KeyId};
+use attune_proto::Envelope;
 use rusqlite::params;
 
 use crate::db::DbError;
@@ -50,6 +50,7 @@ pub(crate) fn insert_item(
     cursor: Option<u64>,
     own_seq: Option<u64>,
     mine: bool,
+    private: bool,
     fields: Option<&IndexFields>,
 ) -> Result<(), ClientError> {
     let h = &env.header;
@@ -68,7 +69,7 @@ pub(crate) fn insert_item(
             cursor.map(|c| c as i64),
             own_seq.map(|s| s as i64),
             mine as i64,
-            matches!(h.key, KeyId::MemberPrivate(_)) as i64,
+            private as i64,
             fields.is_some() as i64,
             fields.map(|f| f.at),
             fields.map(|f| f.kind),
@@ -95,7 +96,7 @@ pub(crate) fn index_written_plain(
     env: &Envelope,
     own_seq: u64,
 ) -> Result<(), ClientError> {
-    insert_item(tx, env, None, Some(own_seq), true, None)?;
+    insert_item(tx, env, None, Some(own_seq), true, false, None)?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('indexed_own_seq', ?1)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value
@@ -112,9 +113,10 @@ pub(crate) fn index_written(
     env: &Envelope,
     own_seq: u64,
     item: &Item,
+    private: bool,
 ) -> Result<(), ClientError> {
     let fields = IndexFields::of(item);
-    insert_item(tx, env, None, Some(own_seq), true, Some(&fields))?;
+    insert_item(tx, env, None, Some(own_seq), true, private, Some(&fields))?;
     mark_dirty(
         tx,
         fields.link.as_deref().unwrap_or(&env.header.entry.to_hex()),

@@ -138,6 +138,12 @@ pub enum Body {
         /// check-ins opened at once pair in the earlier exchange (PRACTICES.md).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         moved_from: Option<String>,
+        /// Protocol 2: the member-private key generation the answer's key is
+        /// derived from (PROTOCOL.md §9), so the author's own devices read it
+        /// from this one envelope. Absent in answers whose key came as an
+        /// `answer_key` item.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gen: Option<u32>,
     },
     /// This member's own key to one of its sealed answers (sent privately, so each
     /// of the member's devices can read and reveal it).

@@ -266,6 +266,7 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                 exercise,
                 sealed,
                 moved_from,
+                ..
             } => {
                 let Some(sealed) = from_b64(sealed).and_then(|b| SealedAnswer::decode(&b).ok())
                 else {
@@ -515,6 +516,7 @@ mod tests {
                     exercise: exercise.to_string(),
                     sealed,
                     moved_from: None,
+                    gen: None,
                 },
                 heads: vec![],
                 seen_at: None,

@@ -345,11 +345,12 @@ impl Profile {
     }
 
     /// Whether `body`, written at `at`, fits in one item (its sealed plaintext
-    /// is at most `attune_crypto::padding::MAX_PLAINTEXT` bytes). Writing a
-    /// body that does not fit fails; this says so before anything is written.
+    /// and its content type byte are at most `attune_crypto::padding::MAX_PLAINTEXT`
+    /// bytes). Writing a body that does not fit fails; this says so before
+    /// anything is written.
     pub fn fits(&self, body: Body, at: i64) -> Result<bool, ClientError> {
         let item = self.item_at(body, at)?;
-        Ok(item.to_bytes().len() <= attune_crypto::padding::MAX_PLAINTEXT)
+        Ok(item.to_bytes().len() < attune_crypto::padding::MAX_PLAINTEXT)
     }
 
     /// The entry id this device gives an imported item from `source` (a
@@ -460,24 +461,24 @@ impl Profile {
             consume_later,
             extra.held.as_deref(),
             |seq, prev| {
-                let header = chain_header(space, author, key_id, entry, seq, prev)?;
-                let env = seal_envelope(identity, header, key, &plaintext)
+                let header = chain_header(space, author, entry, seq, prev)?;
+                let env = seal_envelope(identity, header, key_id, key, &plaintext)
                     .map_err(|e| ClientError::Input(format!("cannot seal this item: {e}")))?;
                 Ok::<_, ClientError>((entry.0.to_vec(), env.encode(), env.hash().to_hex(), ()))
             },
             |tx, seq, bytes| {
                 let env = Envelope::decode(bytes)
                     .map_err(|e| ClientError::Corrupt(format!("own envelope: {e}")))?;
-                crate::index::index_written(tx, &env, seq, &item)
+                crate::index::index_written(tx, &env, seq, &item, private)
             },
         )?;
         Ok(entry)
     }
 
     /// Seals an answer to `exercise` (an exercise, or a check-in exchange the
-    /// partner opened) under a fresh key (DESIGN.md §4): the key goes privately to
-    /// this member's own devices, the sealed answer to both partners, with a held
-    /// reveal the relay releases once the partner has answered too.
+    /// partner opened): one envelope to both partners, whose key this member's
+    /// devices derive and whose hold slot the relay releases to the partner once
+    /// their own answer is in (PROTOCOL.md §9).
     pub fn seal_answer(
         &mut self,
         exercise: &str,
@@ -515,45 +516,32 @@ impl Profile {
             author: self.identity.id(),
         };
         let plain = Zeroizing::new(answer.to_bytes());
-        let (sealed, key) = attune_crypto::seal_answer(&ctx, &plain)
+        // The key comes from the member-private key, so this member's own
+        // devices derive it from the envelope alone; the partner gets it from
+        // the hold slot the relay releases once their own answer is in.
+        let gen = match self.keys.current_private() {
+            Some(KeyId::MemberPrivate(g)) => g,
+            _ => return Err(ClientError::Corrupt("no member-private key".into())),
+        };
+        let key = attune_crypto::own_answer_key(&self.keys, &space, gen, &entry)
+            .map_err(|e| ClientError::Corrupt(format!("cannot derive the answer key: {e}")))?;
+        let sealed = attune_crypto::seal_answer_under(&ctx, &plain, &key)
             .map_err(|e| ClientError::Input(format!("cannot seal this answer: {e}")))?;
-        let epoch = self
-            .keys
-            .current_epoch()
-            .ok_or_else(|| ClientError::Corrupt("no epoch key".into()))?;
-        let held = attune_crypto::seal_held(
-            &self.identity,
-            &self.keys,
-            attune_proto::HeldHeader {
-                space,
-                exchange: exchange_id,
-                entry,
-                author: self.identity.id(),
-                key: epoch,
-            },
-            &key,
-        )
-        .map_err(|e| ClientError::Corrupt(format!("cannot seal the held reveal: {e}")))?;
-        self.write(
-            Body::AnswerKey {
-                exercise: exercise.clone(),
-                key: attune_proto::api::b64(key.expose()),
-                held: true,
-            },
-            true,
-        )?;
+        let hold = attune_crypto::seal_hold(&self.keys, &space, &exchange_id, &entry, &key)
+            .map_err(|e| ClientError::Corrupt(format!("cannot seal the hold slot: {e}")))?;
         self.write_item(
             Body::Sealed {
                 exercise,
                 sealed: attune_proto::api::b64(&sealed.encode()),
                 moved_from,
+                gen: Some(gen),
             },
             false,
             None,
             None,
             Extra {
                 entry: Some(entry),
-                held: Some(held.encode()),
+                held: Some(hold.encode()),
             },
         )
     }
@@ -573,7 +561,6 @@ pub enum Imported {
 pub(crate) fn chain_header(
     space: SpaceId,
     author: attune_proto::DeviceId,
-    key: KeyId,
     entry: EntryId,
     seq: u64,
     prev: Option<String>,
@@ -587,7 +574,7 @@ pub(crate) fn chain_header(
         author,
         seq,
         prev,
-        key,
+        legacy_key: None,
         entry,
     })
 }

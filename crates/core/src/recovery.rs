@@ -10,10 +10,10 @@
 
 use attune_crypto::recovery::RECOVERY_KDF;
 use attune_crypto::{
-    open_recovery, seal_recovery, verify_envelope, DeviceIdentity, KdfParams, KeystoreContents,
-    RecoveryCode, RecoveryContents,
+    open_envelope, open_recovery, seal_recovery, Content, DeviceIdentity, KdfParams,
+    KeystoreContents, RecoveryCode, RecoveryContents,
 };
-use attune_proto::{DeviceId, Envelope, KeyId, Roster, RosterChange, SignedRosterEvent, SpaceId};
+use attune_proto::{DeviceId, Envelope, Roster, RosterChange, SignedRosterEvent, SpaceId};
 
 use crate::device::{absorb_wraps, append_roster_event};
 use crate::item::DeviceChange;
@@ -210,15 +210,18 @@ pub async fn restore(
     let roster = profile.roster()?;
     let mut taken = 0;
     let this = profile.identity.clone();
+    // In history order: the wraps of epoch n+1 are sealed under epoch n, which
+    // the bundle or an earlier wrap gave.
     for (_, bytes, _) in profile.db.received()? {
         let Ok(env) = Envelope::decode(&bytes) else {
             continue;
         };
-        if !matches!(env.header.key, KeyId::KeyWraps(_)) || verify_envelope(&env, &roster).is_err()
-        {
+        let Ok(opened) = open_envelope(&env, &roster, &profile.keys) else {
             continue;
+        };
+        if let Content::KeyWraps(list) = &opened.content {
+            taken += absorb_wraps(&mut profile.keys, &[&recovery, &this], &roster, &env, list);
         }
-        taken += absorb_wraps(&mut profile.keys, &[&recovery, &this], &roster, &env);
     }
     if taken > 0 {
         profile.save_keys()?;

@@ -93,6 +93,7 @@ pub fn sign_headers(
         (api::HEADER_NONCE, hex::encode(nonce)),
         (api::HEADER_SIGNATURE, api::b64(&signature)),
         (api::HEADER_BODY_HASH, req.body_hash.to_hex()),
+        (api::HEADER_PROTOCOL, attune_proto::PROTOCOL.to_string()),
     ]
 }
 
@@ -355,19 +356,24 @@ impl RelayClient {
         space: SpaceId,
         envelopes: Vec<Vec<u8>>,
     ) -> Result<AppendResult, RelayError> {
-        self.append_with_held(space, envelopes, vec![]).await
+        let holds = envelopes
+            .iter()
+            .map(|_| attune_crypto::random_hold().encode())
+            .collect();
+        self.append_with_holds(space, envelopes, holds).await
     }
 
-    /// Appends a batch with the held reveals of its sealed answers (PROTOCOL.md §9).
-    pub async fn append_with_held(
+    /// Appends a batch, each envelope with its hold slot (PROTOCOL.md §9): a
+    /// sealed answer's key for the relay to keep back, or random bytes.
+    pub async fn append_with_holds(
         &self,
         space: SpaceId,
         envelopes: Vec<Vec<u8>>,
-        held: Vec<Vec<u8>>,
+        holds: Vec<Vec<u8>>,
     ) -> Result<AppendResult, RelayError> {
         let body = Self::json(&AppendEnvelopes {
             envelopes: envelopes.into_iter().map(B64).collect(),
-            held: held.into_iter().map(B64).collect(),
+            holds: holds.into_iter().map(B64).collect(),
         });
         self.call(
             Method::POST,

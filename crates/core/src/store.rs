@@ -14,8 +14,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use attune_crypto::Content;
 use attune_crypto::{ChainSnapshot, ChainVerifier, Class, SeenHead};
-use attune_proto::{DeviceId, EntryId, Envelope, Hash32, KeyId, Roster};
+use attune_proto::{DeviceId, EntryId, Envelope, Hash32, Roster};
 use rusqlite::{params, OptionalExtension};
 
 use crate::db::DbError;
@@ -165,10 +166,14 @@ impl Profile {
             let Ok(env) = Envelope::decode(&q.envelope) else {
                 continue;
             };
-            let plain = attune_crypto::open_envelope(&env, &roster, &self.keys).ok();
-            let item = plain.as_ref().and_then(|p| Item::from_bytes(p).ok());
+            let opened = attune_crypto::open_envelope(&env, &roster, &self.keys).ok();
+            let item = opened
+                .as_ref()
+                .and_then(|o| o.item())
+                .and_then(|p| Item::from_bytes(p).ok());
+            let private = opened.as_ref().is_some_and(|o| o.is_private());
             let fields = item.as_ref().map(IndexFields::of);
-            insert_item(&tx, &env, None, Some(q.seq), true, fields.as_ref())?;
+            insert_item(&tx, &env, None, Some(q.seq), true, private, fields.as_ref())?;
             if let Some(f) = &fields {
                 mark_dirty(&tx, f.link.as_deref().unwrap_or(&env.header.entry.to_hex()))?;
             }
@@ -333,10 +338,9 @@ impl Profile {
                 }
                 let author_member = roster.device(&h.author).map(|d| d.member);
                 let mine = author_member.is_some() && author_member == my_member;
-                let item = match &checked.plaintext {
+                let item = match checked.opened.as_ref().and_then(|o| o.item()) {
+                    // Unreadable here, or a list of key wraps, not an item.
                     None => None,
-                    // A list of key wraps, not an item.
-                    Some(_) if matches!(h.key, KeyId::KeyWraps(_)) => None,
                     Some(plain) => match Item::from_bytes(plain) {
                         Ok(item) => Some(item),
                         Err(_) => {
@@ -363,18 +367,24 @@ impl Profile {
                     .map_err(db)?
                     .execute(params![h.author.0.to_vec(), h.seq as i64])
                     .map_err(db)?;
-                if matches!(h.key, KeyId::KeyWraps(_)) {
+                if let Some(Content::KeyWraps(list)) = checked.opened.as_ref().map(|o| &o.content) {
                     // Keys for this device (a new epoch after a revocation, a
                     // new member-private key): taken before anything sealed
                     // under them, which comes later in the history.
                     let mut ids: Vec<&attune_crypto::DeviceIdentity> = vec![&self.identity];
                     ids.extend(self.recovery_identity.as_ref());
-                    if crate::device::absorb_wraps(&mut self.keys, &ids, &roster, &checked.envelope)
-                        > 0
+                    if crate::device::absorb_wraps(
+                        &mut self.keys,
+                        &ids,
+                        &roster,
+                        &checked.envelope,
+                        list,
+                    ) > 0
                     {
                         keys_changed = true;
                     }
                 }
+                let private = checked.opened.as_ref().is_some_and(|o| o.is_private());
                 let fields = item.as_ref().map(IndexFields::of);
                 let own_seq = (h.author == me).then_some(h.seq);
                 insert_item(
@@ -383,6 +393,7 @@ impl Profile {
                     Some(at_cursor),
                     own_seq,
                     mine,
+                    private,
                     fields.as_ref(),
                 )?;
                 let Some(item) = item else { continue };
@@ -642,10 +653,10 @@ impl Profile {
                 continue;
             };
             // Its signature was checked when it arrived (or it was written here).
-            let Ok(plain) = attune_crypto::decrypt_envelope(&env, roster, &self.keys) else {
+            let Ok(opened) = attune_crypto::decrypt_envelope(&env, roster, &self.keys) else {
                 continue;
             };
-            let Ok(item) = Item::from_bytes(&plain) else {
+            let Some(Ok(item)) = opened.item().map(Item::from_bytes) else {
                 continue;
             };
             out.push(Entry {
@@ -653,7 +664,7 @@ impl Profile {
                 cursor: r.cursor,
                 author: env.header.author,
                 mine: r.mine,
-                private: matches!(env.header.key, KeyId::MemberPrivate(_)),
+                private: opened.is_private(),
                 pending: r.cursor.is_none() && r.own_seq.is_some_and(|s| unacked.contains(&s)),
                 item,
                 edited: false,
@@ -663,86 +674,128 @@ impl Profile {
         Ok(out)
     }
 
-    /// The held reveals the relay released for the exchanges of these entries,
-    /// each checked (its author's signature, this space, an answer of that
-    /// author's member to that exchange) and opened into a `reveal` the fold
-    /// reads like one sent in a chain. Refused ones are problems.
+    /// The answer keys this device can read for these entries: its member's
+    /// own protocol 2 answers (derived from the member-private key), and the
+    /// partner's whose hold slots the relay released, each checked (a sealed
+    /// answer of this view, a slot that opens for that answer's exchange;
+    /// version 1 reveals also by their author's signature) and turned into
+    /// the `answer_key` and `reveal` items the fold reads. Refused ones are
+    /// problems.
     fn released_reveals(
         &self,
         entries: &[Entry],
         roster: &Roster,
     ) -> Result<(Vec<Entry>, Vec<Problem>), ClientError> {
-        let sealed: Vec<(&str, &Entry)> = entries
+        let space = roster.space();
+        let sealed: Vec<(&str, &Entry, Option<u32>)> = entries
             .iter()
             .filter_map(|e| match &e.item.body {
-                Body::Sealed { exercise, .. } => Some((exercise.as_str(), e)),
+                Body::Sealed { exercise, gen, .. } => Some((exercise.as_str(), e, *gen)),
                 _ => None,
             })
             .collect();
-        let mut exchanges: Vec<String> = sealed.iter().map(|(x, _)| x.to_string()).collect();
-        exchanges.sort();
-        exchanges.dedup();
         let my_member = roster.device(&self.identity.id()).map(|d| d.member);
+        let synthetic = |of: &Entry, label: &[u8], body: Body, author, mine| Entry {
+            id: EntryId(
+                attune_proto::ids::hash_labelled(label, &[&of.id.0]).0[..16]
+                    .try_into()
+                    .unwrap_or([0; 16]),
+            ),
+            cursor: of.cursor,
+            author,
+            mine,
+            private: false,
+            pending: false,
+            item: Item {
+                v: 1,
+                at: of.item.at,
+                body,
+                heads: vec![],
+                seen_at: None,
+                roster: None,
+            },
+            edited: false,
+            deleted: false,
+        };
         let mut out = Vec::new();
+        for (exercise, e, gen) in &sealed {
+            let Some(gen) = gen.filter(|_| e.mine) else {
+                continue;
+            };
+            if let Ok(key) = attune_crypto::own_answer_key(&self.keys, &space, gen, &e.id) {
+                let body = Body::AnswerKey {
+                    exercise: exercise.to_string(),
+                    key: attune_proto::api::b64(key.expose()),
+                    held: true,
+                };
+                out.push(synthetic(e, b"attune/v2/own-key", body, e.author, true));
+            }
+        }
+        let mut filed: Vec<String> = sealed.iter().map(|(x, _, _)| x.to_string()).collect();
+        filed.extend(sealed.iter().map(|(_, e, _)| e.id.to_hex()));
+        filed.sort();
+        filed.dedup();
         let mut problems = Vec::new();
-        for (cursor, blob) in self.db.released_for(&exchanges)? {
+        for (cursor, blob) in self.db.released_for(&filed)? {
             let refuse = |why: &str| Problem {
                 kind: "bad_reveal".into(),
                 detail: format!("the relay released a reveal that was refused: {why}"),
                 cursor: Some(cursor),
             };
-            let Ok(held) = attune_proto::HeldReveal::decode(&blob) else {
+            let opened = if let Ok(released) = attune_proto::Released::decode(&blob) {
+                // The sealed answer it reveals, and the exchange this device
+                // read that answer in: the slot opens only for that one.
+                let Some((exercise, answer, _)) =
+                    sealed.iter().find(|(_, e, _)| e.id == released.entry)
+                else {
+                    problems.push(refuse("it names no sealed answer here"));
+                    continue;
+                };
+                let Ok(exchange) = EntryId::from_hex(exercise) else {
+                    continue;
+                };
+                attune_crypto::open_released(&self.keys, &space, &exchange, &released)
+                    .map(|key| (key, *answer, exercise.to_string()))
+                    .map_err(|e| e.to_string())
+            } else if let Ok(held) = attune_proto::HeldReveal::decode(&blob) {
+                let h = held.header;
+                let Some(device) = roster.device(&h.author) else {
+                    problems.push(refuse("its author is not in the roster"));
+                    continue;
+                };
+                let Some((_, answer, _)) = sealed.iter().find(|(x, e, _)| {
+                    e.id == h.entry && e.author == h.author && *x == h.exchange.to_hex()
+                }) else {
+                    problems.push(refuse("it names no sealed answer of its author here"));
+                    continue;
+                };
+                if h.space != space {
+                    problems.push(refuse("it belongs to another space"));
+                    continue;
+                }
+                attune_crypto::open_held(&held, &device.public.sign, &self.keys)
+                    .map(|key| (key, *answer, h.exchange.to_hex()))
+                    .map_err(|e| e.to_string())
+            } else {
                 problems.push(refuse("it is malformed"));
                 continue;
             };
-            let h = held.header;
-            let Some(device) = roster.device(&h.author) else {
-                problems.push(refuse("its author is not in the roster"));
-                continue;
-            };
-            // The sealed answer it reveals: the author's own, in that exchange.
-            let Some((_, answer)) = sealed.iter().find(|(x, e)| {
-                e.id == h.entry && e.author == h.author && *x == h.exchange.to_hex()
-            }) else {
-                problems.push(refuse("it names no sealed answer of its author here"));
-                continue;
-            };
-            if h.space != roster.space() {
-                problems.push(refuse("it belongs to another space"));
-                continue;
-            }
-            let key = match attune_crypto::open_held(&held, &device.public.sign, &self.keys) {
-                Ok(k) => k,
-                Err(e) => {
-                    problems.push(refuse(&e.to_string()));
+            let (key, answer, exercise) = match opened {
+                Ok(o) => o,
+                Err(why) => {
+                    problems.push(refuse(&why));
                     continue;
                 }
             };
-            out.push(Entry {
-                id: EntryId(
-                    attune_proto::ids::hash_labelled(b"attune/v1/released", &[&h.entry.0]).0[..16]
-                        .try_into()
-                        .unwrap_or([0; 16]),
-                ),
-                cursor: Some(cursor),
-                author: h.author,
-                mine: my_member.is_some() && Some(device.member) == my_member,
-                private: false,
-                pending: false,
-                item: Item {
-                    v: 1,
-                    at: answer.item.at,
-                    body: Body::Reveal {
-                        exercise: h.exchange.to_hex(),
-                        key: attune_proto::api::b64(key.expose()),
-                    },
-                    heads: vec![],
-                    seen_at: None,
-                    roster: None,
-                },
-                edited: false,
-                deleted: false,
-            });
+            let mine =
+                my_member.is_some() && roster.device(&answer.author).map(|d| d.member) == my_member;
+            let body = Body::Reveal {
+                exercise,
+                key: attune_proto::api::b64(key.expose()),
+            };
+            let mut reveal = synthetic(answer, b"attune/v1/released", body, answer.author, mine);
+            reveal.cursor = Some(cursor);
+            out.push(reveal);
         }
         Ok((out, problems))
     }

@@ -95,10 +95,18 @@ pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
     for range in batches(&sizes, PUSH_BATCH, PUSH_BYTES) {
         let chunk = &queued[range];
         relay
-            .append_with_held(
+            .append_with_holds(
                 space,
                 chunk.iter().map(|q| q.envelope.clone()).collect(),
-                chunk.iter().filter_map(|q| q.held.clone()).collect(),
+                // Every envelope has a slot; only a sealed answer's means anything.
+                chunk
+                    .iter()
+                    .map(|q| {
+                        q.held
+                            .clone()
+                            .unwrap_or_else(|| attune_crypto::random_hold().encode())
+                    })
+                    .collect(),
             )
             .await?;
         let seqs: Vec<u64> = chunk.iter().map(|q| q.seq).collect();
@@ -231,35 +239,37 @@ pub async fn pull(
     Ok(received)
 }
 
-/// A full sync: push, pull, roster, verify what arrived (once, into the store),
-/// reveal what is due; remembers the heads it has seen.
+/// A full sync: pull, roster, verify what arrived (once, into the store), queue
+/// what is due (check-ins that crossed move, answers sealed before hold slots
+/// reveal), then send everything waiting as one batch in sequence order, and
+/// pull once more for what that batch released. Its requests have one shape
+/// whatever was written (PROTOCOL.md §13). Remembers the heads it has seen.
 pub async fn sync(
     profile: &mut Profile,
     progress: &mut dyn Progress,
 ) -> Result<SyncReport, ClientError> {
     let since = profile.db.last_cursor()?;
-    let mut sent = push(profile).await?;
     let mut received = pull(profile, progress).await?;
     // After the pull, so the roster is at least as new as any item received
     // (items carry the roster their author had, and a longer one is a problem).
     refresh_roster(profile).await?;
     profile.index_new()?;
     // Check-ins opened at once by both: the later one moves to the earlier.
-    // Answers sealed before held reveals: reveal our keys where both have sealed.
-    let mut due = profile.settle()?;
-    if !due.is_empty() {
-        profile.move_crossed(&due.crossed)?;
-        for (exercise, key) in due.reveals_due {
-            profile.write(crate::item::Body::Reveal { exercise, key }, false)?;
-        }
-        sent += push(profile).await?;
+    // Answers sealed before hold slots: reveal our keys where both have sealed.
+    let due = profile.settle()?;
+    profile.move_crossed(&due.crossed)?;
+    for (exercise, key) in due.reveals_due {
+        profile.write(crate::item::Body::Reveal { exercise, key }, false)?;
+    }
+    let sent = push(profile).await?;
+    if sent > 0 {
+        // A sealed answer in the batch may have released the partner's.
         received += pull(profile, &mut crate::ui::Quiet).await?;
         profile.index_new()?;
-        due = profile.settle()?;
     }
     // What is still due (a partner's answer in the second pull) waits for the
     // next sync, which looks at it again.
-    if due.is_empty() {
+    if profile.settle()?.is_empty() {
         profile.clear_dirty()?;
     }
     let opened = profile.opened_after(since)?;

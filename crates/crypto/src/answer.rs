@@ -52,6 +52,16 @@ pub fn seal_answer(
     Ok((sealed, key))
 }
 
+/// Seals `answer` under `key` (protocol 2: the key the member's own devices
+/// derive, [`crate::held::own_answer_key`]).
+pub fn seal_answer_under(
+    context: &AnswerContext,
+    answer: &[u8],
+    key: &SymmetricKey,
+) -> Result<SealedAnswer, RevealError> {
+    seal_answer_with(context, answer, key, random_array())
+}
+
 /// [`seal_answer`] with a chosen key and nonce: only for the fixed test vectors.
 pub(crate) fn seal_answer_with(
     context: &AnswerContext,
@@ -59,7 +69,7 @@ pub(crate) fn seal_answer_with(
     key: &SymmetricKey,
     nonce: [u8; 24],
 ) -> Result<SealedAnswer, RevealError> {
-    let padded = padding::pad(answer)?;
+    let padded = padding::pad(padding::Buckets::Fine, answer)?;
     let aad = context.encode();
     let ciphertext = XChaCha20Poly1305::new(key.expose().into())
         .encrypt(
@@ -100,5 +110,5 @@ pub fn open_revealed(
             )
             .map_err(|_| RevealError::Decrypt)?,
     );
-    Ok(padding::unpad(&padded)?)
+    Ok(padding::unpad(padding::Buckets::Fine, &padded)?)
 }

@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 
 use attune_proto::{DeviceId, Envelope, Hash32, Roster};
-use zeroize::Zeroizing;
 
 use crate::envelope::{decrypt_envelope, verify_envelope, OpenError};
 use crate::keys::Keyring;
@@ -52,7 +51,7 @@ pub struct Checked {
     pub envelope: Envelope,
     /// The decrypted content of an accepted envelope; `None` if this device lacks
     /// the key (the partner's private entries) or the envelope was not accepted.
-    pub plaintext: Option<Zeroizing<Vec<u8>>>,
+    pub opened: Option<crate::envelope::Opened>,
 }
 
 /// One author's chain as accepted so far.
@@ -241,7 +240,7 @@ impl ChainVerifier {
             vec![Checked {
                 class,
                 envelope: envelope.clone(),
-                plaintext: None,
+                opened: None,
             }]
         };
         // Authenticity first: nothing below trusts an unauthenticated header.
@@ -250,7 +249,7 @@ impl ChainVerifier {
             .and_then(|()| decrypt_envelope(envelope, &self.roster, keys));
         let plaintext = match opened {
             Ok(p) => Some(p),
-            Err(OpenError::MissingKey(_)) => None,
+            Err(OpenError::MissingKey) => None,
             Err(OpenError::ForeignSpace) => return reject(Class::ForeignSpace),
             Err(OpenError::UnknownAuthor) => return reject(Class::Forged),
             Err(_) => return reject(Class::Altered),
@@ -294,7 +293,7 @@ impl ChainVerifier {
         let mut out = vec![Checked {
             class,
             envelope: envelope.clone(),
-            plaintext,
+            opened: plaintext,
         }];
         self.release_pending(h.author, keys, &mut out);
         out
@@ -314,7 +313,7 @@ impl ChainVerifier {
                 out.push(Checked {
                     class: Class::Fork { seq: next },
                     envelope,
-                    plaintext: None,
+                    opened: None,
                 });
                 return;
             }
@@ -323,11 +322,11 @@ impl ChainVerifier {
             chain.head_seq = next;
             chain.head_hash = hash;
             // It verified when it was held; opening again only decrypts.
-            let plaintext = crate::envelope::open_envelope(&envelope, &self.roster, keys).ok();
+            let opened = crate::envelope::open_envelope(&envelope, &self.roster, keys).ok();
             out.push(Checked {
                 class: Class::Ok,
                 envelope,
-                plaintext,
+                opened,
             });
         }
     }

@@ -6,7 +6,7 @@
 //! `ciphertext = XChaCha20-Poly1305(k, nonce, answer key, aad = held header)`
 
 use attune_proto::held::HELD_KEY_CT;
-use attune_proto::{labels, HeldHeader, HeldReveal, KeyId};
+use attune_proto::{labels, EntryId, HeldHeader, HeldReveal, Hold, KeyId, Released, SpaceId};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
@@ -15,7 +15,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::identity::DeviceIdentity;
-use crate::keys::Keyring;
+use crate::keys::{expand, Keyring};
 use crate::secret::{random_array, SymmetricKey};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -107,6 +107,123 @@ pub fn open_held(
     );
     let bytes: [u8; 32] = plain[..].try_into().map_err(|_| HeldError::Open)?;
     Ok(SymmetricKey::from_bytes(bytes))
+}
+
+// Protocol 2 (PROTOCOL.md §9): hold slots. Both members derive one opaque tag
+// per exchange from epoch key 0 (which every device of the space holds), so the
+// relay can match the two answers of an exchange without learning which
+// envelopes are answers until it releases them.
+
+/// `HKDF(salt = space, ikm = epoch key 0, info = EXCHANGE_TAG || exchange)`.
+pub fn exchange_tag(
+    keys: &Keyring,
+    space: &SpaceId,
+    exchange: &EntryId,
+) -> Result<[u8; 32], HeldError> {
+    let epoch0 = keys.get(&KeyId::Epoch(0)).ok_or(HeldError::NoKey)?;
+    Ok(*expand::<32>(
+        epoch0,
+        space,
+        &[labels::EXCHANGE_TAG, &exchange.0],
+    ))
+}
+
+fn hold_key(keys: &Keyring, space: &SpaceId, entry: &EntryId) -> Result<SymmetricKey, HeldError> {
+    let epoch0 = keys.get(&KeyId::Epoch(0)).ok_or(HeldError::NoKey)?;
+    Ok(SymmetricKey::from_bytes(*expand::<32>(
+        epoch0,
+        space,
+        &[labels::HOLD_KEY, &entry.0],
+    )))
+}
+
+fn hold_aad(entry: &EntryId, tag: &[u8; 32]) -> Vec<u8> {
+    [&[2u8][..], &entry.0, tag].concat()
+}
+
+/// The hold slot of the sealed answer `entry` to `exchange`: its answer key,
+/// for the relay to keep back until the partner's answer comes.
+pub fn seal_hold(
+    keys: &Keyring,
+    space: &SpaceId,
+    exchange: &EntryId,
+    entry: &EntryId,
+    answer_key: &SymmetricKey,
+) -> Result<Hold, HeldError> {
+    let tag = exchange_tag(keys, space, exchange)?;
+    let k = hold_key(keys, space, entry)?;
+    let nonce: [u8; 24] = random_array();
+    let ct = XChaCha20Poly1305::new(k.expose().into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: answer_key.expose(),
+                aad: &hold_aad(entry, &tag),
+            },
+        )
+        .map_err(|_| HeldError::Seal)?;
+    let ciphertext: [u8; HELD_KEY_CT] = ct.as_slice().try_into().map_err(|_| HeldError::Seal)?;
+    Ok(Hold {
+        tag,
+        nonce,
+        ciphertext,
+    })
+}
+
+/// The slot of an envelope that is not a sealed answer: random bytes, which the
+/// relay cannot tell from a real one.
+pub fn random_hold() -> Hold {
+    Hold {
+        tag: random_array(),
+        nonce: random_array(),
+        ciphertext: random_array(),
+    }
+}
+
+/// Opens a released hold of the sealed answer `released.entry`, which this
+/// device read as an answer to `exchange`. The caller still checks the key
+/// against the answer's commitment.
+pub fn open_released(
+    keys: &Keyring,
+    space: &SpaceId,
+    exchange: &EntryId,
+    released: &Released,
+) -> Result<SymmetricKey, HeldError> {
+    let tag = exchange_tag(keys, space, exchange)?;
+    let k = hold_key(keys, space, &released.entry)?;
+    let plain = Zeroizing::new(
+        XChaCha20Poly1305::new(k.expose().into())
+            .decrypt(
+                XNonce::from_slice(&released.nonce),
+                Payload {
+                    msg: &released.ciphertext,
+                    aad: &hold_aad(&released.entry, &tag),
+                },
+            )
+            .map_err(|_| HeldError::Open)?,
+    );
+    let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| HeldError::Open)?;
+    Ok(SymmetricKey::from_bytes(bytes))
+}
+
+/// The key of an own sealed answer (protocol 2), which every device of the
+/// member derives from the member-private key generation `gen`:
+/// `HKDF(salt = space, ikm = member key gen, info = ANSWER_KEY || entry)`. So the
+/// answer and what its own devices need to read it travel in one envelope.
+pub fn own_answer_key(
+    keys: &Keyring,
+    space: &SpaceId,
+    gen: u32,
+    entry: &EntryId,
+) -> Result<SymmetricKey, HeldError> {
+    let private = keys
+        .get(&KeyId::MemberPrivate(gen))
+        .ok_or(HeldError::NoKey)?;
+    Ok(SymmetricKey::from_bytes(*expand::<32>(
+        private,
+        space,
+        &[labels::ANSWER_KEY, &entry.0],
+    )))
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl DeviceIdentity {
         self.signing.sign(&signed).to_bytes()
     }
 
-    pub(crate) fn sign_envelope(&self, header: &EnvelopeHeader, body: &[u8]) -> [u8; 64] {
+    pub fn sign_envelope(&self, header: &EnvelopeHeader, body: &[u8]) -> [u8; 64] {
         self.sign(
             labels::ENVELOPE_SIG,
             &Envelope::signed_message(header, body),

@@ -76,6 +76,24 @@ impl Keyring {
         true
     }
 
+    /// The keys to try on a protocol 2 envelope, most likely first: epoch keys
+    /// newest first, then (for an envelope of this device's own member) the
+    /// member-private generations newest first. Trying one costs a key
+    /// derivation and a comparison, no decryption.
+    pub(crate) fn candidates(&self, own_member: bool) -> Vec<(KeyId, &SymmetricKey)> {
+        let mut epochs: Vec<(KeyId, &SymmetricKey)> = Vec::new();
+        let mut private: Vec<(KeyId, &SymmetricKey)> = Vec::new();
+        for (id, key) in self.keys.iter().rev() {
+            match id {
+                KeyId::Epoch(_) => epochs.push((*id, key)),
+                KeyId::MemberPrivate(_) if own_member => private.push((*id, key)),
+                _ => {}
+            }
+        }
+        epochs.extend(private);
+        epochs
+    }
+
     /// The newest epoch key id, which new shared items are sealed under.
     pub fn current_epoch(&self) -> Option<KeyId> {
         self.keys
@@ -108,6 +126,46 @@ pub fn derive_entry_key(
     let key = SymmetricKey::from_bytes(out);
     zeroize::Zeroize::zeroize(&mut out);
     key
+}
+
+/// Protocol 2's per-entry key schedule: `HKDF-SHA256(salt = space, ikm = key,
+/// info = ENTRY_KEY_V2 || key_id || entry)`, 64 bytes: the AEAD key, then the
+/// commitment the envelope carries in the clear. The commitment is a PRF output
+/// under the key, so it says nothing of the key to the relay, and a reader who
+/// derives it for a candidate key knows at once whether that is the one.
+pub fn derive_entry_key_v2(
+    key: &SymmetricKey,
+    space: &SpaceId,
+    key_id: &KeyId,
+    entry: &EntryId,
+) -> (SymmetricKey, [u8; 32]) {
+    let okm = expand::<64>(
+        key,
+        space,
+        &[labels::ENTRY_KEY_V2, &key_id.encode(), &entry.0],
+    );
+    let mut aead = [0u8; 32];
+    let mut commitment = [0u8; 32];
+    aead.copy_from_slice(&okm[..32]);
+    commitment.copy_from_slice(&okm[32..]);
+    let out = SymmetricKey::from_bytes(aead);
+    zeroize::Zeroize::zeroize(&mut aead);
+    (out, commitment)
+}
+
+/// `HKDF-SHA256(salt = space, ikm = key, info = parts…)` to `N` bytes.
+pub(crate) fn expand<const N: usize>(
+    key: &SymmetricKey,
+    space: &SpaceId,
+    info: &[&[u8]],
+) -> zeroize::Zeroizing<[u8; N]> {
+    let hk = Hkdf::<Sha256>::new(Some(&space.0), key.expose());
+    let mut out = zeroize::Zeroizing::new([0u8; N]);
+    // The lengths used (at most 64 bytes) are far below HKDF-SHA256's limit.
+    if hk.expand_multi_info(info, &mut out[..]).is_err() {
+        unreachable!("HKDF output length is fixed and valid");
+    }
+    out
 }
 
 /// The entry id of an imported item (`attune import`):

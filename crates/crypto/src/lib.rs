@@ -32,15 +32,19 @@ pub mod wrap;
 #[cfg(test)]
 mod vectors;
 
-pub use answer::{answer_commitment, open_revealed, seal_answer, RevealError};
+pub use answer::{answer_commitment, open_revealed, seal_answer, seal_answer_under, RevealError};
 pub use attune_proto::{Roster, RosterError};
 pub use chain::{ChainSnapshot, ChainVerifier, Checked, Class, HeadsProblem, SeenHead, Signed};
 pub use envelope::{
-    decrypt_envelope, open_envelope, seal_envelope, verify_envelope, OpenError, SealError,
+    decrypt_envelope, open_envelope, seal_envelope, verify_envelope, Content, OpenError, Opened,
+    SealError,
 };
-pub use held::{open_held, seal_held, HeldError};
+pub use held::{
+    exchange_tag, open_held, open_released, own_answer_key, random_hold, seal_held, seal_hold,
+    HeldError,
+};
 pub use identity::DeviceIdentity;
-pub use keys::{derive_entry_key, derive_import_id, Keyring};
+pub use keys::{derive_entry_key, derive_entry_key_v2, derive_import_id, Keyring};
 pub use keystore::{
     keystore_is_locked, open_keystore, seal_keystore, write_keystore_file, KdfParams,
     KeystoreContents, KeystoreError, KeystoreKey, Protection, KEYSTORE_KEY_LEN,

@@ -15,9 +15,9 @@ use rand_chacha::ChaCha20Rng;
 use crate::answer::{answer_commitment, seal_answer_with};
 use crate::envelope::seal_with_nonce;
 use crate::identity::DeviceIdentity;
-use crate::keys::{derive_entry_key, derive_import_id, Keyring};
+use crate::keys::{derive_entry_key_v2, derive_import_id, Keyring};
 use crate::keystore::{seal_keystore_with, KdfParams, KeystoreContents, Protection};
-use crate::padding::pad;
+use crate::padding::{pad, Buckets};
 use crate::pairing::{Pairing, PairingCode};
 use crate::safety::safety_number;
 use crate::secret::SymmetricKey;
@@ -50,12 +50,27 @@ fn compute() -> Vec<(&'static str, String)> {
     v.push(("device_b.kx_pk", hex(b.public().kx)));
     v.push(("device_b.id", b.id().to_hex()));
 
-    let entry_key = derive_entry_key(&epoch_key, &space, &KeyId::Epoch(0), &entry);
+    let (entry_key, commitment) = derive_entry_key_v2(&epoch_key, &space, &KeyId::Epoch(0), &entry);
     v.push(("entry_key", hex(entry_key.expose())));
+    v.push(("entry_commitment", hex(commitment)));
+    let mut ring = Keyring::new();
+    ring.insert(KeyId::Epoch(0), epoch_key.clone());
+    ring.insert(
+        KeyId::MemberPrivate(0),
+        SymmetricKey::from_bytes([0x41; 32]),
+    );
+    match crate::held::exchange_tag(&ring, &space, &EntryId([0x31; 16])) {
+        Ok(tag) => v.push(("exchange_tag", hex(tag))),
+        Err(e) => v.push(("exchange_tag", format!("error: {e}"))),
+    }
+    match crate::held::own_answer_key(&ring, &space, 0, &entry) {
+        Ok(k) => v.push(("own_answer_key", hex(k.expose()))),
+        Err(e) => v.push(("own_answer_key", format!("error: {e}"))),
+    }
     let member_key = SymmetricKey::from_bytes([0x41; 32]);
     let import_id = derive_import_id(&member_key, &space, &a.id(), b"hello");
     v.push(("import_id", import_id.to_hex()));
-    let padded = pad(b"hello")
+    let padded = pad(Buckets::Fine, b"hello")
         .map(|p| hex(&*p))
         .unwrap_or_else(|e| format!("error: {e}"));
     v.push(("padded_hello", padded));
@@ -65,11 +80,18 @@ fn compute() -> Vec<(&'static str, String)> {
         author: a.id(),
         seq: 1,
         prev: Hash32::ZERO,
-        key: KeyId::Epoch(0),
+        legacy_key: None,
         entry,
     };
     v.push(("envelope.header", hex(header.encode())));
-    match seal_with_nonce(&a, header, &epoch_key, b"hello", [0x50; 24]) {
+    match seal_with_nonce(
+        &a,
+        header,
+        (KeyId::Epoch(0), &epoch_key),
+        1,
+        b"hello",
+        [0x50; 24],
+    ) {
         Ok(env) => {
             v.push(("envelope.full", hex(env.encode())));
             v.push(("envelope.hash", env.hash().to_hex()));
@@ -314,7 +336,7 @@ fn vectors_are_self_consistent() {
     let mut keys = Keyring::new();
     keys.insert(KeyId::Epoch(0), SymmetricKey::from_bytes([0x40; 32]));
     let opened = crate::envelope::open_envelope(&env, &roster, &keys).expect("opens");
-    assert_eq!(opened.as_slice(), b"hello");
+    assert_eq!(opened.item(), Some(&b"hello"[..]));
     let ks = crate::keystore::open_keystore(&get("keystore.locked"), Some(b"attune"))
         .expect("documented keystore opens");
     assert_eq!(ks.identity.id(), a.id());

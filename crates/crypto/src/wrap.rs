@@ -13,7 +13,7 @@ use rand_core::{CryptoRng, OsRng, RngCore};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::envelope::{sign_plain_envelope, SealError};
+use crate::envelope::{seal_wraps, SealError};
 use crate::identity::DeviceIdentity;
 use crate::secret::SymmetricKey;
 
@@ -104,14 +104,20 @@ pub fn unwrap_key(
     Ok(SymmetricKey::from_bytes(bytes))
 }
 
-/// A signed key-wrap envelope carrying `wraps` (header key id must be `KeyWraps`).
+/// A signed key-wrap envelope carrying `wraps`, sealed under the epoch key
+/// `sealed_under` (the newest one the remaining devices already hold), so the
+/// relay cannot tell it from any other envelope.
 pub fn seal_key_envelope(
     identity: &DeviceIdentity,
     header: EnvelopeHeader,
+    sealed_under: (KeyId, &SymmetricKey),
     wraps: &[KeyWrap],
 ) -> Result<Envelope, SealError> {
-    if !matches!(header.key, KeyId::KeyWraps(_)) {
-        return Err(SealError::NotSealable);
-    }
-    sign_plain_envelope(identity, header, KeyWrap::encode_list(wraps))
+    seal_wraps(
+        identity,
+        header,
+        sealed_under.0,
+        sealed_under.1,
+        &KeyWrap::encode_list(wraps),
+    )
 }

@@ -28,7 +28,7 @@ fn genuine_chain_is_ok_and_readable() {
         let out = v.check(env, &c.keys);
         assert_eq!(out.len(), 1, "envelope {i}");
         assert_eq!(out[0].class, Class::Ok);
-        assert!(out[0].plaintext.is_some());
+        assert!(out[0].opened.is_some());
     }
     assert_eq!(v.head(&c.a.id()).map(|h| h.0), Some(2));
     assert_eq!(v.head(&c.b.id()).map(|h| h.0), Some(1));
@@ -44,7 +44,7 @@ fn forged_by_an_outsider() {
     let env = o.write(&c, "I am your partner, honest");
     let out = v.check(&env, &c.keys);
     assert_eq!(out[0].class, Class::Forged);
-    assert!(out[0].plaintext.is_none());
+    assert!(out[0].opened.is_none());
 }
 
 #[test]
@@ -77,12 +77,12 @@ fn altered_body_header_or_signature() {
     let mut sig = env.clone();
     sig.signature[5] ^= 0x80;
     let mut header = env.clone();
-    header.header.key = KeyId::Epoch(7);
+    header.header.entry = attune_proto::EntryId([7; 16]);
     for bad in [body, sig, header] {
         let mut v = ChainVerifier::new(c.roster.clone());
         let out = v.check(&bad, &c.keys);
         assert_eq!(out[0].class, Class::Altered);
-        assert!(out[0].plaintext.is_none());
+        assert!(out[0].opened.is_none());
     }
 }
 
@@ -91,9 +91,9 @@ fn altered_impersonation_signed_by_the_partner() {
     // B signs an envelope that claims A as its author.
     let c = Couple::new();
     let key = c.keys.get(&KeyId::Epoch(0)).unwrap();
-    let mut header = Author::new(&c.a).next_header(c.space, KeyId::Epoch(0));
+    let mut header = Author::new(&c.a).next_header(c.space);
     header.author = c.b.id();
-    let mut env = seal_envelope(&c.b, header, key, b"pretending").unwrap();
+    let mut env = seal_envelope(&c.b, header, KeyId::Epoch(0), key, b"pretending").unwrap();
     env.header.author = c.a.id();
     let mut v = ChainVerifier::new(c.roster.clone());
     assert_eq!(classes(&mut v, &c, &env), vec![Class::Altered]);
@@ -101,13 +101,32 @@ fn altered_impersonation_signed_by_the_partner() {
 
 #[test]
 fn altered_ciphertext_under_a_valid_signature() {
-    // The author's own device signs a body that does not decrypt under the epoch key.
+    // The author's own device signs a body whose commitment names the epoch key
+    // but whose ciphertext does not decrypt under it.
     let c = Couple::new();
-    let wrong = SymmetricKey::generate();
-    let header = Author::new(&c.a).next_header(c.space, KeyId::Epoch(0));
-    let env = seal_envelope(&c.a, header, &wrong, b"garbage to the partner").unwrap();
+    let key = c.keys.get(&KeyId::Epoch(0)).unwrap();
+    let header = Author::new(&c.a).next_header(c.space);
+    let mut env = seal_envelope(&c.a, header, KeyId::Epoch(0), key, b"garbage").unwrap();
+    let last = env.body.len() - 1;
+    env.body[last] ^= 1;
+    env.signature = c.a.sign_envelope(&env.header, &env.body);
     let mut v = ChainVerifier::new(c.roster.clone());
     assert_eq!(classes(&mut v, &c, &env), vec![Class::Altered]);
+}
+
+#[test]
+fn sealed_under_a_key_this_device_lacks_is_genuine_but_unread() {
+    // Nothing in the clear names the key: an envelope under a key this device
+    // does not hold (the partner's private one, an epoch it was not given) is
+    // accepted in the chain and simply not opened.
+    let c = Couple::new();
+    let other = SymmetricKey::generate();
+    let header = Author::new(&c.a).next_header(c.space);
+    let env = seal_envelope(&c.a, header, KeyId::Epoch(7), &other, b"not for you").unwrap();
+    let mut v = ChainVerifier::new(c.roster.clone());
+    let out = v.check(&env, &c.keys);
+    assert_eq!(out[0].class, Class::Ok);
+    assert!(out[0].opened.is_none());
 }
 
 #[test]
@@ -154,7 +173,7 @@ fn gap_from_a_dropped_envelope() {
             found: 3
         }
     );
-    assert!(out[0].plaintext.is_none(), "held content is not shown");
+    assert!(out[0].opened.is_none(), "held content is not shown");
     assert_eq!(v.head(&c.a.id()).map(|h| h.0), Some(1));
 }
 
@@ -181,7 +200,7 @@ fn reordered_then_released() {
     );
     assert_eq!(out[1].envelope, e3);
     assert_eq!(
-        out[1].plaintext.as_deref().map(|p| p.as_slice()),
+        out[1].opened.as_ref().and_then(|o| o.item()),
         Some(&b"3"[..])
     );
     assert_eq!(v.head(&c.a.id()).map(|h| h.0), Some(3));
@@ -256,10 +275,11 @@ fn the_partners_private_entries_are_accepted_but_unreadable() {
     let mut b_keys = c.keys.clone();
     b_keys.insert(KeyId::MemberPrivate(0), SymmetricKey::generate());
     b_keys.set_member(c.member_b);
-    let header = Author::new(&c.a).next_header(c.space, KeyId::MemberPrivate(0));
+    let header = Author::new(&c.a).next_header(c.space);
     let private = seal_envelope(
         &c.a,
         header,
+        KeyId::MemberPrivate(0),
         a_keys.get(&KeyId::MemberPrivate(0)).unwrap(),
         b"only for my own devices",
     )
@@ -267,13 +287,14 @@ fn the_partners_private_entries_are_accepted_but_unreadable() {
     let mut b_view = ChainVerifier::new(c.roster.clone());
     let out = b_view.check(&private, &b_keys);
     assert_eq!(out[0].class, Class::Ok);
-    assert!(out[0].plaintext.is_none(), "the partner cannot read it");
+    assert!(out[0].opened.is_none(), "the partner cannot read it");
     let mut a_view = ChainVerifier::new(c.roster.clone());
     let out = a_view.check(&private, &a_keys);
     assert_eq!(
-        out[0].plaintext.as_deref().map(|p| p.as_slice()),
+        out[0].opened.as_ref().and_then(|o| o.item()),
         Some(&b"only for my own devices"[..])
     );
+    assert!(out[0].opened.as_ref().is_some_and(|o| o.is_private()));
 }
 
 mod resumed {

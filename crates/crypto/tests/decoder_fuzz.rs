@@ -21,7 +21,7 @@ mod mutation;
 
 use std::collections::BTreeSet;
 
-use attune_crypto::padding::{pad, unpad};
+use attune_crypto::padding::{self, Buckets};
 use attune_crypto::{
     keystore_is_locked, open_keystore, seal_keystore, DeviceIdentity, KdfParams, Keyring,
     KeystoreContents, KeystoreError, PairingCode, Protection, SymmetricKey,
@@ -79,15 +79,25 @@ const MUTATIONS: Mutations = Mutations {
 // unpad
 // ---------------------------------------------------------------------------
 
-/// Resizes to another small bucket, zero-filling or cutting.
+/// Resizes to another small bucket (of either ladder), zero-filling or cutting.
 fn rebucket(f: &mut Fuzz, v: &mut Vec<u8>) {
-    let bucket = *f.pick(&[256usize, 512, 1024, 2048]);
+    let bucket = *f.pick(&[256usize, 512, 1024, 2048, 8192]);
     v.resize(bucket, 0);
 }
 
 #[test]
-fn unpad_fuzz() {
-    let name = "padding::unpad";
+fn unpad_fuzz_fine() {
+    unpad_fuzz(Buckets::Fine, "padding::unpad (fine)");
+}
+
+#[test]
+fn unpad_fuzz_envelope() {
+    unpad_fuzz(Buckets::Envelope, "padding::unpad (envelope)");
+}
+
+fn unpad_fuzz(ladder: Buckets, name: &'static str) {
+    let pad = |p: &[u8]| padding::pad(ladder, p);
+    let unpad = |p: &[u8]| padding::unpad(ladder, p);
     let mut f = Fuzz::new(name, &MUTATIONS);
     let mut pool = Vec::new();
     // Mostly small buckets; a few of the large ones (unpad is unoptimised here).

@@ -47,9 +47,13 @@ fn key_envelope_carries_wraps_signed_by_the_author() {
         wrap_key(&c.space, &c.a.public(), KeyId::Epoch(1), &key).unwrap(),
         wrap_key(&c.space, &c.b.public(), KeyId::Epoch(1), &key).unwrap(),
     ];
-    let header = Author::new(&c.a).next_header(c.space, KeyId::KeyWraps(1));
-    let env = seal_key_envelope(&c.a, header, &wraps).unwrap();
-    let body = open_envelope(&env, &c.roster, &c.keys).unwrap();
+    let header = Author::new(&c.a).next_header(c.space);
+    let epoch0 = c.keys.get(&KeyId::Epoch(0)).unwrap();
+    let env = seal_key_envelope(&c.a, header, (KeyId::Epoch(0), epoch0), &wraps).unwrap();
+    let opened = open_envelope(&env, &c.roster, &c.keys).unwrap();
+    let attune_crypto::Content::KeyWraps(body) = opened.content else {
+        panic!("a key-wrap envelope opens as key wraps");
+    };
     let got = KeyWrap::decode_list(&body).unwrap();
     let mine = got.iter().find(|w| w.recipient == c.b.id()).unwrap();
     assert_eq!(unwrap_key(&c.space, &c.b, mine).unwrap(), key);

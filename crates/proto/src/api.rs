@@ -22,6 +22,8 @@ pub const HEADER_CREATE_TOKEN: &str = "x-attune-create-token";
 /// A pairing mailbox token (hex): the opener's, from opening the mailbox, or the
 /// joiner's, from joining it. Every later request on the mailbox carries it.
 pub const HEADER_MAILBOX_TOKEN: &str = "x-attune-mailbox-token";
+/// The protocol version the client speaks ([`crate::PROTOCOL`]), on every request.
+pub const HEADER_PROTOCOL: &str = "x-attune-protocol";
 
 /// Bytes that travel as an unpadded base64url string.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -81,11 +83,10 @@ pub struct RosterEvents {
 #[serde(deny_unknown_fields)]
 pub struct AppendEnvelopes {
     pub envelopes: Vec<B64>,
-    /// Held reveals (PROTOCOL.md §9) of sealed answers in this batch: the relay
-    /// keeps each back until the other member's sealed answer to the same
-    /// exchange has arrived with its own.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub held: Vec<B64>,
+    /// One hold slot (PROTOCOL.md §9, 104 bytes) per envelope, in the same order:
+    /// a sealed answer's key, kept back until the other member's answer to the
+    /// same exchange has arrived with its own, or random bytes.
+    pub holds: Vec<B64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,4 +235,6 @@ pub mod codes {
     pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
     pub const OVERLOADED: &str = "overloaded";
     pub const INTERNAL: &str = "internal";
+    /// 400: the request (or an envelope in it) is of another protocol version.
+    pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
 }

@@ -1,19 +1,26 @@
 //! Envelopes: the only thing the relay stores for a space's content.
 //!
 //! ```text
-//! header (110 bytes) = version u8 | space 16 | author 32 | seq u64 | prev 32 | key_id 5 | entry 16
+//! header (105 bytes) = 0x02 | space 16 | author 32 | seq u64 | prev 32 | entry 16
 //! envelope           = header | body_len u32 | body | signature 64
 //! ```
 //! The signature is Ed25519 by the author over `ENVELOPE_SIG || header || body`.
+//! Nothing in the clear says which key opens the body (PROTOCOL.md §4): a reader
+//! finds it by the key commitment inside the body. Version 1 headers (0x01) named
+//! their key between `prev` and `entry`; they still decode, so history written
+//! before version 2 stays readable, but nothing new is written that way.
 
-use crate::codec::{expect_version, DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{hash_labelled, DeviceId, EntryId, Hash32, SpaceId};
 use crate::labels;
 use crate::sig::{self, SignatureError};
 
 /// The most body bytes one envelope may carry (1 MiB of padded plaintext plus the
-/// nonce and tag).
-pub const MAX_BODY_LEN: usize = (1 << 20) + 24 + 16;
+/// nonce, the key commitment and the tag).
+pub const MAX_BODY_LEN: usize = (1 << 20) + 24 + 32 + 16;
+
+/// The envelope format new envelopes are written in.
+pub const ENVELOPE_VERSION: u8 = 2;
 
 /// Which key an envelope's body is sealed under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,12 +82,15 @@ pub struct EnvelopeHeader {
     pub seq: u64,
     /// Hash of the author's previous envelope; [`Hash32::ZERO`] when `seq == 1`.
     pub prev: Hash32,
-    pub key: KeyId,
+    /// Only in version 1 envelopes, which named their key in the clear; `None`
+    /// for every envelope written now (version 2).
+    pub legacy_key: Option<KeyId>,
     pub entry: EntryId,
 }
 
 impl EnvelopeHeader {
-    pub const ENCODED_LEN: usize = 1 + 16 + 32 + 8 + 32 + KeyId::ENCODED_LEN + 16;
+    /// The size of a version 2 header.
+    pub const ENCODED_LEN: usize = 1 + 16 + 32 + 8 + 32 + 16;
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -89,13 +99,20 @@ impl EnvelopeHeader {
     }
 
     fn write(&self, w: &mut Writer) {
-        w.u8(crate::VERSION)
+        let version = if self.legacy_key.is_some() {
+            1
+        } else {
+            ENVELOPE_VERSION
+        };
+        w.u8(version)
             .fixed(&self.space.0)
             .fixed(&self.author.0)
             .u64(self.seq)
-            .fixed(&self.prev.0)
-            .fixed(&self.key.encode())
-            .fixed(&self.entry.0);
+            .fixed(&self.prev.0);
+        if let Some(key) = &self.legacy_key {
+            w.fixed(&key.encode());
+        }
+        w.fixed(&self.entry.0);
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -106,13 +123,29 @@ impl EnvelopeHeader {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        expect_version(r, "envelope header")?;
+        let version = r.u8("envelope header")?;
+        if version != 1 && version != ENVELOPE_VERSION {
+            return Err(DecodeError::UnknownVersion {
+                what: "envelope header",
+                found: version,
+                supported: ENVELOPE_VERSION,
+            });
+        }
+        let space = SpaceId(r.array("space id")?);
+        let author = DeviceId(r.array("author device id")?);
+        let seq = r.u64("sequence number")?;
+        let prev = Hash32(r.array("previous hash")?);
+        let legacy_key = if version == 1 {
+            Some(KeyId::read(r)?)
+        } else {
+            None
+        };
         let header = Self {
-            space: SpaceId(r.array("space id")?),
-            author: DeviceId(r.array("author device id")?),
-            seq: r.u64("sequence number")?,
-            prev: Hash32(r.array("previous hash")?),
-            key: KeyId::read(r)?,
+            space,
+            author,
+            seq,
+            prev,
+            legacy_key,
             entry: EntryId(r.array("entry id")?),
         };
         header.check()?;
@@ -142,7 +175,7 @@ impl EnvelopeHeader {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub header: EnvelopeHeader,
-    /// For sealed kinds: `nonce (24) || XChaCha20-Poly1305 ciphertext`.
+    /// `nonce 24 || commitment 32 || XChaCha20-Poly1305 ciphertext` (version 2).
     pub body: Vec<u8>,
     pub signature: [u8; 64],
 }

@@ -129,3 +129,116 @@ mod tests {
         assert!(HeldReveal::decode(&longer).is_err());
     }
 }
+
+/// Version 2: the hold slot every uploaded envelope comes with (PROTOCOL.md §9).
+///
+/// ```text
+/// hold     = tag 32 | nonce 24 | ciphertext 48                        (104 bytes)
+/// released = 0x02 | entry 16 | nonce 24 | ciphertext 48               (89 bytes, served)
+/// ```
+/// For a sealed answer, `tag` is an opaque value both members derive for the
+/// exchange and the ciphertext is its answer key; for every other envelope the
+/// slot is 104 random bytes. The relay releases the slots whose tag two
+/// different members uploaded, and cannot tell the others from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub tag: [u8; 32],
+    pub nonce: [u8; 24],
+    pub ciphertext: [u8; HELD_KEY_CT],
+}
+
+impl Hold {
+    pub const ENCODED_LEN: usize = 32 + 24 + HELD_KEY_CT;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.fixed(&self.tag)
+            .fixed(&self.nonce)
+            .fixed(&self.ciphertext);
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let hold = Self {
+            tag: r.array("hold tag")?,
+            nonce: r.array("hold nonce")?,
+            ciphertext: r.array("hold ciphertext")?,
+        };
+        r.finish("hold")?;
+        Ok(hold)
+    }
+
+    /// What the relay serves once it releases this slot of the envelope `entry`.
+    pub fn released(&self, entry: EntryId) -> Released {
+        Released {
+            entry,
+            nonce: self.nonce,
+            ciphertext: self.ciphertext,
+        }
+    }
+}
+
+/// A released hold as a pull serves it: which envelope's slot, and its sealed key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    pub entry: EntryId,
+    pub nonce: [u8; 24],
+    pub ciphertext: [u8; HELD_KEY_CT],
+}
+
+impl Released {
+    pub const VERSION: u8 = 2;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(Self::VERSION)
+            .fixed(&self.entry.0)
+            .fixed(&self.nonce)
+            .fixed(&self.ciphertext);
+        w.finish()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8("released hold")?;
+        if version != Self::VERSION {
+            return Err(DecodeError::UnknownVersion {
+                what: "released hold",
+                found: version,
+                supported: Self::VERSION,
+            });
+        }
+        let released = Self {
+            entry: EntryId(r.array("entry id")?),
+            nonce: r.array("hold nonce")?,
+            ciphertext: r.array("hold ciphertext")?,
+        };
+        r.finish("released hold")?;
+        Ok(released)
+    }
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::*;
+
+    #[test]
+    fn hold_and_released_round_trip_and_refuse_other_sizes() {
+        let hold = Hold {
+            tag: [1; 32],
+            nonce: [2; 24],
+            ciphertext: [3; HELD_KEY_CT],
+        };
+        let bytes = hold.encode();
+        assert_eq!(bytes.len(), Hold::ENCODED_LEN);
+        assert_eq!(Hold::decode(&bytes), Ok(hold));
+        assert!(Hold::decode(&bytes[1..]).is_err());
+        let released = hold.released(EntryId([9; 16]));
+        let bytes = released.encode();
+        assert_eq!(Released::decode(&bytes), Ok(released));
+        let mut v1 = bytes.clone();
+        v1[0] = 1;
+        assert!(Released::decode(&v1).is_err());
+    }
+}

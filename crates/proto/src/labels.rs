@@ -25,3 +25,11 @@ pub const HELD_REVEAL_KEY: &[u8] = b"attune/v1/held-reveal";
 pub const RECOVERY_LOOKUP: &[u8] = b"attune/v1/recovery-lookup";
 pub const RECOVERY_MAGIC: &[u8; 8] = b"ATTUNERB";
 pub const IMPORT_ID: &[u8] = b"attune/v1/import-id";
+/// Protocol 2: a per-entry key schedule that also yields the key commitment.
+pub const ENTRY_KEY_V2: &[u8] = b"attune/v2/entry-key";
+/// The opaque value both members derive for an exchange's hold slots.
+pub const EXCHANGE_TAG: &[u8] = b"attune/v2/exchange-tag";
+/// The key a hold slot's answer key is sealed under.
+pub const HOLD_KEY: &[u8] = b"attune/v2/hold-key";
+/// An own sealed answer's key, derived from the member-private key.
+pub const ANSWER_KEY: &[u8] = b"attune/v2/answer-key";

@@ -3,7 +3,7 @@
 use attune_proto::api::{
     codes, AppendEnvelopes, AppendResult, Appended, Page, Stored, StoredEnvelope, B64,
 };
-use attune_proto::{Envelope, HeldReveal, SpaceId};
+use attune_proto::{Envelope, Hold, SpaceId};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -38,6 +38,12 @@ fn check_envelope(
         ApiError::bad_request(codes::MALFORMED_ENVELOPE, format!("envelope {index}: {e}"))
     })?;
     let h = env.header;
+    if h.legacy_key.is_some() {
+        return Err(ApiError::bad_request(
+            codes::UNSUPPORTED_VERSION,
+            format!("envelope {index} is in the version 1 format, which names its key in the clear; this relay stores protocol 2 envelopes only: update attune"),
+        ));
+    }
     if h.space != space {
         return Err(ApiError::bad_request(
             codes::MALFORMED_ENVELOPE,
@@ -75,46 +81,40 @@ fn check_envelope(
     })
 }
 
-/// Attaches each held reveal to the sealed answer of this batch it belongs to:
-/// it must be signed by the uploading device, for this space, and name an
-/// envelope of the batch, once.
-fn attach_held(
-    held: &[B64],
+/// Gives each envelope its hold slot (one per envelope, in order, 104 bytes):
+/// the relay files it under its opaque tag with the uploading member, and will
+/// serve it (the entry id, nonce and ciphertext) once another member's slot
+/// has the same tag.
+fn attach_holds(
+    holds: &[B64],
     envelopes: &mut [NewEnvelope],
-    space: SpaceId,
     signer: &attune_proto::DeviceId,
     roster: &attune_proto::Roster,
 ) -> Result<(), ApiError> {
-    if held.len() > envelopes.len() {
+    if holds.len() != envelopes.len() {
         return Err(ApiError::bad_request(
             codes::BAD_REQUEST,
-            "more held reveals than envelopes: each belongs to one sealed answer of the batch",
+            format!(
+                "{} hold slots for {} envelopes: every envelope comes with exactly one",
+                holds.len(),
+                envelopes.len()
+            ),
         ));
     }
     let device = roster
         .device(signer)
         .ok_or_else(|| ApiError::forbidden("this device is not a member of this space"))?;
-    for (i, raw) in held.iter().enumerate() {
-        let bad = |why: &str| {
-            ApiError::bad_request(codes::BAD_REQUEST, format!("held reveal {i}: {why}"))
-        };
-        let h = HeldReveal::decode(&raw.0).map_err(|e| bad(&e.to_string()))?;
-        if h.header.space != space || &h.header.author != signer {
-            return Err(bad("it belongs to another space or device"));
-        }
-        h.verify(&device.public.sign)
-            .map_err(|_| bad("its signature does not verify"))?;
-        let env = envelopes
-            .iter_mut()
-            .find(|e| e.entry == h.header.entry)
-            .ok_or_else(|| bad("it names no envelope of this batch"))?;
-        if env.held.is_some() {
-            return Err(bad("its envelope already has one"));
-        }
+    for (i, (raw, env)) in holds.iter().zip(envelopes.iter_mut()).enumerate() {
+        let hold = Hold::decode(&raw.0).map_err(|_| {
+            ApiError::bad_request(
+                codes::BAD_REQUEST,
+                format!("hold slot {i} is not {} bytes", Hold::ENCODED_LEN),
+            )
+        })?;
         env.held = Some(NewHeld {
-            exchange: h.header.exchange,
+            tag: hold.tag,
             member: device.member,
-            bytes: raw.0.clone(),
+            bytes: hold.released(env.entry).encode(),
         });
     }
     Ok(())
@@ -162,7 +162,7 @@ pub async fn append(
             .enumerate()
             .map(|(i, raw)| check_envelope(&raw.0, i, space, &device, &roster, max_envelope))
             .collect::<Result<Vec<_>, _>>()?;
-        attach_held(&req.held, &mut checked, space, &device, &roster)?;
+        attach_holds(&req.holds, &mut checked, &device, &roster)?;
         Ok::<_, ApiError>(checked)
     })
     .await

@@ -17,17 +17,21 @@ pub struct NewEnvelope {
     pub hash: Hash32,
     pub entry: EntryId,
     pub bytes: Vec<u8>,
-    /// The held reveal uploaded with this envelope (a sealed answer), if any.
+    /// The hold slot uploaded with this envelope (every protocol 2 envelope
+    /// has one; only a sealed answer's is ever released).
     pub held: Option<NewHeld>,
 }
 
-/// A held reveal: kept back until another member has one for the same
-/// exchange, then released to both (PROTOCOL.md §9).
+/// A hold slot: kept back until another member uploads one with the same
+/// opaque tag, then released to both (PROTOCOL.md §9). The relay cannot tell a
+/// sealed answer's slot from random bytes.
 #[derive(Debug, Clone)]
 pub struct NewHeld {
-    pub exchange: EntryId,
+    /// The opaque tag both members derive for one exchange (random otherwise).
+    pub tag: [u8; 32],
     /// The member whose device uploaded it.
     pub member: MemberId,
+    /// What a pull serves once it is released.
     pub bytes: Vec<u8>,
 }
 

@@ -519,7 +519,7 @@ fn append(
                 params![
                     &space.0[..],
                     &env.entry.0[..],
-                    &h.exchange.0[..],
+                    &h.tag[..],
                     &h.member.0[..],
                     &h.bytes
                 ],
@@ -530,11 +530,11 @@ fn append(
             if used as u64 > quota {
                 return Err(StoreError::Quota { quota });
             }
-            exchanges.push(h.exchange);
+            exchanges.push(h.tag);
         }
     }
     for exchange in exchanges {
-        next_cursor = release(tx, space, &exchange.0, next_cursor)?;
+        next_cursor = release(tx, space, &exchange, next_cursor)?;
     }
     tx.execute(
         "UPDATE spaces SET next_cursor = ?2, bytes_used = ?3 WHERE id = ?1",

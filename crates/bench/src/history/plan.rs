@@ -112,7 +112,6 @@ impl Op {
     /// Envelopes this step writes itself (a sync's reveals are counted apart).
     pub fn envelopes(&self) -> usize {
         match self {
-            Op::SealCheckIn { .. } | Op::Answer { .. } => 2, // the key (private) and the sealed answer
             Op::Push | Op::Pull | Op::Sync => 0,
             _ => 1,
         }
@@ -126,9 +125,9 @@ impl Op {
             Op::Delete { .. } => "delete",
             Op::Appreciation { .. } => "appreciation",
             Op::OpenCheckIn(_) => "check-in (open)",
-            Op::SealCheckIn { .. } => "check-in (sealed: key + answer)",
+            Op::SealCheckIn { .. } => "check-in (sealed)",
             Op::Ask { .. } => "exercise",
-            Op::Answer { .. } => "exercise answer (key + answer)",
+            Op::Answer { .. } => "exercise answer (sealed)",
             Op::Mark { .. } => "mark",
             Op::Reflect { .. } => "reflect",
             Op::Confirm { .. } => "confirm",
@@ -1082,11 +1081,7 @@ mod tests {
         let k = |name: &str| p.by_kind.get(name).copied().unwrap_or(0);
         // Sealed check-ins most days, by both.
         let days = p.days as usize;
-        assert!(
-            k("check-in (sealed: key + answer)") > days * 3 / 2,
-            "{:?}",
-            p.by_kind
-        );
+        assert!(k("check-in (sealed)") > days * 3 / 2, "{:?}", p.by_kind);
         for kind in [
             "journal",
             "journal (private)",
@@ -1095,7 +1090,7 @@ mod tests {
             "appreciation",
             "check-in (open)",
             "exercise",
-            "exercise answer (key + answer)",
+            "exercise answer (sealed)",
             "mark",
             "reflect",
             "confirm",

@@ -105,13 +105,13 @@ impl<'a> Author<'a> {
     }
 
     /// The next header of this chain (does not advance it).
-    pub fn next_header(&self, space: SpaceId, key: KeyId) -> EnvelopeHeader {
+    pub fn next_header(&self, space: SpaceId) -> EnvelopeHeader {
         EnvelopeHeader {
             space,
             author: self.identity.id(),
             seq: self.seq + 1,
             prev: self.prev,
-            key,
+            legacy_key: None,
             entry: EntryId(random16()),
         }
     }
@@ -119,8 +119,9 @@ impl<'a> Author<'a> {
     /// Seals the next envelope of the chain under epoch 0 and advances.
     pub fn write(&mut self, couple: &Couple, text: &str) -> Envelope {
         let key = couple.keys.get(&KeyId::Epoch(0)).expect("epoch 0");
-        let header = self.next_header(couple.space, KeyId::Epoch(0));
-        let env = seal_envelope(self.identity, header, key, text.as_bytes()).expect("seals");
+        let header = self.next_header(couple.space);
+        let env = seal_envelope(self.identity, header, KeyId::Epoch(0), key, text.as_bytes())
+            .expect("seals");
         self.seq += 1;
         self.prev = env.hash();
         env
