@@ -68,7 +68,7 @@ fn couple() -> &'static Couple {
                 seq: i as u64 + 1,
                 prev,
                 signer: a.id(),
-                at: 1_767_225_600_000 + i as i64,
+                legacy_at: None,
                 change,
             }));
         }

@@ -160,7 +160,7 @@ fn create_space(relay: &Relay) {
         seq: 1,
         prev: Hash32::ZERO,
         signer: a.id(),
-        at: now_ms(),
+        legacy_at: None,
         change: RosterChange::Create {
             member: MemberId([0x0A; 16]),
             device: a.public(),
@@ -171,7 +171,7 @@ fn create_space(relay: &Relay) {
         seq: 2,
         prev: create.hash(),
         signer: a.id(),
-        at: now_ms(),
+        legacy_at: None,
         change: RosterChange::Join {
             member: MemberId([0x0B; 16]),
             device: b.public(),

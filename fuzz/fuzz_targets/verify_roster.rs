@@ -166,7 +166,7 @@ fuzz_target!(|ops: Vec<Op>| {
             seq: i as u64 + 1,
             prev: good_prev,
             signer: ids[signer].id(),
-            at: 1_767_225_600_000 + i as i64,
+            legacy_at: None,
             change,
         };
         let tweak = op.tweak % 8;

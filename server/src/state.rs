@@ -299,7 +299,7 @@ mod tests {
                 seq: i as u64 + 1,
                 prev: events.last().map_or(Hash32::ZERO, SignedRosterEvent::hash),
                 signer: a.id(),
-                at: 0,
+                legacy_at: None,
                 change,
             };
             let mut message = labels::ROSTER_SIG.to_vec();

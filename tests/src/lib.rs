@@ -273,7 +273,7 @@ impl TestSpace {
             seq: 1,
             prev: Hash32::ZERO,
             signer: creator.id(),
-            at: 0,
+            legacy_at: None,
             change: RosterChange::Create {
                 member: MemberId(random16()),
                 device: creator.public(),
@@ -294,7 +294,7 @@ impl TestSpace {
             seq: last.event.seq + 1,
             prev: last.hash(),
             signer: signer.id(),
-            at: 0,
+            legacy_at: None,
             change,
         })
     }

@@ -98,7 +98,7 @@ fn next_event(
         seq: last.event.seq + 1,
         prev: last.hash(),
         signer: signer.id(),
-        at: now_ms(),
+        legacy_at: None,
         change,
     })
 }

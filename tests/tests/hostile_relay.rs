@@ -357,7 +357,7 @@ fn a_device_injected_into_the_roster_is_refused() {
         seq: last.event.seq + 1,
         prev: last.hash(),
         signer: intruder.id(),
-        at: 0,
+        legacy_at: None,
         change: RosterChange::Link {
             member: attune_proto::MemberId([1; 16]),
             device: intruder.public(),

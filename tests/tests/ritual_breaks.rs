@@ -291,10 +291,7 @@ fn link_device(first: &Attune, home: &std::path::Path, name: &str) -> Attune {
         seq: last.event.seq + 1,
         prev: last.hash(),
         signer: one.identity.id(),
-        at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64,
+        legacy_at: None,
         change: RosterChange::Link {
             member,
             device: two.identity.public(),
@@ -311,7 +308,7 @@ fn link_device(first: &Attune, home: &std::path::Path, name: &str) -> Attune {
     }
     two.keys.set_member(member);
     two.save_keys().unwrap();
-    two.db.set_roster(&events).unwrap();
+    two.db.set_roster(&events, two.now()).unwrap();
     two.db
         .set("relay", &one.relay_url().unwrap().unwrap())
         .unwrap();

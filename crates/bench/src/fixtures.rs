@@ -81,7 +81,7 @@ pub async fn create_space(url: &str, devices: usize) -> anyhow::Result<Vec<Devic
         seq: 1,
         prev: Hash32::ZERO,
         signer: creator.id(),
-        at: 0,
+        legacy_at: None,
         change: RosterChange::Create {
             member,
             device: creator.public(),
@@ -100,7 +100,7 @@ pub async fn create_space(url: &str, devices: usize) -> anyhow::Result<Vec<Devic
             seq: last.event.seq + 1,
             prev: last.hash(),
             signer: creator.id(),
-            at: 0,
+            legacy_at: None,
             change: RosterChange::Link {
                 member,
                 device: id.public(),

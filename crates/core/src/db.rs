@@ -98,7 +98,28 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX outbox_unacked ON outbox (seq) WHERE acked = 0;
      DROP INDEX items_kind;
      CREATE INDEX items_kind ON items (kind, mine, at);",
+    // 8: when this device first stored each roster event (protocol 2 events
+    // carry no time of their own; the relay does not learn the signer's clock).
+    "ALTER TABLE roster ADD COLUMN stored_at INTEGER;",
 ];
+
+/// A roster event as stored, with when this device first stored it (`None`
+/// for events stored before that was recorded).
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub event: Vec<u8>,
+    pub stored_at: Option<i64>,
+}
+
+/// An unsent own envelope sealed again (`upgrade.rs`): its new bytes and hash,
+/// and the hold slot that goes with it.
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    pub seq: u64,
+    pub envelope: Vec<u8>,
+    pub hash: attune_proto::Hash32,
+    pub held: Option<Vec<u8>>,
+}
 
 /// An item held back for a cool-off: (id, send_at, private, sealed blob).
 pub type Held = (String, i64, bool, Vec<u8>);
@@ -327,14 +348,34 @@ impl LocalDb {
         Ok(rows)
     }
 
-    /// Replaces the stored roster with a newer verified one.
-    pub fn set_roster(&mut self, events: &[Vec<u8>]) -> Result<(), DbError> {
+    /// The stored roster events, each with when this device first stored it.
+    pub fn roster_with_times(&self) -> Result<Vec<StoredEvent>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event, stored_at FROM roster ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredEvent {
+                    event: r.get(0)?,
+                    stored_at: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Replaces the stored roster with a newer verified one; an event already
+    /// stored keeps the time it was first stored, a new one is stamped `now_ms`.
+    pub fn set_roster(&mut self, events: &[Vec<u8>], now_ms: i64) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM roster", [])?;
+        tx.execute("DELETE FROM roster WHERE seq > ?1", [events.len() as i64])?;
         for (i, e) in events.iter().enumerate() {
             tx.execute(
-                "INSERT INTO roster (seq, event) VALUES (?1, ?2)",
-                params![(i + 1) as i64, e],
+                "INSERT INTO roster (seq, event, stored_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(seq) DO UPDATE SET event = excluded.event,
+                   stored_at = CASE WHEN roster.event = excluded.event THEN roster.stored_at
+                                    ELSE excluded.stored_at END",
+                params![(i + 1) as i64, e, now_ms],
             )?;
         }
         tx.commit()?;
@@ -488,6 +529,44 @@ impl LocalDb {
             .query_row("SELECT COUNT(*) FROM outbox WHERE acked = 0", [], |r| {
                 r.get::<_, i64>(0)
             })? as u64)
+    }
+
+    /// Replaces unsent own envelopes (sealed again: `upgrade.rs`) with their new
+    /// bytes, hash and hold slot, in one transaction; the chain continues from
+    /// the last one.
+    pub fn replace_unsent(
+        &mut self,
+        author: &attune_proto::DeviceId,
+        envelopes: &[Resealed],
+    ) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for r in envelopes {
+            tx.execute(
+                "UPDATE outbox SET envelope = ?2, held = ?3 WHERE seq = ?1 AND acked = 0",
+                params![r.seq as i64, r.envelope, r.held],
+            )?;
+            tx.execute(
+                "UPDATE items SET hash = ?3 WHERE own_seq = ?1 AND author = ?2",
+                params![r.seq as i64, author.0.to_vec(), r.hash.0.to_vec()],
+            )?;
+        }
+        if let Some(Resealed { seq, hash, .. }) = envelopes.last() {
+            let own: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'own_seq'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if own.as_deref() == Some(seq.to_string().as_str()) {
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'own_prev'",
+                    [hash.to_hex()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Marks envelopes as stored by the relay at `now_ms`; they are not sent again.

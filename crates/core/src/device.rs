@@ -165,18 +165,26 @@ pub(crate) fn absorb_wraps(
 }
 
 impl Profile {
-    /// The verified roster and its raw events (for the times they carry).
-    fn roster_events(&self) -> Result<(Roster, Vec<SignedRosterEvent>), ClientError> {
-        let events = self
-            .db
-            .roster()?
+    /// The verified roster and its events, each with its time: the signer's
+    /// clock for a version 1 event, otherwise when this device first stored it.
+    fn roster_events(&self) -> Result<(Roster, Vec<(SignedRosterEvent, i64)>), ClientError> {
+        let stored = self.db.roster_with_times()?;
+        let events = stored
             .iter()
-            .map(|e| SignedRosterEvent::decode(e))
+            .map(|s| SignedRosterEvent::decode(&s.event))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ClientError::Corrupt(format!("stored roster: {e}")))?;
         let roster = Roster::verify(self.space()?, &events)
             .map_err(|e| ClientError::Corrupt(format!("stored roster: {e}")))?;
-        Ok((roster, events))
+        let timed = events
+            .into_iter()
+            .zip(stored)
+            .map(|(e, s)| {
+                let at = e.event.legacy_at.or(s.stored_at).unwrap_or(0);
+                (e, at)
+            })
+            .collect();
+        Ok((roster, timed))
     }
 
     /// Names given to devices, from the device items this profile has read
@@ -207,13 +215,13 @@ impl Profile {
         let mut out: Vec<DeviceInfo> = roster
             .devices()
             .map(|(id, d)| {
-                let revoked_at = events.iter().find_map(|e| match e.event.change {
-                    RosterChange::Revoke { device, .. } if device == *id => Some(e.event.at),
+                let revoked_at = events.iter().find_map(|(e, at)| match e.event.change {
+                    RosterChange::Revoke { device, .. } if device == *id => Some(*at),
                     _ => None,
                 });
                 let added_at = events
                     .get((d.added_in - 1) as usize)
-                    .map_or(0, |e| e.event.at);
+                    .map_or(0, |(_, at)| *at);
                 Ok(DeviceInfo {
                     id: *id,
                     member: d.member,
@@ -240,19 +248,19 @@ impl Profile {
         let names = self.device_names()?;
         let my_member = self.member()?;
         let mut out = Vec::new();
-        for e in &events {
+        for (e, at) in &events {
             let (change, device) = match e.event.change {
                 RosterChange::Link { device, .. } => (DeviceChange::Added, device.id()),
                 RosterChange::Recovery { device, .. } => (DeviceChange::Recovery, device.id()),
                 RosterChange::Revoke { device, .. } => (DeviceChange::Revoked, device),
                 RosterChange::Create { .. } | RosterChange::Join { .. } => continue,
             };
-            if e.event.at < since_ms {
+            if *at < since_ms {
                 continue;
             }
             let member = roster.device(&device).map(|d| d.member);
             out.push(DeviceEvent {
-                at: e.event.at,
+                at: *at,
                 mine: member == Some(my_member),
                 change,
                 device,
@@ -366,14 +374,13 @@ pub(crate) async fn append_roster_event(
     roster: &Roster,
     events: &[Vec<u8>],
     change: RosterChange,
-    at: i64,
 ) -> Result<Vec<Vec<u8>>, ClientError> {
     let event = signer.sign_roster_event(RosterEvent {
         space: roster.space(),
         seq: roster.len() + 1,
         prev: roster.head(),
         signer: signer.id(),
-        at,
+        legacy_at: None,
         change,
     });
     let mut check = roster.clone();
@@ -416,7 +423,8 @@ pub async fn add(
     let result = add_exchange(profile, &relay, &slot, &code, deadline).await;
     let _ = relay.mailbox_close(slot.number, &slot.token).await;
     let (added, events) = result?;
-    profile.db.set_roster(&events)?;
+    let now = profile.now();
+    profile.db.set_roster(&events, now)?;
     profile.write_device_item(DeviceChange::Added, added.device, &added.name)?;
     Ok(added)
 }
@@ -455,7 +463,6 @@ async fn add_exchange(
         &roster,
         &profile.db.roster()?,
         RosterChange::Link { member, device },
-        profile.now(),
     )
     .await?;
     let wraps = wrap_all(&space, &profile.keys, &device, true)?;
@@ -648,7 +655,6 @@ pub async fn revoke(profile: &mut Profile, device: DeviceId) -> Result<Revoked, 
             &roster,
             &profile.db.roster()?,
             RosterChange::Revoke { device, last_seq },
-            profile.now(),
         )
         .await;
         match result {
@@ -665,7 +671,8 @@ pub async fn revoke(profile: &mut Profile, device: DeviceId) -> Result<Revoked, 
             other => break other?,
         }
     };
-    profile.db.set_roster(&events)?;
+    let now = profile.now();
+    profile.db.set_roster(&events, now)?;
     let roster = profile.roster()?;
     let epoch = profile.rotate_keys(&roster)?;
     profile.write_device_item(DeviceChange::Revoked, device, name.as_deref().unwrap_or(""))?;

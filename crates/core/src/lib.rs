@@ -36,10 +36,11 @@ pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod ui;
+pub mod upgrade;
 pub mod vocab;
 
 /// The engine's version string (the CLI's `--version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The wire-format version this client speaks.
-pub const PROTOCOL_VERSION: u8 = attune_proto::VERSION;
+/// The protocol this client speaks (PROTOCOL.md).
+pub const PROTOCOL_VERSION: u8 = attune_proto::PROTOCOL;

@@ -15,7 +15,7 @@ use attune_proto::{
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::profile::{ClientError, Clock, Profile};
+use crate::profile::{ClientError, Profile};
 use crate::relay::{RelayClient, RelayError};
 
 #[derive(Serialize, Deserialize)]
@@ -180,7 +180,6 @@ pub async fn invite(
         RelayClient::new(relay_url, profile.identity.clone()).with_create_token(create_token);
     let me = &profile.identity;
     let name = profile.name();
-    let clock = profile.clock;
     let space = SpaceId(attune_crypto::secret::random_array());
     let member = MemberId(attune_crypto::secret::random_array());
     let create = me.sign_roster_event(RosterEvent {
@@ -188,7 +187,7 @@ pub async fn invite(
         seq: 1,
         prev: Hash32::ZERO,
         signer: me.id(),
-        at: clock.now(),
+        legacy_at: None,
         change: RosterChange::Create {
             member,
             device: me.public(),
@@ -204,8 +203,7 @@ pub async fn invite(
         };
         let code = PairingCode::generate(slot.number);
         on_code(&code.reveal());
-        let exchanged =
-            invite_exchange(&relay, &slot, &code, space, create, &name, clock, deadline).await;
+        let exchanged = invite_exchange(&relay, &slot, &code, space, create, &name, deadline).await;
         // Single use, whatever happened.
         let _ = relay.mailbox_close(slot.number, &slot.token).await;
         exchanged
@@ -248,7 +246,6 @@ async fn invite_exchange(
     space: SpaceId,
     create: SignedRosterEvent,
     my_name: &str,
-    clock: Clock,
     deadline: Instant,
 ) -> Result<(SignedRosterEvent, SymmetricKey, String), ClientError> {
     let me = relay.identity();
@@ -275,7 +272,7 @@ async fn invite_exchange(
         seq: 2,
         prev: create.hash(),
         signer: me.id(),
-        at: clock.now(),
+        legacy_at: None,
         change: RosterChange::Join {
             member: MemberId(partner_member),
             device: DevicePublic {

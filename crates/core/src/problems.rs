@@ -72,7 +72,7 @@ pub(crate) fn heads_problem(p: attune_crypto::HeadsProblem, c: &HeadsContext<'_>
 /// the partner.
 pub(crate) fn roster_disagreements(
     claims: &[(RosterHead, i64)],
-    events: &[Vec<u8>],
+    events: &[crate::db::StoredEvent],
     partner: &str,
 ) -> Vec<Problem> {
     let mine = events.len() as u64;
@@ -97,7 +97,7 @@ pub(crate) fn roster_disagreements(
         let at = |i: u64| {
             events
                 .get(i as usize)
-                .and_then(|e| SignedRosterEvent::decode(e).ok())
+                .and_then(|e| SignedRosterEvent::decode(&e.event).ok())
         };
         let ours = r.len.checked_sub(1).and_then(at).map(|e| e.hash().to_hex());
         if ours.as_deref() != Some(r.hash.as_str()) {
@@ -105,7 +105,13 @@ pub(crate) fn roster_disagreements(
                 "{partner}'s device saw a different membership history than this device: the relay is showing the two of you different device lists"
             ));
         } else if let Some(missed) = at(r.len) {
-            if missed.event.at.saturating_add(WITHHELD_MARGIN_MS) < *seen_at {
+            // The event's time: the signer's clock (version 1), or when this
+            // device stored it (version 2 carries no time the relay could read).
+            let at = missed
+                .event
+                .legacy_at
+                .or_else(|| events.get(r.len as usize).and_then(|e| e.stored_at));
+            if at.is_some_and(|at| at.saturating_add(WITHHELD_MARGIN_MS) < *seen_at) {
                 push("roster_withheld_from_partner", format!(
                     "{partner}'s devices had not seen membership event {} (a device change) although they synced well after it: the relay may be hiding it from {partner}",
                     r.len + 1

@@ -83,10 +83,10 @@ pub async fn set_up(profile: &mut Profile, replace: bool) -> Result<RecoverySet,
             member,
             device: recovery.public(),
         },
-        profile.now(),
     )
     .await?;
-    profile.db.set_roster(&events)?;
+    let now = profile.now();
+    profile.db.set_roster(&events, now)?;
     let code = RecoveryCode::generate();
     let contents = RecoveryContents {
         space,
@@ -183,7 +183,6 @@ pub async fn restore(
                 member: contents.member,
                 device: profile.identity.public(),
             },
-            profile.now(),
         )
         .await?
     };

@@ -26,7 +26,8 @@ impl Profile {
         partner_name: &str,
         roster: &[Vec<u8>],
     ) -> Result<(), ClientError> {
-        self.db.set_roster(roster)?;
+        let now = self.now();
+        self.db.set_roster(roster, now)?;
         self.db.set(key::RELAY, relay_url)?;
         self.db.set(key::MEMBER, &hex::encode(member.0))?;
         self.db.set(key::PARTNER_NAME, partner_name)?;

@@ -1115,7 +1115,7 @@ impl Profile {
             }
         }
         if self.db.get(crate::profile::RETRACTION_KEY)?.is_none() {
-            let events = self.db.roster()?;
+            let events = self.db.roster_with_times()?;
             let mut stmt = conn
                 .prepare_cached("SELECT len, hash, seen_at FROM roster_claims")
                 .map_err(db)?;

@@ -87,6 +87,8 @@ pub struct SyncReport {
 /// relay already stored comes back as a duplicate and is simply acknowledged.
 pub async fn push(profile: &mut Profile) -> Result<usize, ClientError> {
     profile.release_due()?;
+    // Written before an update to protocol 2 and not sent then: sealed again.
+    profile.reseal_legacy_outbox()?;
     let relay = profile.relay()?;
     let space = profile.space()?;
     let queued = profile.db.outbox()?;
@@ -183,7 +185,8 @@ pub async fn refresh_roster(profile: &mut Profile) -> Result<(), ClientError> {
         keep = i;
         break;
     }
-    profile.db.set_roster(&events[..keep])?;
+    let now = profile.now();
+    profile.db.set_roster(&events[..keep], now)?;
     Ok(())
 }
 

@@ -104,7 +104,7 @@ fn compute() -> Vec<(&'static str, String)> {
         seq: 1,
         prev: Hash32::ZERO,
         signer: a.id(),
-        at: 1_767_225_600_000,
+        legacy_at: None,
         change: RosterChange::Create {
             member: MemberId([0x20; 16]),
             device: a.public(),
@@ -117,7 +117,7 @@ fn compute() -> Vec<(&'static str, String)> {
         seq: 2,
         prev: create.hash(),
         signer: a.id(),
-        at: 1_767_225_660_000,
+        legacy_at: None,
         change: RosterChange::Join {
             member: MemberId([0x21; 16]),
             device: b.public(),
@@ -133,7 +133,7 @@ fn compute() -> Vec<(&'static str, String)> {
         seq: 3,
         prev: join.hash(),
         signer: a.id(),
-        at: 1_767_225_720_000,
+        legacy_at: None,
         change: RosterChange::Link {
             member: MemberId([0x20; 16]),
             device: c.public(),
@@ -145,7 +145,7 @@ fn compute() -> Vec<(&'static str, String)> {
         seq: 3,
         prev: join.hash(),
         signer: a.id(),
-        at: 1_767_225_720_000,
+        legacy_at: None,
         change: RosterChange::Recovery {
             member: MemberId([0x20; 16]),
             device: c.public(),
@@ -157,7 +157,7 @@ fn compute() -> Vec<(&'static str, String)> {
         seq: 4,
         prev: recovery_event.hash(),
         signer: a.id(),
-        at: 1_767_225_780_000,
+        legacy_at: None,
         change: RosterChange::Revoke {
             device: c.id(),
             last_seq: 0,

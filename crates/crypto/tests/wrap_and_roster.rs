@@ -100,7 +100,7 @@ fn next(
         seq: last.event.seq + 1,
         prev: last.hash(),
         signer: signer.id(),
-        at: 0,
+        legacy_at: None,
         change,
     })
 }
@@ -135,7 +135,10 @@ fn roster_rules_are_enforced() {
             device: stranger.public(),
         },
     );
-    forged.event.at += 1;
+    forged.event.change = RosterChange::Link {
+        member: c.member_a,
+        device: DeviceIdentity::generate().public(),
+    };
     assert!(matches!(
         r.apply(&forged),
         Err(RosterError::BadSignature { .. })

@@ -1,7 +1,7 @@
 //! The roster: an append-only, signed log of who belongs to a space.
 //!
 //! ```text
-//! event        = version u8 | space 16 | seq u64 | prev 32 | signer 32 | at i64 | tag u8 | change
+//! event        = 0x02 | space 16 | seq u64 | prev 32 | signer 32 | tag u8 | change
 //! change       = 1 Create | 2 Join | 3 Link : member 16 | sign_pk 32 | kx_pk 32
 //!              | 4 Revoke                   : device 32 | last_seq u64
 //!              | 5 Recovery                 : member 16 | sign_pk 32 | kx_pk 32
@@ -9,15 +9,21 @@
 //! ```
 //! Verification is public-key only, so it lives here: the relay enforces the
 //! roster for access control, and every client re-verifies it from the first event.
+//! Its clear fields are only what that needs. Version 1 events (0x01) also carried
+//! the signer's clock (`at i64` after `signer`); they still decode and verify, so
+//! a roster may begin in version 1 and continue in version 2.
 
 use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::codec::{expect_version, DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{hash_labelled, DeviceId, DevicePublic, Hash32, MemberId, SpaceId};
 use crate::labels;
 use crate::sig::{self, SignatureError};
+
+/// The roster event format new events are written in.
+pub const ROSTER_VERSION: u8 = 2;
 
 /// What one roster event changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +63,10 @@ pub struct RosterEvent {
     /// Hash of the previous signed event; [`Hash32::ZERO`] for the first.
     pub prev: Hash32,
     pub signer: DeviceId,
-    /// When the signer made the event, in Unix milliseconds (informational only).
-    pub at: i64,
+    /// Only in version 1 events: when the signer made it, in Unix milliseconds
+    /// (informational). `None` for every event written now (version 2), which
+    /// leaves the signer's clock out of what the relay stores.
+    pub legacy_at: Option<i64>,
     pub change: RosterChange,
 }
 
@@ -70,12 +78,18 @@ impl RosterEvent {
     }
 
     fn write(&self, w: &mut Writer) {
-        w.u8(crate::VERSION)
-            .fixed(&self.space.0)
-            .u64(self.seq)
-            .fixed(&self.prev.0)
-            .fixed(&self.signer.0)
-            .i64(self.at);
+        w.u8(if self.legacy_at.is_some() {
+            1
+        } else {
+            ROSTER_VERSION
+        })
+        .fixed(&self.space.0)
+        .u64(self.seq)
+        .fixed(&self.prev.0)
+        .fixed(&self.signer.0);
+        if let Some(at) = self.legacy_at {
+            w.i64(at);
+        }
         match &self.change {
             RosterChange::Create { member, device } => {
                 w.u8(1).fixed(&member.0);
@@ -100,12 +114,23 @@ impl RosterEvent {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        expect_version(r, "roster event")?;
+        let version = r.u8("roster event")?;
+        if version != 1 && version != ROSTER_VERSION {
+            return Err(DecodeError::UnknownVersion {
+                what: "roster event",
+                found: version,
+                supported: ROSTER_VERSION,
+            });
+        }
         let space = SpaceId(r.array("space id")?);
         let seq = r.u64("roster sequence number")?;
         let prev = Hash32(r.array("previous roster hash")?);
         let signer = DeviceId(r.array("signer device id")?);
-        let at = r.i64("roster timestamp")?;
+        let legacy_at = if version == 1 {
+            Some(r.i64("roster timestamp")?)
+        } else {
+            None
+        };
         let change = match r.u8("roster change")? {
             1 => RosterChange::Create {
                 member: MemberId(r.array("member id")?),
@@ -145,7 +170,7 @@ impl RosterEvent {
             seq,
             prev,
             signer,
-            at,
+            legacy_at,
             change,
         })
     }

@@ -214,7 +214,11 @@ fn roster_event(f: &mut Fuzz) -> SignedRosterEvent {
             seq,
             prev,
             signer: DeviceId(f.array()),
-            at: f.u64() as i64,
+            legacy_at: if f.one_in(4) {
+                Some(f.u64() as i64)
+            } else {
+                None
+            },
             change,
         },
         signature: f.array(),

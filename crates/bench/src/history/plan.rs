@@ -1101,8 +1101,10 @@ mod tests {
         ] {
             assert!(k(kind) > 0, "no {kind} in {:?}", p.by_kind);
         }
+        // A sealed answer is one envelope (protocol 2): two check-ins and a
+        // few more items a day.
         let per_day = p.envelopes as f64 / days as f64;
-        assert!((8.0..20.0).contains(&per_day), "{per_day} per day");
+        assert!((6.0..20.0).contains(&per_day), "{per_day} per day");
         // Most exercises both answered get marked, now and then a check-in.
         assert!(k("mark") * 3 > k("exercise"), "{:?}", p.by_kind);
     }

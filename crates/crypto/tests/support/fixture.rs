@@ -35,7 +35,7 @@ impl Couple {
             seq: 1,
             prev: Hash32::ZERO,
             signer: a.id(),
-            at: 1_700_000_000_000,
+            legacy_at: None,
             change: RosterChange::Create {
                 member: member_a,
                 device: a.public(),
@@ -46,7 +46,7 @@ impl Couple {
             seq: 2,
             prev: create.hash(),
             signer: a.id(),
-            at: 1_700_000_000_001,
+            legacy_at: None,
             change: RosterChange::Join {
                 member: member_b,
                 device: b.public(),
@@ -76,7 +76,7 @@ impl Couple {
             seq: last.event.seq + 1,
             prev: last.hash(),
             signer: signer.id(),
-            at: last.event.at + 1,
+            legacy_at: None,
             change,
         });
         self.events.push(ev);
