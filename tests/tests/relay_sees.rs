@@ -446,4 +446,20 @@ fn every_kind_looks_the_same_to_the_relay() {
     assert!(holds.iter().all(|h| h.0 == 32 && h.1 == 89), "{holds:?}");
     let released = holds.iter().filter(|h| h.2.is_some()).count();
     assert_eq!(released, 4, "two exchanges, two answers each: {holds:?}");
+
+    // The roster keeps only what the relay checks: version 2 events, without
+    // the signer's clock, for the pairing and both device changes.
+    let events: Vec<Vec<u8>> = db
+        .prepare("SELECT event FROM roster ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events.len(), 4, "create, join, link, revoke");
+    for e in &events {
+        let decoded = attune_proto::SignedRosterEvent::decode(e).unwrap();
+        assert_eq!(e[0], 2, "{decoded:?}");
+        assert_eq!(decoded.event.legacy_at, None);
+    }
 }
