@@ -16,6 +16,10 @@ use zeroize::Zeroizing;
 pub struct DeviceIdentity {
     signing: SigningKey,
     kx: StaticSecret,
+    /// Public keys and id, derived once: deriving the X25519 public key is a
+    /// scalar multiplication, and views ask for the id once per item.
+    public: DevicePublic,
+    id: DeviceId,
 }
 
 // Both fields wipe themselves when dropped: SigningKey is ZeroizeOnDrop, and
@@ -30,17 +34,30 @@ impl fmt::Debug for DeviceIdentity {
 
 impl DeviceIdentity {
     pub fn generate() -> Self {
-        Self {
-            signing: SigningKey::generate(&mut OsRng),
-            kx: StaticSecret::random_from_rng(OsRng),
-        }
+        Self::from_keys(
+            SigningKey::generate(&mut OsRng),
+            StaticSecret::random_from_rng(OsRng),
+        )
     }
 
     /// Rebuilds an identity from its two 32-byte secrets (Ed25519 seed, X25519 scalar).
     pub fn from_secret_bytes(sign_seed: &[u8; 32], kx_secret: &[u8; 32]) -> Self {
+        Self::from_keys(
+            SigningKey::from_bytes(sign_seed),
+            StaticSecret::from(*kx_secret),
+        )
+    }
+
+    fn from_keys(signing: SigningKey, kx: StaticSecret) -> Self {
+        let public = DevicePublic {
+            sign: signing.verifying_key().to_bytes(),
+            kx: PublicKey::from(&kx).to_bytes(),
+        };
         Self {
-            signing: SigningKey::from_bytes(sign_seed),
-            kx: StaticSecret::from(*kx_secret),
+            id: public.id(),
+            public,
+            signing,
+            kx,
         }
     }
 
@@ -53,14 +70,11 @@ impl DeviceIdentity {
     }
 
     pub fn public(&self) -> DevicePublic {
-        DevicePublic {
-            sign: self.signing.verifying_key().to_bytes(),
-            kx: PublicKey::from(&self.kx).to_bytes(),
-        }
+        self.public
     }
 
     pub fn id(&self) -> DeviceId {
-        self.public().id()
+        self.id
     }
 
     pub(crate) fn kx_secret(&self) -> &StaticSecret {

@@ -172,6 +172,10 @@ pub struct Plan {
 /// apart, they are not envelopes.
 pub const REVEAL: &str = "reveal (released by the relay)";
 
+/// The envelopes of a history's last weeks (about 90 days), written with daily
+/// contact whatever the history's length.
+const RECENT_ENVELOPES: usize = 650;
+
 /// Roughly how many envelopes a day brings: used to choose the sync interval.
 pub const TYPICAL_PER_DAY: usize = 12;
 
@@ -248,6 +252,10 @@ struct Planner {
     target: usize,
     sync_every: u32,
     contact_every: u32,
+    /// The day from which both are in contact daily: the last weeks of any
+    /// history look like a couple's ordinary life, however sparse the long past
+    /// was made to keep a long history quick to generate.
+    daily_from: Option<u32>,
     plan: Plan,
     people: [Person; 2],
     blind: BTreeMap<Exchange, Blind>,
@@ -270,6 +278,7 @@ pub fn plan(target: usize, seed: u64, sync_every: u32, contact_every: u32) -> Pl
         target,
         sync_every: sync_every.max(1),
         contact_every: contact_every.max(1),
+        daily_from: None,
         plan: Plan::default(),
         people: [
             Person {
@@ -292,6 +301,9 @@ pub fn plan(target: usize, seed: u64, sync_every: u32, contact_every: u32) -> Pl
     };
     let mut day = 0;
     while p.left() > 0 {
+        if p.daily_from.is_none() && p.left() <= RECENT_ENVELOPES {
+            p.daily_from = Some(day);
+        }
         p.day(day);
         day += 1;
     }
@@ -302,12 +314,19 @@ pub fn plan(target: usize, seed: u64, sync_every: u32, contact_every: u32) -> Pl
 impl Planner {
     /// Devices send and receive (push, pull) on contact days only.
     fn contact(&self, day: u32) -> bool {
-        day.is_multiple_of(self.contact_every)
+        self.daily_from.is_some_and(|d| day >= d) || day.is_multiple_of(self.contact_every)
     }
 
-    /// The first contact day after `day`.
+    /// The first contact day after `day`. (Computed before daily contact
+    /// starts, it may name a later day than the real one: every use of it is a
+    /// "not before", so that only ever makes a partner react later.)
     fn next_contact_after(&self, day: u32) -> u32 {
-        (day / self.contact_every + 1) * self.contact_every
+        let periodic = (day / self.contact_every + 1) * self.contact_every;
+        match self.daily_from {
+            Some(d) if day + 1 >= d => day + 1,
+            Some(d) => periodic.min(d),
+            None => periodic,
+        }
     }
 
     /// The first day the partner can have received an item written on `day`:
@@ -315,7 +334,11 @@ impl Planner {
     /// the contact day after that (in the morning). Full syncs may deliver it
     /// sooner; this never assumes it arrived before it did.
     fn seen_from(&self, day: u32) -> u32 {
-        let sent = day.div_ceil(self.contact_every) * self.contact_every;
+        let sent = if self.contact(day) {
+            day
+        } else {
+            self.next_contact_after(day)
+        };
         self.next_contact_after(sent)
     }
 
