@@ -970,6 +970,37 @@ fn streak_forgives_a_missed_yesterday_while_today_is_not_done() {
     );
 }
 
+/// A streak is counted once and then continued (the count is stored), but a
+/// check-in that arrives later dated inside it is not missed: written on days 0
+/// and 1, and 4, the streak on day 4 is 1; a check-in dated day 2 written after
+/// that makes it 4.
+#[test]
+fn a_stored_streak_is_recounted_when_an_earlier_check_in_arrives() {
+    let c = couple();
+    let t: i64 = 1_782_907_200_000;
+    let checkin = |d: i64| {
+        at(&c.a, t + d * DAY_MS)
+            .run(&["checkin", "--open", "--mood", "6", "--again"])
+            .ok();
+    };
+    let streak = || {
+        at(&c.a, t + 4 * DAY_MS)
+            .run(&["stats", "--days", "7", "--json"])
+            .ok()
+            .json()["my_streak"]
+            .as_u64()
+            .unwrap()
+    };
+    for d in [0, 1, 4] {
+        checkin(d);
+    }
+    assert_eq!(streak(), 1, "days 2 and 3 missed");
+    assert_eq!(streak(), 1, "the same from the stored count");
+    checkin(2);
+    assert_eq!(streak(), 4, "day 2 arrived: 0, 1, 2, (3 forgiven), 4");
+    assert_eq!(streak(), 4);
+}
+
 // ---------------------------------------------------------------------------
 // a minimal PNG decoder (zlib inflate and the PNG filters), so that the test can
 // look at the pixels without an image crate

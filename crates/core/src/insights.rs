@@ -43,9 +43,6 @@ pub fn daily_moods(view: &View) -> BTreeMap<String, (Option<u8>, Option<u8>)> {
 /// The days on which one partner checked in, including sealed check-ins this
 /// device cannot read yet (their existence is known; their content is not).
 pub fn checkin_days(view: &View, mine: bool) -> BTreeSet<String> {
-    if let Some((m, t)) = &view.checkin_days {
-        return if mine { m.clone() } else { t.clone() };
-    }
     let mut days: BTreeSet<String> = view
         .entries
         .iter()
@@ -126,17 +123,40 @@ fn date(day: &str) -> Option<NaiveDate> {
 /// Consecutive days with a check-in up to `today`, forgiving: one missed day does
 /// not break a streak, two in a row do. Today not done yet does not break it.
 pub fn streak(days: &BTreeSet<String>, today: &str) -> usize {
-    let Some(mut d) = date(today) else { return 0 };
+    streak_onto(days, today, None).0
+}
+
+/// [`streak`], continued onto a streak counted before: `known` is its most
+/// recent day and how many days it had. A walk back from today that reaches
+/// that day (without two missed days first) adds its count instead of walking
+/// on, so `days` need only go back to it. Returns the count and the streak's
+/// most recent day (none for no streak).
+pub fn streak_onto(
+    days: &BTreeSet<String>,
+    today: &str,
+    known: Option<(&str, usize)>,
+) -> (usize, Option<String>) {
+    let Some(mut d) = date(today) else {
+        return (0, None);
+    };
     let mut count = 0;
+    let mut latest: Option<String> = None;
     let mut missed_in_a_row = 0;
     if !days.contains(today) {
         d = d.pred_opt().unwrap_or(d);
     }
     loop {
         let key = d.format("%Y-%m-%d").to_string();
+        if let Some((last, known_count)) = known.filter(|(last, _)| *last == key) {
+            // The stored streak's most recent day: it holds a check-in.
+            latest.get_or_insert_with(|| last.to_string());
+            count += known_count;
+            break;
+        }
         if days.contains(&key) {
             count += 1;
             missed_in_a_row = 0;
+            latest.get_or_insert(key);
         } else {
             missed_in_a_row += 1;
             if missed_in_a_row >= 2 {
@@ -148,7 +168,7 @@ pub fn streak(days: &BTreeSet<String>, today: &str) -> usize {
             None => break,
         }
     }
-    count
+    (count, latest)
 }
 
 /// Who reflected whom, and how often the first reflection was confirmed.
@@ -248,8 +268,12 @@ pub fn stats(view: &View, today: &str, days: u32) -> Stats {
         .into_iter()
         .filter(|a| in_range(&a.day))
         .collect();
-    let mine = checkin_days(view, true);
-    let theirs = checkin_days(view, false);
+    let (my_streak, partner_streak) = view.streaks.unwrap_or_else(|| {
+        (
+            streak(&checkin_days(view, true), today),
+            streak(&checkin_days(view, false), today),
+        )
+    });
     Stats {
         my_average_mood: mean(list.iter().filter_map(|d| d.1).map(f64::from)),
         partner_average_mood: mean(list.iter().filter_map(|d| d.2).map(f64::from)),
@@ -265,8 +289,8 @@ pub fn stats(view: &View, today: &str, days: u32) -> Stats {
                 .filter_map(|a| a.their_mood_error)
                 .map(f64::from),
         ),
-        my_streak: streak(&mine, today),
-        partner_streak: streak(&theirs, today),
+        my_streak,
+        partner_streak,
         balance: balance(view),
         days: list,
         accuracy,
@@ -481,6 +505,31 @@ pub fn due_today(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_streak_is_continued_not_walked_again() {
+        let days: BTreeSet<String> = ["2026-01-03", "2026-01-04", "2026-01-06"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // Without a stored count the walk ends where the data ends.
+        assert_eq!(
+            streak_onto(&days, "2026-01-06", None),
+            (3, Some("2026-01-06".to_string()))
+        );
+        // A stored streak of 40 days whose most recent day was the 3rd.
+        let known = Some(("2026-01-03", 40));
+        assert_eq!(
+            streak_onto(&days, "2026-01-06", known),
+            (42, Some("2026-01-06".to_string()))
+        );
+        // Today not done yet, one missed day, then the stored day: still on.
+        let early: BTreeSet<String> = ["2026-01-03"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(streak_onto(&early, "2026-01-05", known).0, 40);
+        // Two missed days before reaching it: the streak is over.
+        assert_eq!(streak_onto(&early, "2026-01-07", known), (0, None));
+        assert_eq!(streak(&days, "2026-01-06"), 3);
+    }
 
     #[test]
     fn streaks_forgive_one_missed_day() {

@@ -73,12 +73,9 @@ pub struct View {
     pub heads: Vec<SeenHead>,
     /// The practices derived from the entries (blind exchanges, reflections, pauses).
     pub practice: crate::practice::Practice,
-    /// The days each partner checked in (mine, theirs), from the store, when the
-    /// view holds only part of the history.
-    pub checkin_days: Option<(
-        std::collections::BTreeSet<String>,
-        std::collections::BTreeSet<String>,
-    )>,
+    /// Each partner's check-in streak (mine, theirs) as the store counted it,
+    /// when the view holds only part of the history.
+    pub streaks: Option<(usize, usize)>,
 }
 
 pub struct Profile {

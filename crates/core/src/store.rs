@@ -895,7 +895,7 @@ impl Profile {
             &[&quarter],
         )?;
         let mut view = self.view_around(&seeds, true)?;
-        view.checkin_days = Some((self.checkin_days(true)?, self.checkin_days(false)?));
+        view.streaks = Some((self.streak(true)?, self.streak(false)?));
         Ok(view)
     }
 
@@ -919,6 +919,96 @@ impl Profile {
             .map_err(db)?;
         drop(stmt);
         self.view_around(&seeds, true)
+    }
+
+    /// One partner's check-in streak (`insights::streak`), counted from the
+    /// index. A long streak is not counted day by day again on every command:
+    /// the last count is kept (`streak:me`, `streak:partner`: its most recent
+    /// day, how many days it had, and the newest index row then), and a walk
+    /// back from today that reaches that day adds it. Rows only ever join the
+    /// index, so a stored count stays true unless a check-in dated before its
+    /// last days was indexed since; then it is counted afresh.
+    fn streak(&self, mine: bool) -> Result<usize, ClientError> {
+        let key = if mine { "streak:me" } else { "streak:partner" };
+        let now = crate::profile::now_ms();
+        let today = day_of(now);
+        let newest_row: i64 = self
+            .db
+            .conn()
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM items", [], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        let stored = self.db.get(key)?.and_then(|v| {
+            let mut parts = v.split(' ');
+            let last = parts.next()?.to_string();
+            let count: usize = parts.next()?.parse().ok()?;
+            let row: i64 = parts.next()?.parse().ok()?;
+            Some((last, count, row))
+        });
+        let usable = match &stored {
+            Some((last, _, row)) if last.as_str() <= today.as_str() => {
+                let back = days_between(last, &today);
+                // The walk needs the days from the stored one to today (a margin
+                // either side for clock changes); a check-in indexed since then
+                // and dated up to a day after the stored one may change its count.
+                let since = now.saturating_sub((back + 2) * 86_400_000);
+                let changed_before = now.saturating_sub((back - 2).max(0) * 86_400_000);
+                let late: bool = self
+                    .db
+                    .conn()
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM items NOT INDEXED WHERE rowid > ?1 AND at < ?2
+                         AND kind IN ('checkin', 'sealed'))",
+                        params![row, changed_before],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?;
+                (!late).then_some(since)
+            }
+            _ => None,
+        };
+        let (count, last) = match (stored, usable) {
+            (Some((last, count, _)), Some(since)) => {
+                let days = self.checkin_days_since(mine, since)?;
+                crate::insights::streak_onto(&days, &today, Some((&last, count)))
+            }
+            _ => {
+                let days = self.checkin_days(mine)?;
+                crate::insights::streak_onto(&days, &today, None)
+            }
+        };
+        if let Some(last) = last {
+            // Only a shortcut for next time: a failure to store it changes nothing.
+            let _ = self.db.set(key, &format!("{last} {count} {newest_row}"));
+        }
+        Ok(count)
+    }
+
+    /// The days one partner checked in since `since_ms` (see [`Self::checkin_days`]).
+    fn checkin_days_since(
+        &self,
+        mine: bool,
+        since_ms: i64,
+    ) -> Result<BTreeSet<String>, ClientError> {
+        let mut stmt = self
+            .db
+            .conn()
+            .prepare_cached(
+                "SELECT at FROM items i WHERE at >= ?2 AND mine = ?1 AND (kind = 'checkin'
+                 OR (kind = 'sealed' AND NOT EXISTS
+                    (SELECT 1 FROM items x WHERE x.entry = i.link AND x.kind = 'exercise')))",
+            )
+            .map_err(db)?;
+        let days = stmt
+            .query_map(params![mine as i64, since_ms], |r| r.get::<_, i64>(0))
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?
+            .into_iter()
+            .map(day_of)
+            .collect();
+        Ok(days)
     }
 
     /// The days one partner checked in, from the index: open check-ins and sealed
@@ -1225,6 +1315,15 @@ fn pending_cursor(
         .optional()
         .map_err(db)?;
     Ok(c.map(|c| c as u64))
+}
+
+/// Whole days from `from` to `to` (`YYYY-MM-DD`), 0 when either does not parse.
+fn days_between(from: &str, to: &str) -> i64 {
+    let parse = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    match (parse(from), parse(to)) {
+        (Some(a), Some(b)) => (b - a).num_days().max(0),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
