@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use attune_proto::api::{self, codes};
-use attune_proto::{request, DeviceId, Hash32, RequestToSign, Roster, SpaceId};
+use attune_proto::{request, DeviceId, Hash32, RequestToSign, Roster, SpaceId, Verifier};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
@@ -264,9 +264,9 @@ impl Claim {
 
     /// Verifies the signature with the device's signing key, refuses replays, and
     /// takes a rate-limit token.
-    fn verify(&self, state: &SharedState, sign_key: &[u8; 32]) -> Result<(), ApiError> {
+    fn verify(&self, state: &SharedState, key: &Verifier) -> Result<(), ApiError> {
         self.request
-            .verify(sign_key, &self.signature)
+            .verify_with(key, &self.signature)
             .map_err(|_| {
                 ApiError::unauthenticated(
                     codes::BAD_SIGNATURE,
@@ -336,7 +336,7 @@ impl FromRequest<SharedState> for Member {
                 "this device was revoked from this space",
             ));
         }
-        claim.verify(state, &entry.public.sign)?;
+        claim.verify(state, &entry.verifier)?;
         let body = read_body(&parts.headers, body, max_body, &state.bodies, true).await?;
         if request::body_hash(&body.bytes) != claim.request.body_hash {
             return Err(body_mismatch());
@@ -404,7 +404,13 @@ impl FromRequest<SharedState> for Creation {
 impl Creation {
     /// Verifies the signature with the key the creation event names.
     pub fn verify(&self, state: &SharedState, sign_key: &[u8; 32]) -> Result<(), ApiError> {
-        self.claim.verify(state, sign_key)
+        let key = Verifier::new(sign_key).map_err(|_| {
+            ApiError::unauthenticated(
+                codes::BAD_SIGNATURE,
+                "the request signature does not verify for this device",
+            )
+        })?;
+        self.claim.verify(state, &key)
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {

@@ -547,6 +547,38 @@ async fn envelope_append_and_pull() {
     assert_eq!((r.status, r.code()), (400, codes::BAD_REQUEST));
 }
 
+/// A large batch is checked on several threads; one bad signature anywhere in it
+/// still refuses all of it, and the error names the first bad envelope.
+#[tokio::test]
+async fn a_batch_with_one_bad_signature_is_refused_whole_and_names_it() {
+    let (_dir, relay, space, a, b) = setup(&[]).await;
+    let path = format!("/v1/spaces/{}/envelopes", space.space);
+    let mut chain = Chain::new(&a);
+    let mut batch: Vec<_> = (0..64)
+        .map(|i| chain.next(&space, format!("a{i}").as_bytes()))
+        .collect();
+    batch[41].signature[17] ^= 0x20;
+    batch[58].signature[3] ^= 0x01;
+    let r = signed(&relay, &a, "POST", &path, envelopes_body(&batch)).await;
+    assert_eq!((r.status, r.code()), (400, codes::BAD_SIGNATURE));
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("envelope 41:"), "{message}");
+    // Nothing of it was stored, the good envelopes before the bad one included.
+    let page = relay.client(&b).pull(space.space, 0, 100).await.unwrap();
+    assert!(page.envelopes.is_empty(), "{} stored", page.envelopes.len());
+
+    // The same batch, mended, goes in whole and in order.
+    batch[41].signature[17] ^= 0x20;
+    batch[58].signature[3] ^= 0x01;
+    let r = relay
+        .client(&a)
+        .append(space.space, batch.iter().map(|e| e.encode()).collect())
+        .await
+        .unwrap();
+    let cursors: Vec<u64> = r.results.iter().map(|x| x.cursor).collect();
+    assert_eq!(cursors, (1..=64).collect::<Vec<u64>>());
+}
+
 #[tokio::test]
 async fn websocket_stream_catches_up_then_follows() {
     let (_dir, relay, space, a, b) = setup(&[]).await;

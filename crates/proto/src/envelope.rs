@@ -226,8 +226,12 @@ impl Envelope {
 
     /// Checks the author's signature, given the author's Ed25519 public key.
     pub fn verify_signature(&self, author_sign_key: &[u8; 32]) -> Result<(), SignatureError> {
-        sig::verify(
-            author_sign_key,
+        self.verify_with(&sig::Verifier::new(author_sign_key)?)
+    }
+
+    /// Checks the author's signature with the author's key, already decoded.
+    pub fn verify_with(&self, author: &sig::Verifier) -> Result<(), SignatureError> {
+        author.verify(
             labels::ENVELOPE_SIG,
             &Self::signed_message(&self.header, &self.body),
             &self.signature,

@@ -30,4 +30,4 @@ pub use ids::{DeviceId, DevicePublic, EntryId, Hash32, MemberId, SpaceId};
 pub use pairing::{PairingMessage, PairingPayload, Role};
 pub use request::RequestToSign;
 pub use roster::{Roster, RosterChange, RosterError, RosterEvent, SignedRosterEvent};
-pub use sig::SignatureError;
+pub use sig::{SignatureError, Verifier};

@@ -76,6 +76,15 @@ impl RequestToSign {
     }
 
     pub fn verify(&self, sign_key: &[u8; 32], signature: &[u8; 64]) -> Result<(), SignatureError> {
-        sig::verify(sign_key, labels::REQUEST_SIG, &self.encode(), signature)
+        self.verify_with(&sig::Verifier::new(sign_key)?, signature)
+    }
+
+    /// As [`Self::verify`], with the device's key already decoded.
+    pub fn verify_with(
+        &self,
+        key: &sig::Verifier,
+        signature: &[u8; 64],
+    ) -> Result<(), SignatureError> {
+        key.verify(labels::REQUEST_SIG, &self.encode(), signature)
     }
 }

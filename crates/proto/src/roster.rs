@@ -20,7 +20,7 @@ use thiserror::Error;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::ids::{hash_labelled, DeviceId, DevicePublic, Hash32, MemberId, SpaceId};
 use crate::labels;
-use crate::sig::{self, SignatureError};
+use crate::sig::{SignatureError, Verifier};
 
 /// The roster event format new events are written in.
 pub const ROSTER_VERSION: u8 = 2;
@@ -205,12 +205,12 @@ impl SignedRosterEvent {
     }
 
     pub fn verify_signature(&self, signer_key: &[u8; 32]) -> Result<(), SignatureError> {
-        sig::verify(
-            signer_key,
-            labels::ROSTER_SIG,
-            &self.event.encode(),
-            &self.signature,
-        )
+        self.verify_with(&Verifier::new(signer_key)?)
+    }
+
+    /// As [`Self::verify_signature`], with the signer's key already decoded.
+    pub fn verify_with(&self, signer: &Verifier) -> Result<(), SignatureError> {
+        signer.verify(labels::ROSTER_SIG, &self.event.encode(), &self.signature)
     }
 }
 
@@ -249,6 +249,8 @@ pub enum RosterError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RosterDevice {
     pub public: DevicePublic,
+    /// `public.sign`, decoded once when the roster was verified.
+    pub verifier: Verifier,
     pub member: MemberId,
     /// `Some(n)` once revoked: its envelopes with sequence number `<= n` stay valid.
     pub revoked_after: Option<u64>,
@@ -297,14 +299,17 @@ impl Roster {
         if ev.seq != 1 || ev.signer != device.id() {
             return Err(RosterError::BadCreate);
         }
+        let verifier = Verifier::new(&device.sign)
+            .map_err(|source| RosterError::BadSignature { seq: 1, source })?;
         signed
-            .verify_signature(&device.sign)
+            .verify_with(&verifier)
             .map_err(|source| RosterError::BadSignature { seq: 1, source })?;
         let mut devices = BTreeMap::new();
         devices.insert(
             device.id(),
             RosterDevice {
                 public: device,
+                verifier,
                 member,
                 revoked_after: None,
                 recovery: false,
@@ -344,7 +349,7 @@ impl Roster {
             _ => return Err(RosterError::UnauthorizedSigner { seq }),
         };
         signed
-            .verify_signature(&signer.public.sign)
+            .verify_with(&signer.verifier)
             .map_err(|source| RosterError::BadSignature { seq, source })?;
 
         match ev.change {
@@ -393,10 +398,8 @@ impl Roster {
         device: DevicePublic,
         recovery: bool,
     ) -> Result<(), RosterError> {
-        match ed25519_dalek::VerifyingKey::from_bytes(&device.sign) {
-            Ok(k) if !k.is_weak() => {}
-            _ => return Err(RosterError::BadDeviceKey { seq }),
-        }
+        let verifier =
+            Verifier::new(&device.sign).map_err(|_| RosterError::BadDeviceKey { seq })?;
         let id = device.id();
         if self.devices.contains_key(&id) {
             return Err(RosterError::DuplicateDevice { seq });
@@ -405,6 +408,7 @@ impl Roster {
             id,
             RosterDevice {
                 public: device,
+                verifier,
                 member,
                 revoked_after: None,
                 recovery,

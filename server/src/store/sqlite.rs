@@ -139,8 +139,13 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(internal)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(internal)?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        .map_err(internal)?;
+    // 8 KiB pages hold three padded envelopes (2.3 KB each) where 4 KiB pages
+    // held one. Only a new database takes it (before its first table; a WAL
+    // database keeps the page size it was made with).
+    conn.execute_batch(
+        "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    )
+    .map_err(internal)?;
     Ok(conn)
 }
 
@@ -936,5 +941,23 @@ mod tests {
         }
         assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 reads at once");
         assert_eq!(store.readers.lock().unwrap().len(), 2);
+    }
+
+    /// A new database takes 8 KiB pages; an existing one keeps what it has.
+    #[test]
+    fn new_databases_take_eight_kib_pages_and_old_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = |c: &Connection| {
+            c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        let fresh = dir.path().join("new.sqlite3");
+        assert_eq!(page(&open(&fresh).unwrap()), 8192);
+        let old = dir.path().join("old.sqlite3");
+        let c = Connection::open(&old).unwrap();
+        c.execute_batch("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE t (x);")
+            .unwrap();
+        drop(c);
+        assert_eq!(page(&open(&old).unwrap()), 4096);
     }
 }
