@@ -1013,28 +1013,13 @@ impl Profile {
 
     /// The days one partner checked in, from the index: open check-ins and sealed
     /// answers to a day's exchange. Read back from today only as far as a
-    /// forgiving streak could reach, doubling the span while it does.
+    /// forgiving streak could reach, widening the span fourfold while it does.
     fn checkin_days(&self, mine: bool) -> Result<BTreeSet<String>, ClientError> {
-        let conn = self.db.conn();
         let now = crate::profile::now_ms();
         let mut span_days: i64 = 64;
         loop {
             let since = now.saturating_sub(span_days * 86_400_000);
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT at FROM items i WHERE at >= ?2 AND mine = ?1 AND (kind = 'checkin'
-                     OR (kind = 'sealed' AND NOT EXISTS
-                        (SELECT 1 FROM items x WHERE x.entry = i.link AND x.kind = 'exercise')))",
-                )
-                .map_err(db)?;
-            let days: BTreeSet<String> = stmt
-                .query_map(params![mine as i64, since], |r| r.get::<_, i64>(0))
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db)?
-                .into_iter()
-                .map(day_of)
-                .collect();
+            let days = self.checkin_days_since(mine, since)?;
             let today = day_of(now);
             let streak = crate::insights::streak(&days, &today) as i64;
             // A streak that reaches back near the span's start may go further.
