@@ -120,7 +120,9 @@ fn tokyo_and_los_angeles_meet_every_evening_and_a_skipped_one_is_unanswered() {
 #[test]
 fn an_open_check_in_answers_a_sealed_one_and_a_second_needs_again() {
     let c = Couple::new(&[]);
-    let now = attune_core::relay::now_ms();
+    // 19:00 in Tokyo, so the second check-in two hours later is on the same
+    // local day whatever the hour the test runs (the real clock made it flaky).
+    let now = utc_midnight(1) + 10 * HOUR;
     let alex = at(&c.a, TOKYO, now);
     let sam = at(&c.b, LOS_ANGELES, now + HOUR);
     checkin(&alex, 6, 5);
