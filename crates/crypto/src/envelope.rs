@@ -200,8 +200,9 @@ pub fn verify_envelope(envelope: &Envelope, roster: &Roster) -> Result<(), OpenE
         return Err(OpenError::UnknownAuthor);
     }
     let author = roster.device(&h.author).ok_or(OpenError::UnknownAuthor)?;
+    // The roster decoded the author's key once; not again per envelope.
     envelope
-        .verify_signature(&author.public.sign)
+        .verify_with(&author.verifier)
         .map_err(OpenError::BadSignature)
 }
 

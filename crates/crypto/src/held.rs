@@ -84,11 +84,10 @@ pub fn seal_held(
 /// opens the answer key.
 pub fn open_held(
     held: &HeldReveal,
-    author_sign_key: &[u8; 32],
+    author: &attune_proto::sig::Verifier,
     keys: &Keyring,
 ) -> Result<SymmetricKey, HeldError> {
-    held.verify(author_sign_key)
-        .map_err(|_| HeldError::Signature)?;
+    held.verify_with(author).map_err(|_| HeldError::Signature)?;
     if !matches!(held.header.key, KeyId::Epoch(_)) {
         return Err(HeldError::NotEpoch);
     }
@@ -251,7 +250,12 @@ mod tests {
         let key = SymmetricKey::generate();
         let held = seal_held(&id, &keys, header, &key).unwrap();
         let decoded = HeldReveal::decode(&held.encode()).unwrap();
-        let opened = open_held(&decoded, &id.public().sign, &keys).unwrap();
+        let opened = open_held(
+            &decoded,
+            &attune_proto::sig::Verifier::new(&id.public().sign).unwrap(),
+            &keys,
+        )
+        .unwrap();
         assert_eq!(opened.expose(), key.expose());
     }
 
@@ -263,21 +267,33 @@ mod tests {
         // Another device's key does not verify it.
         let other = DeviceIdentity::generate();
         assert_eq!(
-            open_held(&held, &other.public().sign, &keys),
+            open_held(
+                &held,
+                &attune_proto::sig::Verifier::new(&other.public().sign).unwrap(),
+                &keys
+            ),
             Err(HeldError::Signature)
         );
         // Moved to another exchange: the signature no longer covers it.
         let mut moved = held.clone();
         moved.header.exchange = EntryId([9; 16]);
         assert_eq!(
-            open_held(&moved, &id.public().sign, &keys),
+            open_held(
+                &moved,
+                &attune_proto::sig::Verifier::new(&id.public().sign).unwrap(),
+                &keys
+            ),
             Err(HeldError::Signature)
         );
         // Signed correctly but under an epoch key this device does not hold.
         let mut other_keys = Keyring::new();
         other_keys.insert(KeyId::Epoch(1), SymmetricKey::generate());
         assert_eq!(
-            open_held(&held, &id.public().sign, &other_keys),
+            open_held(
+                &held,
+                &attune_proto::sig::Verifier::new(&id.public().sign).unwrap(),
+                &other_keys
+            ),
             Err(HeldError::Open)
         );
         // A private key id is never used for a held reveal.

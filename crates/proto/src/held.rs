@@ -15,7 +15,7 @@
 use crate::codec::{expect_version, DecodeError, Reader, Writer};
 use crate::envelope::KeyId;
 use crate::ids::{DeviceId, EntryId, SpaceId};
-use crate::sig::{verify, SignatureError};
+use crate::sig::{SignatureError, Verifier};
 
 /// The answer key (32 bytes) and its AEAD tag.
 pub const HELD_KEY_CT: usize = 48;
@@ -92,13 +92,14 @@ impl HeldReveal {
 
     /// Checks the author's signature with their public signing key.
     pub fn verify(&self, sign_key: &[u8; 32]) -> Result<(), SignatureError> {
+        self.verify_with(&Verifier::new(sign_key)?)
+    }
+
+    /// [`HeldReveal::verify`] with the author's key already decoded (a
+    /// verified roster holds it so).
+    pub fn verify_with(&self, author: &Verifier) -> Result<(), SignatureError> {
         let signed = Self::signed_part(&self.header, &self.nonce, &self.ciphertext);
-        verify(
-            sign_key,
-            crate::labels::HELD_REVEAL_SIG,
-            &signed,
-            &self.signature,
-        )
+        author.verify(crate::labels::HELD_REVEAL_SIG, &signed, &self.signature)
     }
 }
 
