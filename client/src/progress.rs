@@ -28,13 +28,21 @@ impl Progress for Spinner {
         if more && self.bar.is_none() && self.enabled {
             let b = ProgressBar::new_spinner();
             b.set_style(
-                ProgressStyle::with_template("{spinner} receiving: {pos} envelopes ({per_sec})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(
+                    "{spinner} received {human_pos} items ({per_sec}){msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             self.bar = Some(b);
         }
         if let Some(b) = &self.bar {
             b.set_position(done);
+        }
+    }
+
+    fn verified(&mut self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!(", {} verified", indicatif::HumanCount(done)));
         }
     }
 

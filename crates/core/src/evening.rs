@@ -81,17 +81,20 @@ impl Profile {
             return Ok(vec![]);
         }
         let view = self.view_around(&released, false)?;
+        // A new device's first sync releases every exchange of the history.
+        let released: std::collections::HashSet<&str> =
+            released.iter().map(String::as_str).collect();
         let mut out: Vec<Exchange> = view
             .practice
             .exchanges
             .into_iter()
             .filter(|x| {
                 // Version 1 reveals are filed by exchange, version 2 by answer.
-                let named = released.contains(&x.id)
+                let named = released.contains(x.id.as_str())
                     || [&x.mine, &x.theirs]
                         .into_iter()
                         .flatten()
-                        .any(|s| released.contains(&s.entry.to_hex()));
+                        .any(|s| released.contains(s.entry.to_hex().as_str()));
                 named && x.their_answer().is_some()
             })
             .collect();

@@ -34,6 +34,45 @@ use crate::profile::{Profile, View};
 const INDEX_CHUNK: i64 = 5_000;
 const INDEX_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 
+/// A chunk of received envelopes, decoded, with every signature checked (on
+/// all cores) against `roster`: what [`Profile::index_chunk`] needs besides the
+/// store. Made on another thread for the next chunk while one is indexed.
+struct Checking {
+    /// The cursor the chunk follows.
+    after: u64,
+    rows: Vec<(u64, Vec<u8>)>,
+    roster: Roster,
+    decoded: Vec<Option<Envelope>>,
+    /// One per envelope that decoded, in order.
+    verdicts: Vec<attune_crypto::Signed>,
+}
+
+impl Checking {
+    fn new(after: u64, rows: Vec<(u64, Vec<u8>)>, roster: Roster) -> Self {
+        let decoded: Vec<Option<Envelope>> =
+            rows.iter().map(|(_, b)| Envelope::decode(b).ok()).collect();
+        let present: Vec<Envelope> = decoded.iter().flatten().cloned().collect();
+        let verdicts = ChainVerifier::new(roster.clone()).verify_all(&present);
+        Self {
+            after,
+            rows,
+            roster,
+            decoded,
+            verdicts,
+        }
+    }
+}
+
+/// A sealed answer in a view: its exchange, its entry and its key generation.
+type SealedRef<'a> = (&'a str, &'a Entry, Option<u32>);
+
+/// Released reveals from this many on are checked on all cores.
+const PARALLEL_REVEALS: usize = 256;
+
+/// A released reveal that opened: its cursor, the answer's key, the answer and
+/// its exchange; `None` for one that is skipped.
+type Opened<'a> = Option<(u64, attune_crypto::SymmetricKey, &'a Entry, String)>;
+
 /// One row of `items`.
 #[derive(Debug, Clone)]
 pub(crate) struct ItemRow {
@@ -137,12 +176,48 @@ impl Profile {
 
     fn index(&mut self, stop_at_unknown: bool) -> Result<usize, ClientError> {
         let mut total = self.index_own_backlog()?;
+        let mut ahead: Option<Checking> = None;
         loop {
-            let n = self.index_chunk(stop_at_unknown)?;
+            let after: u64 = self
+                .db
+                .get("indexed_cursor")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let roster = self.roster()?;
+            // Checked ahead from where this chunk starts, against this roster:
+            // else read and check it now.
+            let chunk = match ahead.take() {
+                Some(c) if c.after == after && c.roster == roster => c,
+                _ => {
+                    let rows = self
+                        .db
+                        .received_after(after, INDEX_CHUNK, INDEX_CHUNK_BYTES)?;
+                    Checking::new(after, rows, roster)
+                }
+            };
+            if chunk.rows.is_empty() {
+                break;
+            }
+            // The next chunk's signatures are checked on other threads while
+            // this one's chain rules, decryption and index rows run here.
+            let following = chunk.rows.last().map(|(c, _)| *c).unwrap_or(after);
+            let next_rows = self
+                .db
+                .received_after(following, INDEX_CHUNK, INDEX_CHUNK_BYTES)?;
+            let next_roster = chunk.roster.clone();
+            let (n, next) = std::thread::scope(|s| {
+                let checker = (!next_rows.is_empty())
+                    .then(|| s.spawn(move || Checking::new(following, next_rows, next_roster)));
+                let n = self.index_chunk(chunk, stop_at_unknown);
+                // A checker that could not finish: the next chunk is read again.
+                (n, checker.and_then(|h| h.join().ok()))
+            });
+            let n = n?;
             total += n;
             if n == 0 {
                 break;
             }
+            ahead = next;
         }
         Ok(total)
     }
@@ -232,22 +307,26 @@ impl Profile {
         Ok(ChainVerifier::resume(roster, snapshots))
     }
 
-    /// Verifies the next chunk of received envelopes in cursor order.
-    fn index_chunk(&mut self, stop_at_unknown: bool) -> Result<usize, ClientError> {
-        let after: i64 = self
-            .db
-            .get("indexed_cursor")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let rows = self
-            .db
-            .received_after(after as u64, INDEX_CHUNK, INDEX_CHUNK_BYTES)?;
+    /// Verifies a chunk of received envelopes, in cursor order, whose
+    /// signatures were checked against the roster held now.
+    fn index_chunk(
+        &mut self,
+        chunk: Checking,
+        stop_at_unknown: bool,
+    ) -> Result<usize, ClientError> {
+        let Checking {
+            after,
+            rows,
+            roster,
+            decoded,
+            verdicts,
+        } = chunk;
         if rows.is_empty() {
             return Ok(0);
         }
+        let after = after as i64;
         let mut last_cursor = after as u64;
         let mut done = 0;
-        let roster = self.roster()?;
         let my_member = roster.device(&self.identity.id()).map(|d| d.member);
         let me = self.identity.id();
         let partner = self
@@ -262,12 +341,9 @@ impl Profile {
         let mut keys_changed = false;
         let mut latest_claim: Option<(i64, u64)> = None;
         let mut roster_claims: Vec<(RosterHead, i64)> = Vec::new();
-        // Signatures, the costly part, checked for the whole chunk at once on
-        // all cores; the chain rules then run in order.
-        let decoded: Vec<Option<Envelope>> =
-            rows.iter().map(|(_, b)| Envelope::decode(b).ok()).collect();
-        let present: Vec<Envelope> = decoded.iter().flatten().cloned().collect();
-        let mut verdicts = verifier.verify_all(&present).into_iter();
+        // The signatures, the costly part, were checked for the whole chunk on
+        // all cores (`Checking`); the chain rules run here, in order.
+        let mut verdicts = verdicts.into_iter();
         for ((cursor, bytes), served) in rows.iter().zip(decoded) {
             let cursor = *cursor;
             let verdict = served.as_ref().and_then(|_| verdicts.next());
@@ -687,7 +763,7 @@ impl Profile {
         roster: &Roster,
     ) -> Result<(Vec<Entry>, Vec<Problem>), ClientError> {
         let space = roster.space();
-        let sealed: Vec<(&str, &Entry, Option<u32>)> = entries
+        let sealed: Vec<SealedRef<'_>> = entries
             .iter()
             .filter_map(|e| match &e.item.body {
                 Body::Sealed { exercise, gen, .. } => Some((exercise.as_str(), e, *gen)),
@@ -735,55 +811,80 @@ impl Profile {
         filed.extend(sealed.iter().map(|(_, e, _)| e.id.to_hex()));
         filed.sort();
         filed.dedup();
-        let mut problems = Vec::new();
-        for (cursor, blob) in self.db.released_for(&filed)? {
+        // By answer id: a new device's first view has every sealed answer and
+        // every reveal of the history (a search per reveal was quadratic).
+        // One id can name several sealed answers (a modified client's second
+        // one): each keeps its order, and the first that fits is taken.
+        let mut by_entry: std::collections::HashMap<EntryId, Vec<&SealedRef<'_>>> =
+            std::collections::HashMap::new();
+        for s in &sealed {
+            by_entry.entry(s.1.id).or_default().push(s);
+        }
+        let keys = &self.keys;
+        let by_entry = &by_entry;
+        // Each reveal is checked on its own (a held one's signature is the
+        // costly part): on all cores when there are many, as on a new device.
+        let open_one = |(cursor, blob): &(u64, Vec<u8>)| -> Result<Opened<'_>, Problem> {
             let refuse = |why: &str| Problem {
                 kind: "bad_reveal".into(),
                 detail: format!("the relay released a reveal that was refused: {why}"),
-                cursor: Some(cursor),
+                cursor: Some(*cursor),
             };
-            let opened = if let Ok(released) = attune_proto::Released::decode(&blob) {
+            let (key, answer, exercise) = if let Ok(released) = attune_proto::Released::decode(blob)
+            {
                 // The sealed answer it reveals, and the exchange this device
                 // read that answer in: the slot opens only for that one.
-                let Some((exercise, answer, _)) =
-                    sealed.iter().find(|(_, e, _)| e.id == released.entry)
+                let Some((exercise, answer, _)) = by_entry
+                    .get(&released.entry)
+                    .and_then(|v| v.first())
+                    .copied()
                 else {
-                    problems.push(refuse("it names no sealed answer here"));
-                    continue;
+                    return Err(refuse("it names no sealed answer here"));
                 };
                 let Ok(exchange) = EntryId::from_hex(exercise) else {
-                    continue;
+                    return Ok(None);
                 };
-                attune_crypto::open_released(&self.keys, &space, &exchange, &released)
+                attune_crypto::open_released(keys, &space, &exchange, &released)
                     .map(|key| (key, *answer, exercise.to_string()))
-                    .map_err(|e| e.to_string())
-            } else if let Ok(held) = attune_proto::HeldReveal::decode(&blob) {
+                    .map_err(|e| refuse(&e.to_string()))?
+            } else if let Ok(held) = attune_proto::HeldReveal::decode(blob) {
                 let h = held.header;
                 let Some(device) = roster.device(&h.author) else {
-                    problems.push(refuse("its author is not in the roster"));
-                    continue;
+                    return Err(refuse("its author is not in the roster"));
                 };
-                let Some((_, answer, _)) = sealed.iter().find(|(x, e, _)| {
-                    e.id == h.entry && e.author == h.author && *x == h.exchange.to_hex()
+                let exchange = h.exchange.to_hex();
+                let Some((_, answer, _)) = by_entry.get(&h.entry).and_then(|v| {
+                    v.iter()
+                        .find(|(x, e, _)| e.author == h.author && *x == exchange)
+                        .copied()
                 }) else {
-                    problems.push(refuse("it names no sealed answer of its author here"));
-                    continue;
+                    return Err(refuse("it names no sealed answer of its author here"));
                 };
                 if h.space != space {
-                    problems.push(refuse("it belongs to another space"));
-                    continue;
+                    return Err(refuse("it belongs to another space"));
                 }
-                attune_crypto::open_held(&held, &device.public.sign, &self.keys)
+                attune_crypto::open_held(&held, &device.verifier, keys)
                     .map(|key| (key, *answer, h.exchange.to_hex()))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| refuse(&e.to_string()))?
             } else {
-                problems.push(refuse("it is malformed"));
-                continue;
+                return Err(refuse("it is malformed"));
             };
-            let (key, answer, exercise) = match opened {
-                Ok(o) => o,
-                Err(why) => {
-                    problems.push(refuse(&why));
+            Ok(Some((*cursor, key, answer, exercise)))
+        };
+        let blobs = self.db.released_for(&filed)?;
+        let outcomes: Vec<Result<Opened<'_>, Problem>> = if blobs.len() >= PARALLEL_REVEALS {
+            use rayon::prelude::*;
+            blobs.par_iter().map(open_one).collect()
+        } else {
+            blobs.iter().map(open_one).collect()
+        };
+        let mut problems = Vec::new();
+        for outcome in outcomes {
+            let (cursor, key, answer, exercise) = match outcome {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(p) => {
+                    problems.push(p);
                     continue;
                 }
             };

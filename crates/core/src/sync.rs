@@ -198,15 +198,28 @@ pub fn incoming(body: Stored) -> Incoming {
     }
 }
 
-/// Pulls everything after the last cursor, reporting progress page by page.
-pub async fn pull(
-    profile: &mut Profile,
-    progress: &mut dyn Progress,
-) -> Result<usize, ClientError> {
-    let relay = profile.relay()?;
-    let space = profile.space()?;
-    let mut after = profile.db.last_cursor()?;
-    let mut received = 0;
+/// Pages fetched ahead of the one being stored and verified: downloading
+/// overlaps with the disk and the signature checks, in bounded memory.
+const PREFETCH_PAGES: usize = 2;
+/// Envelopes received and not yet verified: past this many, a long pull
+/// verifies what it has before it stores more, so a new device's history is
+/// checked while the rest of it downloads.
+const VERIFY_EVERY: usize = 5_000;
+
+/// One page as the fetcher passes it on, its cursors already checked.
+struct Fetched {
+    rows: Vec<(u64, Incoming)>,
+    more: bool,
+}
+
+/// Fetches every page after `after`, in order, into `out`; stops at the first
+/// error (which it passes on) or when the receiver is gone.
+async fn fetch_pages(
+    relay: crate::relay::RelayClient,
+    space: attune_proto::SpaceId,
+    mut after: u64,
+    out: tokio::sync::mpsc::Sender<Result<Fetched, ClientError>>,
+) {
     let mut limit = PULL_PAGE;
     loop {
         let page = match relay.pull(space, after, limit).await {
@@ -215,7 +228,11 @@ pub async fn pull(
                 limit = (limit / 8).max(1);
                 continue;
             }
-            other => other?,
+            Err(e) => {
+                let _ = out.send(Err(e.into())).await;
+                return;
+            }
+            Ok(page) => page,
         };
         let rows: Vec<(u64, Incoming)> = page
             .envelopes
@@ -223,19 +240,77 @@ pub async fn pull(
             .map(|e| (e.cursor, incoming(e.body)))
             .collect();
         let cursors: Vec<u64> = rows.iter().map(|(c, _)| *c).collect();
-        check_cursors(after, &cursors, page.next)?;
-        if page.more && rows.is_empty() && page.next == after {
-            return Err(ClientError::Integrity(
-                "the relay says more envelopes follow but sends none: it would keep this device pulling for ever".into(),
-            ));
+        if let Err(e) = check_cursors(after, &cursors, page.next) {
+            let _ = out.send(Err(e)).await;
+            return;
         }
-        received += rows.len();
+        if page.more && rows.is_empty() && page.next == after {
+            let _ = out
+                .send(Err(ClientError::Integrity(
+                    "the relay says more envelopes follow but sends none: it would keep this device pulling for ever".into(),
+                )))
+                .await;
+            return;
+        }
+        after = page.next;
+        let more = page.more;
+        if out.send(Ok(Fetched { rows, more })).await.is_err() || !more {
+            return;
+        }
+    }
+}
+
+/// Stops the fetcher when the pull ends early (an error, a dropped future).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Pulls everything after the last cursor: a task fetches pages ahead while
+/// this one stores them (the pages already waiting in one commit) and, in a
+/// long pull, verifies what arrived every [`VERIFY_EVERY`] envelopes. Envelopes
+/// of authors the held roster does not know yet wait for the roster that
+/// [`sync`] fetches after the pull.
+pub async fn pull(
+    profile: &mut Profile,
+    progress: &mut dyn Progress,
+) -> Result<usize, ClientError> {
+    let relay = profile.relay()?;
+    let space = profile.space()?;
+    let after = profile.db.last_cursor()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(PREFETCH_PAGES);
+    let _fetcher = AbortOnDrop(tokio::spawn(fetch_pages(relay, space, after, tx)));
+    let mut received = 0;
+    let mut unverified = 0;
+    let mut verified = 0;
+    // Verifying stops for this pull once it waits on an author the roster
+    // does not know (it would check the same envelopes again each time).
+    let mut verify_as_we_go = true;
+    while let Some(first) = rx.recv().await {
+        let mut pages = vec![first?];
+        while pages.len() < PREFETCH_PAGES {
+            match rx.try_recv() {
+                Ok(page) => pages.push(page?),
+                Err(_) => break,
+            }
+        }
+        let more = pages.last().is_some_and(|p| p.more);
+        let rows: Vec<(u64, Incoming)> = pages.into_iter().flat_map(|p| p.rows).collect();
         let now = profile.now();
         profile.db.store_received(&rows, now)?;
-        after = page.next;
-        progress.advance(received as u64, page.more);
-        if !page.more {
-            break;
+        received += rows.len();
+        unverified += rows.len();
+        progress.advance(received as u64, more);
+        if verify_as_we_go && more && unverified >= VERIFY_EVERY {
+            let n = profile.index_known_authors()?;
+            verify_as_we_go = n > 0;
+            verified += n;
+            // Reveals released by the relay are stored, not verified here.
+            unverified = 0;
+            progress.verified(verified as u64);
         }
     }
     progress.finish();
@@ -275,7 +350,13 @@ pub async fn sync(
     if profile.settle()?.is_empty() {
         profile.clear_dirty()?;
     }
-    let opened = profile.opened_after(since)?;
+    // A device's first pull (a new device, a restored one) receives the whole
+    // history: every exchange in it opened long ago, none is news.
+    let opened = if since == 0 {
+        Vec::new()
+    } else {
+        profile.opened_after(since)?
+    };
     remember_heads(profile)?;
     let now = profile.now();
     profile.set_last_sync_ms(now)?;

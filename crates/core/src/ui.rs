@@ -33,6 +33,8 @@ impl PassphraseSource for EnvPassphrase {
 pub trait Progress {
     /// `done` items so far; `more` says whether more are known to follow.
     fn advance(&mut self, done: u64, more: bool);
+    /// `done` of the items received so far are verified and stored.
+    fn verified(&mut self, _done: u64) {}
     /// The operation ended (successfully or not).
     fn finish(&mut self) {}
 }
