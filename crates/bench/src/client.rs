@@ -152,7 +152,11 @@ impl Figures {
     }
 }
 
-fn sibling(name: &str, explicit: &Option<PathBuf>, flag: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn sibling(
+    name: &str,
+    explicit: &Option<PathBuf>,
+    flag: &str,
+) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.clone());
     }
@@ -198,7 +202,7 @@ fn restore(copy: &Path, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The relay URL stored in a profile.
-fn stored_relay(home: &Path) -> anyhow::Result<String> {
+pub(crate) fn stored_relay(home: &Path) -> anyhow::Result<String> {
     let db = home.join(attune_core::profile::DB_FILE);
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)

@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod ceiling;
 pub mod client;
+pub mod cold;
 pub mod costs;
 pub mod fixtures;
 pub mod history;
@@ -187,6 +188,9 @@ pub enum Command {
     /// Time everyday `attune` commands on Sam's profile of a generated history,
     /// and a sync receiving many new items against the limit of verifying them.
     Client(client::ClientArgs),
+    /// Time a new device of Sam's fetching the whole history of a generated
+    /// space, against the limit of checking and opening it on one and two cores.
+    ColdSync(cold::ColdArgs),
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -289,6 +293,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command.clone() {
         Some(Command::History(h)) => return history::run(h).await,
         Some(Command::Client(c)) => return client::run(c).await,
+        Some(Command::ColdSync(c)) => return cold::run(c).await,
         Some(Command::Extend(e)) => return history::extend(&e.home, e.entries, e.seed).await,
         None => {}
     }
