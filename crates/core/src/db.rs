@@ -261,6 +261,10 @@ impl LocalDb {
                 .collect::<Result<Vec<_>, _>>()?;
             out.extend(rows);
         }
+        // In the order the relay released them, whatever the ids they are
+        // filed under: the counted answer's key comes before the key of a
+        // second answer sealed later (which the view then never tries).
+        out.sort_by_key(|(cursor, _)| *cursor);
         Ok(out)
     }
 
