@@ -232,6 +232,8 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
     // Every key revealed per (exchange, by this member): the one that matches
     // the counted answer's commitment opens it, whatever came first.
     let mut reveals: BTreeMap<(String, bool), Vec<String>> = BTreeMap::new();
+    // Second answers refused as changed, per (exchange, by this member).
+    let mut refused_answers: BTreeMap<(String, bool), Vec<Side>> = BTreeMap::new();
     let mut threads: BTreeMap<String, usize> = BTreeMap::new();
     // Each reflection's place (thread, round), by its id.
     let mut rounds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -298,6 +300,14 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                 }
                 let x = &mut p.exchanges[i];
                 let side = if e.mine { &mut x.mine } else { &mut x.theirs };
+                let new = Side {
+                    entry: e.id,
+                    author: e.author,
+                    at: e.item.at,
+                    sealed,
+                    answer: None,
+                    revealed: false,
+                };
                 if side.is_some() {
                     p.problems.push(problem(
                         "changed",
@@ -306,16 +316,13 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                             if e.mine { "you" } else { "your partner" }
                         ),
                     ));
+                    refused_answers
+                        .entry((exercise.clone(), e.mine))
+                        .or_default()
+                        .push(new);
                     continue;
                 }
-                *side = Some(Side {
-                    entry: e.id,
-                    author: e.author,
-                    at: e.item.at,
-                    sealed,
-                    answer: None,
-                    revealed: false,
-                });
+                *side = Some(new);
             }
             Body::AnswerKey {
                 exercise,
@@ -435,7 +442,21 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                             side.revealed = true;
                             break;
                         }
-                        Err(why) => refused = refused.or(Some(why)),
+                        Err(why) => {
+                            // The relay releases a refused second answer's key
+                            // too: it opens that answer (reported as changed),
+                            // so it is no bad reveal.
+                            let opens_refused = key_from(k).is_some_and(|key| {
+                                refused_answers
+                                    .get(&(x.id.clone(), false))
+                                    .into_iter()
+                                    .flatten()
+                                    .any(|r| open_side(space, &x.id, r, &key).is_ok())
+                            });
+                            if !opens_refused {
+                                refused = refused.or(Some(why));
+                            }
+                        }
                     }
                 }
                 // A key that opens nothing is reported, even when another opened it.
@@ -637,5 +658,74 @@ mod tests {
             .map(|x| x.theirs.as_ref().map(|s| s.entry));
         assert_eq!(x, Some(Some(first.id)));
         assert!(p.problems.iter().any(|q| q.kind == "changed"));
+    }
+
+    /// Regression: the relay releases the key of a refused second answer too,
+    /// and released keys come in the order of their answers' random ids; that
+    /// key came first half the time and was reported as a bad reveal.
+    #[test]
+    fn a_refused_second_answers_key_is_no_bad_reveal_in_either_order() {
+        let space = SpaceId([7; 16]);
+        let exercise = day_exercise("2026-12-02");
+        let author = DeviceId([2; 32]);
+        let sealed_with_key = |mood| {
+            let ctx = AnswerContext {
+                space,
+                exercise: EntryId::from_hex(&exercise).unwrap_or(EntryId([0; 16])),
+                author,
+            };
+            let answer = Answer::CheckIn {
+                day: "2026-12-02".into(),
+                checkin: CheckIn {
+                    mood,
+                    feelings: vec![],
+                    high: None,
+                    low: None,
+                    appreciate: None,
+                    need: None,
+                },
+                guess: None,
+            };
+            let (sealed, key) = attune_crypto::seal_answer(&ctx, &answer.to_bytes()).unwrap();
+            let mut e = item_by(
+                false,
+                0,
+                Body::Sealed {
+                    exercise: exercise.clone(),
+                    sealed: b64(&sealed.encode()),
+                    moved_from: None,
+                    gen: None,
+                },
+            );
+            e.author = author;
+            let reveal = item_by(
+                false,
+                0,
+                Body::Reveal {
+                    exercise: exercise.clone(),
+                    key: b64(key.expose()),
+                },
+            );
+            (e, reveal)
+        };
+        let (first, first_key) = sealed_with_key(4);
+        let (second, second_key) = sealed_with_key(10);
+        for keys in [
+            [first_key.clone(), second_key.clone()],
+            [second_key, first_key],
+        ] {
+            let mut entries = vec![first.clone(), second.clone()];
+            entries.extend(keys);
+            let p = fold(&entries, space);
+            let kinds: Vec<_> = p.problems.iter().map(|q| q.kind.as_str()).collect();
+            assert_eq!(kinds, ["changed"], "{:?}", p.problems);
+            let opened = p.exchange(&exercise).and_then(|x| {
+                x.theirs.as_ref().and_then(|s| match &s.answer {
+                    Some(Answer::CheckIn { checkin, .. }) => Some(checkin.mood),
+                    _ => None,
+                })
+            });
+            assert_eq!(opened, Some(4), "the first answer counts");
+        }
     }
 }
