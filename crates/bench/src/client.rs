@@ -201,6 +201,19 @@ fn restore(copy: &Path, dir: &Path) -> anyhow::Result<()> {
     copy_dir(copy, dir)
 }
 
+/// The manifest `attune-bench history` wrote in `dir`.
+pub(crate) fn read_manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join(history::MANIFEST);
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {}: is {} written by `attune-bench history`?",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
+}
+
 /// The relay URL stored in a profile.
 pub(crate) fn stored_relay(home: &Path) -> anyhow::Result<String> {
     let db = home.join(attune_core::profile::DB_FILE);
@@ -375,17 +388,7 @@ pub async fn measure(args: &ClientArgs) -> anyhow::Result<Figures> {
     );
     let attune = sibling("attune", &args.attune_bin, "--attune-bin")?;
     let relay_bin = sibling("attune-relay", &args.relay_bin, "--relay-bin")?;
-    let manifest: serde_json::Value = {
-        let path = args.dir.join(history::MANIFEST);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "reading {}: is {} written by `attune-bench history`?",
-                path.display(),
-                args.dir.display()
-            )
-        })?;
-        serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?
-    };
+    let manifest = read_manifest(&args.dir)?;
     let entries = manifest["entries"].as_u64().unwrap_or(0) as usize;
     let parent = match &args.work_dir {
         Some(d) => d.clone(),

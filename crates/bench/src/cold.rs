@@ -25,8 +25,7 @@ use anyhow::{bail, ensure, Context};
 use attune_crypto::ChainVerifier;
 use attune_proto::Envelope;
 
-use crate::client::{copy_dir, sibling, stored_relay};
-use crate::history;
+use crate::client::{copy_dir, read_manifest, sibling, stored_relay};
 use crate::target::Target;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -242,17 +241,7 @@ pub async fn measure(args: &ColdArgs) -> anyhow::Result<ColdFigures> {
     ensure!(args.runs >= 1, "--runs must be at least 1");
     let bin = sibling("attune", &args.attune_bin, "--attune-bin")?;
     let relay_bin = sibling("attune-relay", &args.relay_bin, "--relay-bin")?;
-    let manifest: serde_json::Value = {
-        let path = args.dir.join(history::MANIFEST);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "reading {}: is {} written by `attune-bench history`?",
-                path.display(),
-                args.dir.display()
-            )
-        })?;
-        serde_json::from_slice(&bytes)?
-    };
+    let manifest = read_manifest(&args.dir)?;
     let entries = manifest["entries"].as_u64().unwrap_or(0) as usize;
     let parent = args
         .dir

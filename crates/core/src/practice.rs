@@ -503,6 +503,16 @@ mod tests {
     use crate::item::{Answer, Body, CheckIn, Item};
 
     fn sealed_by(space: SpaceId, exercise: &str, author: DeviceId, mood: u8) -> Entry {
+        sealed_with_key(space, exercise, author, mood).0
+    }
+
+    /// A partner's sealed check-in answer and the key that opens it.
+    fn sealed_with_key(
+        space: SpaceId,
+        exercise: &str,
+        author: DeviceId,
+        mood: u8,
+    ) -> (Entry, attune_crypto::SymmetricKey) {
         let ctx = AnswerContext {
             space,
             exercise: EntryId::from_hex(exercise).unwrap_or(EntryId([0; 16])),
@@ -520,32 +530,34 @@ mod tests {
             },
             guess: None,
         };
-        let sealed = attune_crypto::seal_answer(&ctx, &answer.to_bytes())
-            .map(|(s, _)| b64(&s.encode()))
-            .unwrap_or_default();
-        Entry {
-            id: EntryId(attune_crypto::secret::random_array()),
-            cursor: None,
-            author,
-            mine: false,
-            private: false,
-            pending: false,
-            item: Item {
-                v: 1,
-                at: 0,
-                body: Body::Sealed {
-                    exercise: exercise.to_string(),
-                    sealed,
-                    moved_from: None,
-                    gen: None,
+        let (sealed, key) = attune_crypto::seal_answer(&ctx, &answer.to_bytes()).unwrap();
+        let sealed = b64(&sealed.encode());
+        (
+            Entry {
+                id: EntryId(attune_crypto::secret::random_array()),
+                cursor: None,
+                author,
+                mine: false,
+                private: false,
+                pending: false,
+                item: Item {
+                    v: 1,
+                    at: 0,
+                    body: Body::Sealed {
+                        exercise: exercise.to_string(),
+                        sealed,
+                        moved_from: None,
+                        gen: None,
+                    },
+                    heads: vec![],
+                    seen_at: None,
+                    roster: None,
                 },
-                heads: vec![],
-                seen_at: None,
-                roster: None,
+                edited: false,
+                deleted: false,
             },
-            edited: false,
-            deleted: false,
-        }
+            key,
+        )
     }
 
     fn item_by(mine: bool, at: i64, body: Body) -> Entry {
@@ -668,36 +680,8 @@ mod tests {
         let space = SpaceId([7; 16]);
         let exercise = day_exercise("2026-12-02");
         let author = DeviceId([2; 32]);
-        let sealed_with_key = |mood| {
-            let ctx = AnswerContext {
-                space,
-                exercise: EntryId::from_hex(&exercise).unwrap_or(EntryId([0; 16])),
-                author,
-            };
-            let answer = Answer::CheckIn {
-                day: "2026-12-02".into(),
-                checkin: CheckIn {
-                    mood,
-                    feelings: vec![],
-                    high: None,
-                    low: None,
-                    appreciate: None,
-                    need: None,
-                },
-                guess: None,
-            };
-            let (sealed, key) = attune_crypto::seal_answer(&ctx, &answer.to_bytes()).unwrap();
-            let mut e = item_by(
-                false,
-                0,
-                Body::Sealed {
-                    exercise: exercise.clone(),
-                    sealed: b64(&sealed.encode()),
-                    moved_from: None,
-                    gen: None,
-                },
-            );
-            e.author = author;
+        let sealed_with_reveal = |mood| {
+            let (e, key) = sealed_with_key(space, &exercise, author, mood);
             let reveal = item_by(
                 false,
                 0,
@@ -708,8 +692,8 @@ mod tests {
             );
             (e, reveal)
         };
-        let (first, first_key) = sealed_with_key(4);
-        let (second, second_key) = sealed_with_key(10);
+        let (first, first_key) = sealed_with_reveal(4);
+        let (second, second_key) = sealed_with_reveal(10);
         for keys in [
             [first_key.clone(), second_key.clone()],
             [second_key, first_key],
