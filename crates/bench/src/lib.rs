@@ -18,6 +18,8 @@
 //! Two subcommands measure the client instead: `history` writes two paired
 //! profiles and the relay database of a history of N items ([`history`]), and
 //! `client` times everyday `attune` commands on such a history ([`client`]).
+//! `cold-sync` times a new device's first sync of such a history ([`cold`]), and
+//! `peer` measures the relay next to atuin's sync server ([`peer`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod atuin;
 pub mod ceiling;
 pub mod client;
 pub mod cold;
@@ -34,6 +37,7 @@ pub mod fixtures;
 pub mod history;
 pub mod load;
 pub mod observe;
+pub mod peer;
 pub mod procfs;
 pub mod report;
 pub mod scenarios;
@@ -191,6 +195,10 @@ pub enum Command {
     /// Time a new device of Sam's fetching the whole history of a generated
     /// space, against the limit of checking and opening it on one and two cores.
     ColdSync(cold::ColdArgs),
+    /// attune's relay next to atuin's sync server (the closest peer) on bulk
+    /// uploads, single appends, a cold download and the database's size,
+    /// alternately in one run, with the ratios.
+    Peer(peer::PeerArgs),
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -294,6 +302,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(Command::History(h)) => return history::run(h).await,
         Some(Command::Client(c)) => return client::run(c).await,
         Some(Command::ColdSync(c)) => return cold::run(c).await,
+        Some(Command::Peer(p)) => return peer::run(p).await,
         Some(Command::Extend(e)) => return history::extend(&e.home, e.entries, e.seed).await,
         None => {}
     }

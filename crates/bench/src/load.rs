@@ -169,6 +169,49 @@ async fn append_worker(
     (dev, pool, out)
 }
 
+/// Per-worker request limit of a warm-up: bounded in count as well as in time.
+const WARMUP_MAX_REQUESTS: u64 = 1_000_000;
+
+/// Warms up with live sealing for `warmup`, then seals enough envelopes ahead
+/// (twice what the warm-up rate needs for `duration`, at most `cap` in all)
+/// that the timed run seals none, normally.
+pub async fn warm_and_preseal(
+    devices: Vec<(Device, Pool)>,
+    batch: usize,
+    content: &Arc<Vec<u8>>,
+    warmup: Duration,
+    duration: Duration,
+    cap: usize,
+) -> anyhow::Result<(Vec<(Device, Pool)>, RunResult)> {
+    let n = devices.len().max(1);
+    let (devices, warm) =
+        run_appends(devices, batch, content.clone(), warmup, WARMUP_MAX_REQUESTS).await?;
+    if warm.errors > 0 {
+        anyhow::bail!("warm-up failed: {}", warm.first_error.unwrap_or_default());
+    }
+    let rate = if warmup > Duration::ZERO {
+        warm.envelopes_per_sec()
+    } else {
+        200.0 * n as f64
+    };
+    let per_device = ((rate * duration.as_secs_f64() * 2.0) / n as f64).ceil() as usize + 2 * batch;
+    let per_device = per_device.min(cap / n).max(batch);
+    let (devs, pools): (Vec<Device>, Vec<Pool>) = devices.into_iter().unzip();
+    let chains = devs.iter().map(|d| d.chain.clone()).collect();
+    let sealed = crate::fixtures::preseal(chains, per_device, content.clone()).await?;
+    let out = devs
+        .into_iter()
+        .zip(pools)
+        .zip(sealed)
+        .map(|((mut dev, mut pool), (chain, fresh))| {
+            dev.chain = chain;
+            pool.extend(fresh);
+            (dev, pool)
+        })
+        .collect();
+    Ok((out, warm))
+}
+
 /// Runs one signed-append worker per device for `duration` (or `max_requests`
 /// each), `batch` envelopes per request, and returns the devices with what is left
 /// of their pools.

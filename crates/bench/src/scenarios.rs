@@ -61,46 +61,21 @@ fn no_pools(devices: Vec<Device>) -> Vec<(Device, Pool)> {
     devices.into_iter().map(|d| (d, VecDeque::new())).collect()
 }
 
-/// Warms up with live sealing, then seals enough envelopes ahead (twice what the
-/// warm-up rate needs, capped) that the timed run seals none, normally.
+/// [`load::warm_and_preseal`] with the scenario's warm-up, duration and cap.
 async fn warm_and_preseal(
     ctx: &Ctx<'_>,
     devices: Vec<(Device, Pool)>,
     batch: usize,
 ) -> anyhow::Result<(Vec<(Device, Pool)>, RunResult)> {
-    let n = devices.len().max(1);
-    let (devices, warm) = load::run_appends(
+    load::warm_and_preseal(
         devices,
         batch,
-        ctx.content.clone(),
+        &ctx.content,
         ctx.warmup(),
-        MAX_REQUESTS_PER_WORKER,
+        ctx.duration(),
+        ctx.args.preseal_cap,
     )
-    .await?;
-    if warm.errors > 0 {
-        bail!("warm-up failed: {}", warm.first_error.unwrap_or_default());
-    }
-    let rate = if ctx.args.warmup > 0.0 {
-        warm.envelopes_per_sec()
-    } else {
-        200.0 * n as f64
-    };
-    let per_device = ((rate * ctx.args.duration * 2.0) / n as f64).ceil() as usize + 2 * batch;
-    let per_device = per_device.min(ctx.args.preseal_cap / n).max(batch);
-    let (devs, pools): (Vec<Device>, Vec<Pool>) = devices.into_iter().unzip();
-    let chains = devs.iter().map(|d| d.chain.clone()).collect();
-    let sealed = fixtures::preseal(chains, per_device, ctx.content.clone()).await?;
-    let out = devs
-        .into_iter()
-        .zip(pools)
-        .zip(sealed)
-        .map(|((mut dev, mut pool), (chain, fresh))| {
-            dev.chain = chain;
-            pool.extend(fresh);
-            (dev, pool)
-        })
-        .collect();
-    Ok((out, warm))
+    .await
 }
 
 fn check_errors(what: &str, r: &RunResult) -> anyhow::Result<()> {
