@@ -77,6 +77,26 @@ const MIGRATIONS: &[&str] = &[
         bundle BLOB NOT NULL
      ) WITHOUT ROWID;
      CREATE UNIQUE INDEX recovery_device ON recovery (space, device);",
+    // 5: hold slots filed under their envelope's cursor, which grows, instead of
+    // the random entry id: a batch's slots then fill the end of the table
+    // instead of dirtying a page each at random places (every one rewritten in
+    // the WAL at each commit).
+    "CREATE TABLE held_by_cursor (
+        space BLOB NOT NULL,
+        cursor INTEGER NOT NULL,
+        entry BLOB NOT NULL,
+        exchange BLOB NOT NULL,
+        member BLOB NOT NULL,
+        data BLOB NOT NULL,
+        released INTEGER,
+        PRIMARY KEY (space, cursor)
+     ) WITHOUT ROWID;
+     INSERT INTO held_by_cursor (space, cursor, entry, exchange, member, data, released)
+        SELECT h.space, e.cursor, h.entry, h.exchange, h.member, h.data, h.released
+        FROM held h JOIN envelopes e ON e.space = h.space AND e.entry = h.entry;
+     DROP TABLE held;
+     ALTER TABLE held_by_cursor RENAME TO held;
+     CREATE INDEX held_exchange ON held (space, exchange);",
 ];
 
 /// Writes a consistent copy of the database at `db` to `out` (which must not
@@ -515,14 +535,15 @@ fn append(
     // Held reveals: kept (once per sealed answer, so a retried batch adds
     // nothing), then released where both members have answered.
     let mut exchanges = Vec::new();
-    for env in envelopes {
+    for (env, placed) in envelopes.iter().zip(&out) {
         let Some(h) = &env.held else { continue };
         let n = tx
             .execute(
-                "INSERT OR IGNORE INTO held (space, entry, exchange, member, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO held (space, cursor, entry, exchange, member, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     &space.0[..],
+                    placed.cursor as i64,
                     &env.entry.0[..],
                     &h.tag[..],
                     &h.member.0[..],
@@ -556,7 +577,7 @@ fn append(
 const HELD_MEMBERS: &str = "SELECT COUNT(DISTINCT member) FROM held INDEXED BY held_exchange
      WHERE space = ?1 AND exchange = ?2";
 /// An exchange's slots not released yet.
-const HELD_WAITING: &str = "SELECT entry, data FROM held INDEXED BY held_exchange
+const HELD_WAITING: &str = "SELECT cursor, data FROM held INDEXED BY held_exchange
      WHERE space = ?1 AND exchange = ?2 AND released IS NULL ORDER BY entry";
 
 /// Releases the held reveals of `exchange` once two members have one there:
@@ -573,7 +594,7 @@ fn release(
     if members < 2 {
         return Ok(next_cursor);
     }
-    let waiting: Vec<(Vec<u8>, Vec<u8>)> = tx
+    let waiting: Vec<(i64, Vec<u8>)> = tx
         .prepare_cached(HELD_WAITING)
         .map_err(internal)?
         .query_map(params![&space.0[..], exchange], |r| {
@@ -582,15 +603,15 @@ fn release(
         .map_err(internal)?
         .collect::<Result<_, _>>()
         .map_err(internal)?;
-    for (entry, data) in waiting {
+    for (cursor, data) in waiting {
         tx.execute(
             "INSERT INTO releases (space, cursor, data) VALUES (?1, ?2, ?3)",
             params![&space.0[..], next_cursor, data],
         )
         .map_err(internal)?;
         tx.execute(
-            "UPDATE held SET released = ?3 WHERE space = ?1 AND entry = ?2",
-            params![&space.0[..], entry, next_cursor],
+            "UPDATE held SET released = ?3 WHERE space = ?1 AND cursor = ?2",
+            params![&space.0[..], cursor, next_cursor],
         )
         .map_err(internal)?;
         next_cursor += 1;
@@ -939,6 +960,62 @@ mod tests {
                 "{sql}: {plan:?}"
             );
         }
+    }
+
+    /// A relay database from before migration 5 keeps its hold slots, each now
+    /// filed under its envelope's cursor, released or not.
+    #[test]
+    fn hold_slots_move_under_their_envelopes_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("r.sqlite3")).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        let space = [7u8; 16];
+        for (cursor, entry, released) in [(1i64, [1u8; 16], Some(9i64)), (2, [2u8; 16], None)] {
+            conn.execute(
+                "INSERT INTO envelopes (space, cursor, author, seq, hash, entry, data)
+                 VALUES (?1, ?2, ?3, ?2, ?4, ?5, ?6)",
+                params![
+                    &space[..],
+                    cursor,
+                    &[3u8; 32][..],
+                    &[4u8; 32][..],
+                    &entry[..],
+                    b"env"
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO held (space, entry, exchange, member, data, released)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &space[..],
+                    &entry[..],
+                    &[5u8; 32][..],
+                    &[6u8; 16][..],
+                    &[cursor as u8; 89][..],
+                    released
+                ],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let held: Vec<(i64, Vec<u8>, Vec<u8>, Option<i64>)> = conn
+            .prepare("SELECT cursor, entry, data, released FROM held ORDER BY cursor")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            held,
+            vec![
+                (1, vec![1u8; 16], vec![1u8; 89], Some(9)),
+                (2, vec![2u8; 16], vec![2u8; 89], None)
+            ]
+        );
     }
 
     /// However many reads are asked for at once, at most the pool's size run at a
