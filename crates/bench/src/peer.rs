@@ -487,6 +487,23 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
         args.content_bytes,
         run.payload.len()
     );
+    // What checking signatures alone allows: the relay checks one per envelope
+    // (and one per request), which atuin's server does not do at all.
+    let costs = {
+        let content = run.content.clone();
+        tokio::task::spawn_blocking(move || crate::costs::measure(&content)).await??
+    };
+    let verify_us = costs
+        .iter()
+        .find(|(step, _)| step.contains("verify the envelope signature"))
+        .map(|(_, us)| *us)
+        .context("the costs include the envelope signature check")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ceiling = cores as f64 * 1e6 / verify_us;
+    println!(
+        "one envelope signature check: {verify_us:.1} µs on one core; on all {cores} cores, \
+         checks alone allow at most {ceiling:.0} envelopes/s"
+    );
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         let order = if round % 2 == 0 {
@@ -515,6 +532,8 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
             "records": args.records,
             "content_bytes": args.content_bytes,
             "atuin_payload_bytes": run.payload.len(),
+            "verify_us": verify_us,
+            "verify_ceiling_per_sec": ceiling,
             "attune": ours,
             "atuin": theirs,
             "medians": medians,
