@@ -212,6 +212,25 @@ impl Payload {
     }
 }
 
+/// Why an upload failed.
+#[derive(Debug)]
+enum Upload {
+    /// A 5xx answer: the records were not stored; sending them again is safe.
+    ServerError,
+    Other(String),
+}
+
+impl std::fmt::Display for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ServerError => {
+                write!(f, "atuin answered a server error {MAX_RETRIES} times more")
+            }
+            Self::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 impl Writer {
     fn body(&mut self, n: usize, payload: &Payload) -> anyhow::Result<Vec<u8>> {
         let timestamp = std::time::SystemTime::now()
@@ -234,7 +253,7 @@ impl Writer {
         Ok(serde_json::to_vec(&records)?)
     }
 
-    async fn post(&self, body: Vec<u8>) -> anyhow::Result<()> {
+    async fn post(&self, body: Vec<u8>) -> Result<(), Upload> {
         let r = self
             .http
             .post(format!("{}/api/v0/record", self.url))
@@ -242,13 +261,13 @@ impl Writer {
             .header("content-type", "application/json")
             .body(body)
             .send()
-            .await?;
-        ensure!(
-            r.status().is_success(),
-            "atuin answered {} to an upload",
-            r.status()
-        );
-        Ok(())
+            .await
+            .map_err(|e| Upload::Other(e.to_string()))?;
+        match r.status() {
+            s if s.is_success() => Ok(()),
+            s if s.is_server_error() => Err(Upload::ServerError),
+            s => Err(Upload::Other(format!("atuin answered {s} to an upload"))),
+        }
     }
 }
 
@@ -266,14 +285,18 @@ pub fn prepare(
         .collect()
 }
 
+/// Most times one upload is sent again after a 500.
+const MAX_RETRIES: usize = 10;
+
 /// One closed-loop worker per writer: each sends its prepared bodies one after
-/// another until they run out or the deadline passes.
+/// another until they run out or the deadline passes. Returns the run and how
+/// many uploads were sent again after a 500.
 pub async fn run_uploads(
     writers: &[Writer],
     bodies: Vec<VecDeque<Vec<u8>>>,
     batch: usize,
     duration: Duration,
-) -> anyhow::Result<RunResult> {
+) -> anyhow::Result<(RunResult, u64)> {
     let start = Instant::now();
     let deadline = start + duration;
     let mut set = tokio::task::JoinSet::new();
@@ -283,13 +306,27 @@ pub async fn run_uploads(
                 latencies: Latencies::with_capacity(4096),
                 ..RunResult::default()
             };
+            let mut retried = 0u64;
             while Instant::now() < deadline {
                 let Some(body) = pool.pop_front() else {
                     out.count_limited = 1;
                     break;
                 };
                 let t = Instant::now();
-                match w.post(body).await {
+                // Under concurrent uploads atuin's server sometimes answers 500
+                // (SQLite busy): its client sends the same records again at the
+                // next sync, so the bench does too, at once, and counts it.
+                let mut outcome = w.post(body.clone()).await;
+                for _ in 0..MAX_RETRIES {
+                    match &outcome {
+                        Err(Upload::ServerError) => {
+                            retried += 1;
+                            outcome = w.post(body.clone()).await;
+                        }
+                        _ => break,
+                    }
+                }
+                match outcome {
                     Ok(()) => {
                         out.latencies.record(t.elapsed());
                         out.requests += 1;
@@ -302,12 +339,14 @@ pub async fn run_uploads(
                     }
                 }
             }
-            out
+            (out, retried)
         });
     }
     let mut total = RunResult::default();
+    let mut retried = 0;
     while let Some(r) = set.join_next().await {
-        let r = r.context("an upload worker panicked")?;
+        let (r, again) = r.context("an upload worker panicked")?;
+        retried += again;
         total.requests += r.requests;
         total.envelopes += r.envelopes;
         total.errors += r.errors;
@@ -318,7 +357,7 @@ pub async fn run_uploads(
         total.latencies.extend(r.latencies);
     }
     total.elapsed = start.elapsed();
-    Ok(total)
+    Ok((total, retried))
 }
 
 /// A new machine's download of everything `writer`'s user holds: the record

@@ -109,18 +109,25 @@ struct Figures {
     single_per_sec: f64,
     download_secs: f64,
     db_bytes: u64,
+    /// Uploads sent again after a server error (atuin only).
+    retried: u64,
 }
 
 impl Figures {
     fn line(&self) -> String {
         format!(
             "bulk 1: {:.0}/s, bulk {BULK_CLIENTS}: {:.0}/s, single {SINGLE_CLIENTS}: {:.0}/s, \
-             download {:.2} s, database {:.0} MB",
+             download {:.2} s, database {:.0} MB{}",
             self.bulk_one_per_sec,
             self.bulk_many_per_sec,
             self.single_per_sec,
             self.download_secs,
-            self.db_bytes as f64 / 1e6
+            self.db_bytes as f64 / 1e6,
+            if self.retried > 0 {
+                format!(" ({} uploads answered 500 and sent again)", self.retried)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -318,11 +325,12 @@ impl Run<'_> {
         let warm = atuin::prepare(&mut w, 1_000, BATCH, &self.payload)?;
         check(
             "atuin, warm-up",
-            &atuin::run_uploads(&w, warm, BATCH, warmup).await?,
+            &atuin::run_uploads(&w, warm, BATCH, warmup).await?.0,
         )?;
         let n = self.enough(50_000.0, 1, BATCH);
         let bodies = atuin::prepare(&mut w, n, BATCH, &self.payload)?;
-        let r = atuin::run_uploads(&w, bodies, BATCH, self.duration()).await?;
+        let (r, again) = atuin::run_uploads(&w, bodies, BATCH, self.duration()).await?;
+        f.retried += again;
         check("atuin, bulk upload by one client", &r)?;
         ensure!(r.count_limited == 0, "atuin outran its prepared bodies");
         f.bulk_one_per_sec = r.envelopes_per_sec();
@@ -334,7 +342,8 @@ impl Run<'_> {
         let mut w = atuin::writers(&s.url, 1, BULK_CLIENTS).await?;
         let per_writer = self.args.records.div_ceil(BULK_CLIENTS * BATCH);
         let bodies = atuin::prepare(&mut w, per_writer, BATCH, &self.payload)?;
-        let r = atuin::run_uploads(&w, bodies, BATCH, Duration::from_secs(900)).await?;
+        let (r, again) = atuin::run_uploads(&w, bodies, BATCH, Duration::from_secs(900)).await?;
+        f.retried += again;
         check("atuin, bulk upload by many clients", &r)?;
         f.bulk_many_per_sec = r.envelopes_per_sec();
         let start = Instant::now();
@@ -357,11 +366,12 @@ impl Run<'_> {
         let warm = atuin::prepare(&mut w, 2_000, 1, &self.payload)?;
         check(
             "atuin, warm-up",
-            &atuin::run_uploads(&w, warm, 1, warmup).await?,
+            &atuin::run_uploads(&w, warm, 1, warmup).await?.0,
         )?;
         let n = self.enough(50_000.0, SINGLE_CLIENTS, 1);
         let bodies = atuin::prepare(&mut w, n, 1, &self.payload)?;
-        let r = atuin::run_uploads(&w, bodies, 1, self.duration()).await?;
+        let (r, again) = atuin::run_uploads(&w, bodies, 1, self.duration()).await?;
+        f.retried += again;
         check("atuin, single appends", &r)?;
         ensure!(r.count_limited == 0, "atuin outran its prepared bodies");
         f.single_per_sec = r.requests_per_sec();
