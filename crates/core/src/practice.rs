@@ -437,10 +437,12 @@ pub fn fold(entries: &[Entry], space: SpaceId) -> Practice {
                         .ok_or_else(|| "malformed key".to_string())
                         .and_then(|key| open_side(space, &x.id, side, &key))
                     {
+                        // Every key is tried, so that one opening nothing is
+                        // reported even after the genuine one; the first that
+                        // opens the answer counts.
                         Ok(answer) => {
-                            side.answer = Some(answer);
+                            side.answer.get_or_insert(answer);
                             side.revealed = true;
-                            break;
                         }
                         Err(why) => {
                             // The relay releases a refused second answer's key
@@ -710,6 +712,43 @@ mod tests {
                 })
             });
             assert_eq!(opened, Some(4), "the first answer counts");
+        }
+    }
+
+    /// A released key that opens nothing is reported whether it comes before
+    /// or after the key that opens the answer.
+    #[test]
+    fn a_key_that_opens_nothing_is_a_bad_reveal_before_or_after_the_genuine_one() {
+        let space = SpaceId([7; 16]);
+        let exercise = day_exercise("2026-12-02");
+        let (answer, key) = sealed_with_key(space, &exercise, DeviceId([2; 32]), 4);
+        let reveal = |key: String| {
+            item_by(
+                false,
+                0,
+                Body::Reveal {
+                    exercise: exercise.clone(),
+                    key,
+                },
+            )
+        };
+        let genuine = reveal(b64(key.expose()));
+        let bogus = reveal(b64(&[9u8; 32]));
+        for keys in [
+            [genuine.clone(), bogus.clone()],
+            [bogus.clone(), genuine.clone()],
+        ] {
+            let mut entries = vec![answer.clone()];
+            entries.extend(keys);
+            let p = fold(&entries, space);
+            let kinds: Vec<_> = p.problems.iter().map(|q| q.kind.as_str()).collect();
+            assert_eq!(kinds, ["bad_reveal"], "{:?}", p.problems);
+            assert!(
+                p.exchange(&exercise)
+                    .and_then(|x| x.theirs.as_ref())
+                    .is_some_and(|s| s.answer.is_some()),
+                "the genuine key still opens the answer"
+            );
         }
     }
 }
