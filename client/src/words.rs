@@ -6,10 +6,24 @@ use attune_core::item::{Answer, Body, CheckIn};
 use attune_core::practice::Practice;
 use attune_core::profile::Entry;
 
-/// `n` and the noun in the right number: "1 item", "2 items", "0 items".
+/// `n` and the noun in the right number, thousands grouped: "1 item",
+/// "0 items", "120,651 items".
 pub fn count(n: impl TryInto<u64>, one: &str, many: &str) -> String {
     let n: u64 = n.try_into().unwrap_or(u64::MAX);
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
+}
+
+/// `n` with its thousands grouped by commas: "999", "1,000", "120,651".
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// A verb in the present tense for "you" or for the partner (third person):
@@ -86,6 +100,21 @@ mod tests {
             count(1usize, "integrity problem", "integrity problems"),
             "1 integrity problem"
         );
+        assert_eq!(count(120_651u64, "item", "items"), "120,651 items");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (12_345, "12,345"),
+            (120_651, "120,651"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ] {
+            assert_eq!(grouped(n), text);
+        }
     }
 
     #[test]
