@@ -28,6 +28,35 @@ use crate::practice::day_of;
 use crate::problems::{describe, heads_problem, HeadsContext, WITHHELD_MARGIN_MS};
 use crate::profile::{Profile, View};
 
+/// A partner's streak as last counted (`Profile::streak`), kept between
+/// commands: its most recent day, how many days it had, and the newest index
+/// row then. Stored as "YYYY-MM-DD COUNT ROW"; anything else reads as absent
+/// (it is only a shortcut, counted afresh when missing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StreakMark {
+    last: String,
+    count: usize,
+    row: i64,
+}
+
+impl StreakMark {
+    fn encode(&self) -> String {
+        format!("{} {} {}", self.last, self.count, self.row)
+    }
+
+    fn decode(v: &str) -> Option<Self> {
+        let mut parts = v.split(' ');
+        let last = parts.next()?;
+        chrono::NaiveDate::parse_from_str(last, "%Y-%m-%d").ok()?;
+        let mark = Self {
+            last: last.to_string(),
+            count: parts.next()?.parse().ok()?,
+            row: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(mark)
+    }
+}
+
 /// Received envelopes verified per transaction: enough that signatures are
 /// checked in large batches on all cores and commits are few, and at most
 /// `INDEX_CHUNK_BYTES` of them held at once (envelopes reach 1 MiB).
@@ -1040,13 +1069,12 @@ impl Profile {
                 r.get(0)
             })
             .map_err(db)?;
-        let stored = self.db.get(key)?.and_then(|v| {
-            let mut parts = v.split(' ');
-            let last = parts.next()?.to_string();
-            let count: usize = parts.next()?.parse().ok()?;
-            let row: i64 = parts.next()?.parse().ok()?;
-            Some((last, count, row))
-        });
+        let stored = self
+            .db
+            .get(key)?
+            .as_deref()
+            .and_then(StreakMark::decode)
+            .map(|m| (m.last, m.count, m.row));
         let usable = match &stored {
             Some((last, _, row)) if last.as_str() <= today.as_str() => {
                 let back = days_between(last, &today);
@@ -1081,7 +1109,12 @@ impl Profile {
         };
         if let Some(last) = last {
             // Only a shortcut for next time: a failure to store it changes nothing.
-            let _ = self.db.set(key, &format!("{last} {count} {newest_row}"));
+            let mark = StreakMark {
+                last,
+                count,
+                row: newest_row,
+            };
+            let _ = self.db.set(key, &mark.encode());
         }
         Ok(count)
     }
@@ -1414,8 +1447,30 @@ fn days_between(from: &str, to: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::StreakMark;
     use crate::db::LocalDb;
     use crate::problems::WITHHELD_MARGIN_MS;
+
+    #[test]
+    fn a_streak_mark_reads_back_and_anything_else_is_absent() {
+        let mark = StreakMark {
+            last: "2026-12-03".into(),
+            count: 412,
+            row: 120_651,
+        };
+        assert_eq!(StreakMark::decode(&mark.encode()), Some(mark));
+        for bad in [
+            "",
+            "2026-12-03",
+            "2026-12-03 4",
+            "2026-13-03 4 5",
+            "yesterday 4 5",
+            "2026-12-03 -4 5",
+            "2026-12-03 4 5 6",
+        ] {
+            assert_eq!(StreakMark::decode(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn an_item_missing_from_a_later_sync_of_the_partner_is_withheld() {
