@@ -8,7 +8,6 @@
 //! plaintext size attune seals (base64url of nonce, ciphertext and tag) and a
 //! wrapped content key of a real one's length.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -271,36 +270,25 @@ impl Writer {
     }
 }
 
-/// Prepares `requests` request bodies of `batch` records for each writer, ahead
-/// of the timed loop (as attune's envelopes are sealed ahead).
-pub fn prepare(
-    writers: &mut [Writer],
-    requests: usize,
-    batch: usize,
-    payload: &Payload,
-) -> anyhow::Result<Vec<VecDeque<Vec<u8>>>> {
-    writers
-        .iter_mut()
-        .map(|w| (0..requests).map(|_| w.body(batch, payload)).collect())
-        .collect()
-}
-
 /// Most times one upload is sent again after a 500.
 const MAX_RETRIES: usize = 10;
 
-/// One closed-loop worker per writer: each sends its prepared bodies one after
-/// another until they run out or the deadline passes. Returns the run and how
-/// many uploads were sent again after a 500.
+/// One closed-loop worker per writer: each builds its next request's records
+/// (microseconds, against milliseconds for the request, so nothing is made
+/// ahead) and sends them, until `max_requests` or the deadline. Returns the
+/// writers, the run, and how many uploads were sent again after a 500.
 pub async fn run_uploads(
-    writers: &[Writer],
-    bodies: Vec<VecDeque<Vec<u8>>>,
+    writers: Vec<Writer>,
+    payload: &Payload,
     batch: usize,
     duration: Duration,
-) -> anyhow::Result<(RunResult, u64)> {
+    max_requests: u64,
+) -> anyhow::Result<(Vec<Writer>, RunResult, u64)> {
     let start = Instant::now();
     let deadline = start + duration;
     let mut set = tokio::task::JoinSet::new();
-    for (w, mut pool) in writers.iter().cloned().zip(bodies) {
+    for mut w in writers {
+        let payload = payload.clone();
         set.spawn(async move {
             let mut out = RunResult {
                 latencies: Latencies::with_capacity(4096),
@@ -308,9 +296,17 @@ pub async fn run_uploads(
             };
             let mut retried = 0u64;
             while Instant::now() < deadline {
-                let Some(body) = pool.pop_front() else {
+                if out.requests >= max_requests {
                     out.count_limited = 1;
                     break;
+                }
+                let body = match w.body(batch, &payload) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        out.errors += 1;
+                        out.first_error = Some(e.to_string());
+                        break;
+                    }
                 };
                 let t = Instant::now();
                 // Under concurrent uploads atuin's server sometimes answers 500
@@ -339,13 +335,15 @@ pub async fn run_uploads(
                     }
                 }
             }
-            (out, retried)
+            (w, out, retried)
         });
     }
     let mut total = RunResult::default();
     let mut retried = 0;
+    let mut back = Vec::new();
     while let Some(r) = set.join_next().await {
-        let (r, again) = r.context("an upload worker panicked")?;
+        let (w, r, again) = r.context("an upload worker panicked")?;
+        back.push(w);
         retried += again;
         total.requests += r.requests;
         total.envelopes += r.envelopes;
@@ -357,7 +355,7 @@ pub async fn run_uploads(
         total.latencies.extend(r.latencies);
     }
     total.elapsed = start.elapsed();
-    Ok((total, retried))
+    Ok((back, total, retried))
 }
 
 /// A new machine's download of everything `writer`'s user holds: the record

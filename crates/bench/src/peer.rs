@@ -102,7 +102,7 @@ impl Peer {
 }
 
 /// One round's figures for one server.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 struct Figures {
     bulk_one_per_sec: f64,
     bulk_many_per_sec: f64,
@@ -111,6 +111,11 @@ struct Figures {
     db_bytes: u64,
     /// Uploads sent again after a server error (atuin only).
     retried: u64,
+    /// The end of atuin's log when it answered 500, or empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    log_tail: String,
+    /// Envelopes attune sealed inside a timed loop (its pool ran out), or 0.
+    sealed_live: u64,
 }
 
 impl Figures {
@@ -124,7 +129,15 @@ impl Figures {
             self.download_secs,
             self.db_bytes as f64 / 1e6,
             if self.retried > 0 {
-                format!(" ({} uploads answered 500 and sent again)", self.retried)
+                format!(
+                    " ({} uploads answered 500 and sent again; its log ends:\n{})",
+                    self.retried, self.log_tail
+                )
+            } else if self.sealed_live > 0 {
+                format!(
+                    " ({} envelopes sealed inside the timed loops)",
+                    self.sealed_live
+                )
             } else {
                 String::new()
             }
@@ -221,6 +234,7 @@ impl Run<'_> {
         )
         .await?;
         check("attune, bulk upload by one client", &r)?;
+        f.sealed_live += r.live_sealed;
         f.bulk_one_per_sec = r.envelopes_per_sec();
         t.stop().await?;
         std::fs::remove_dir_all(d)?;
@@ -228,7 +242,7 @@ impl Run<'_> {
         // 2–4. The records by many clients, their download, the database.
         let (t, d) = self.relay().await?;
         let devices = fixtures::create_space(t.url(), BULK_CLIENTS).await?;
-        let per_device = self.args.records.div_ceil(BULK_CLIENTS * BATCH) * BATCH;
+        let per_device = uploaded(self.args.records) / BULK_CLIENTS;
         let chains = devices.iter().map(|d| d.chain.clone()).collect();
         let sealed = fixtures::preseal(chains, per_device, self.content.clone()).await?;
         let pools = devices
@@ -248,6 +262,7 @@ impl Run<'_> {
         )
         .await?;
         check("attune, bulk upload by many clients", &r)?;
+        f.sealed_live += r.live_sealed;
         f.bulk_many_per_sec = r.envelopes_per_sec();
         let stored = r.envelopes;
         let reader = &devices.first().context("the bulk space has devices")?.0;
@@ -303,46 +318,47 @@ impl Run<'_> {
         )
         .await?;
         check("attune, single appends", &r)?;
+        f.sealed_live += r.live_sealed;
         f.single_per_sec = r.requests_per_sec();
         t.stop().await?;
         std::fs::remove_dir_all(d)?;
         Ok(f)
     }
 
-    /// Prepared bodies for `duration` at a generous rate (atuin's bodies cost
-    /// microseconds; they are made ahead only so the loop does nothing else).
-    fn enough(&self, per_sec: f64, writers: usize, batch: usize) -> usize {
-        ((per_sec * self.args.duration) / (writers * batch) as f64).ceil() as usize + 2
+    /// The last lines of atuin's log, when it answered 500 (its reason).
+    fn atuin_log_tail(d: &Path) -> String {
+        let text = std::fs::read_to_string(d.join("atuin.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(3)..].join("\n")
     }
 
     async fn atuin_figures(&mut self) -> anyhow::Result<Figures> {
         let mut f = Figures::default();
         let warmup = Duration::from_secs_f64(self.args.warmup);
+        let payload = self.payload.clone();
 
         // 1.
         let (s, d) = self.atuin().await?;
-        let mut w = atuin::writers(&s.url, 1, 1).await?;
-        let warm = atuin::prepare(&mut w, 1_000, BATCH, &self.payload)?;
-        check(
-            "atuin, warm-up",
-            &atuin::run_uploads(&w, warm, BATCH, warmup).await?.0,
-        )?;
-        let n = self.enough(50_000.0, 1, BATCH);
-        let bodies = atuin::prepare(&mut w, n, BATCH, &self.payload)?;
-        let (r, again) = atuin::run_uploads(&w, bodies, BATCH, self.duration()).await?;
+        let w = atuin::writers(&s.url, 1, 1).await?;
+        let (w, warm, _) = atuin::run_uploads(w, &payload, BATCH, warmup, MAX_REQUESTS).await?;
+        check("atuin, warm-up", &warm)?;
+        let (_, r, again) =
+            atuin::run_uploads(w, &payload, BATCH, self.duration(), MAX_REQUESTS).await?;
         f.retried += again;
         check("atuin, bulk upload by one client", &r)?;
-        ensure!(r.count_limited == 0, "atuin outran its prepared bodies");
         f.bulk_one_per_sec = r.envelopes_per_sec();
         s.stop()?;
+        if again > 0 {
+            f.log_tail = Self::atuin_log_tail(&d);
+        }
         std::fs::remove_dir_all(d)?;
 
         // 2–4.
         let (s, d) = self.atuin().await?;
-        let mut w = atuin::writers(&s.url, 1, BULK_CLIENTS).await?;
-        let per_writer = self.args.records.div_ceil(BULK_CLIENTS * BATCH);
-        let bodies = atuin::prepare(&mut w, per_writer, BATCH, &self.payload)?;
-        let (r, again) = atuin::run_uploads(&w, bodies, BATCH, Duration::from_secs(900)).await?;
+        let w = atuin::writers(&s.url, 1, BULK_CLIENTS).await?;
+        let per_writer = (uploaded(self.args.records) / (BULK_CLIENTS * BATCH)) as u64;
+        let (w, r, again) =
+            atuin::run_uploads(w, &payload, BATCH, Duration::from_secs(900), per_writer).await?;
         f.retried += again;
         check("atuin, bulk upload by many clients", &r)?;
         f.bulk_many_per_sec = r.envelopes_per_sec();
@@ -358,27 +374,33 @@ impl Run<'_> {
         let db = s.db.clone();
         s.stop()?;
         f.db_bytes = db_bytes(&db)?;
+        if again > 0 {
+            f.log_tail = Self::atuin_log_tail(&d);
+        }
         std::fs::remove_dir_all(d)?;
 
         // 5.
         let (s, d) = self.atuin().await?;
-        let mut w = atuin::writers(&s.url, SINGLE_CLIENTS / 2, 2).await?;
-        let warm = atuin::prepare(&mut w, 2_000, 1, &self.payload)?;
-        check(
-            "atuin, warm-up",
-            &atuin::run_uploads(&w, warm, 1, warmup).await?.0,
-        )?;
-        let n = self.enough(50_000.0, SINGLE_CLIENTS, 1);
-        let bodies = atuin::prepare(&mut w, n, 1, &self.payload)?;
-        let (r, again) = atuin::run_uploads(&w, bodies, 1, self.duration()).await?;
+        let w = atuin::writers(&s.url, SINGLE_CLIENTS / 2, 2).await?;
+        let (w, warm, _) = atuin::run_uploads(w, &payload, 1, warmup, MAX_REQUESTS).await?;
+        check("atuin, warm-up", &warm)?;
+        let (_, r, again) =
+            atuin::run_uploads(w, &payload, 1, self.duration(), MAX_REQUESTS).await?;
         f.retried += again;
         check("atuin, single appends", &r)?;
-        ensure!(r.count_limited == 0, "atuin outran its prepared bodies");
         f.single_per_sec = r.requests_per_sec();
         s.stop()?;
+        if again > 0 {
+            f.log_tail = Self::atuin_log_tail(&d);
+        }
         std::fs::remove_dir_all(d)?;
         Ok(f)
     }
+}
+
+/// Records uploaded for `--records`: 16 clients, whole batches each.
+fn uploaded(records: usize) -> usize {
+    records.div_ceil(BULK_CLIENTS * BATCH) * BULK_CLIENTS * BATCH
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -392,6 +414,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The table: medians, the ratio attune/atuin, and whether attune is ahead.
 fn table(attune: &[Figures], atuin: &[Figures], args: &PeerArgs) -> (String, serde_json::Value) {
+    // Every client uploads whole batches: the records actually uploaded.
+    let records = uploaded(args.records);
     type Get = fn(&Figures) -> f64;
     let rows: [(String, Get, bool); 5] = [
         (
@@ -400,10 +424,7 @@ fn table(attune: &[Figures], atuin: &[Figures], args: &PeerArgs) -> (String, ser
             true,
         ),
         (
-            format!(
-                "bulk upload of {} records, {BULK_CLIENTS} clients, records/s",
-                args.records
-            ),
+            format!("bulk upload of {records} records, {BULK_CLIENTS} clients, records/s"),
             |f| f.bulk_many_per_sec,
             true,
         ),
@@ -414,14 +435,14 @@ fn table(attune: &[Figures], atuin: &[Figures], args: &PeerArgs) -> (String, ser
         ),
         (
             format!(
-                "cold download of {} records, {} a page, s",
-                args.records, args.page
+                "cold download of {records} records, {} a page, s",
+                args.page
             ),
             |f| f.download_secs,
             false,
         ),
         (
-            format!("database after {} records, MB", args.records),
+            format!("database after {records} records, MB"),
             |f| f.db_bytes as f64 / 1e6,
             false,
         ),
@@ -466,11 +487,14 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<()> {
         "--duration must be in (0, 600]"
     );
     ensure!((1..=20).contains(&args.rounds), "--rounds must be 1 to 20");
+    // The relay's default space quota (1 GiB) holds ~450,000 padded envelopes.
     ensure!(
-        args.records >= BULK_CLIENTS * BATCH && args.records <= 1_000_000,
-        "--records must be {} to 1,000,000",
+        args.records >= BULK_CLIENTS * BATCH && args.records <= 400_000,
+        "--records must be {} to 400,000",
         BULK_CLIENTS * BATCH
     );
+    // The relay serves at most 1,000 envelopes a page by default.
+    ensure!((1..=1000).contains(&args.page), "--page must be 1 to 1,000");
     let relay_bin = match &args.relay_bin {
         Some(p) => p.clone(),
         None => std::env::current_exe()
