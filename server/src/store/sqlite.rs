@@ -91,6 +91,8 @@ const MIGRATIONS: &[&str] = &[
         released INTEGER,
         PRIMARY KEY (space, cursor)
      ) WITHOUT ROWID;
+     -- Every slot has its envelope: both are written in one transaction and
+     -- deleted with their space, so the join leaves none behind.
      INSERT INTO held_by_cursor (space, cursor, entry, exchange, member, data, released)
         SELECT h.space, e.cursor, h.entry, h.exchange, h.member, h.data, h.released
         FROM held h JOIN envelopes e ON e.space = h.space AND e.entry = h.entry;
@@ -576,7 +578,8 @@ fn append(
 /// The members with a hold slot under an exchange's tag.
 const HELD_MEMBERS: &str = "SELECT COUNT(DISTINCT member) FROM held INDEXED BY held_exchange
      WHERE space = ?1 AND exchange = ?2";
-/// An exchange's slots not released yet.
+/// An exchange's slots not released yet, in the order of their random entry
+/// ids (as before migration 5), not in the order the members answered.
 const HELD_WAITING: &str = "SELECT cursor, data FROM held INDEXED BY held_exchange
      WHERE space = ?1 AND exchange = ?2 AND released IS NULL ORDER BY entry";
 
