@@ -129,6 +129,13 @@ impl Settled {
     }
 }
 
+/// Changed links a settle looks at in one view, when there are many.
+const SETTLE_WINDOW: usize = 1_000;
+
+/// What a settle counts as recent: crossings involve check-ins from the last
+/// three join windows; one more is margin.
+const RECENT_SPAN_MS: i64 = 4 * crate::practice::JOIN_WINDOW_MS;
+
 /// How far back an unanswered exercise or reflection still counts as waiting.
 const WAITING_SPAN_MS: i64 = 92 * 24 * 60 * 60 * 1000;
 
@@ -601,17 +608,42 @@ impl Profile {
     /// this member owes: exchanges where both have sealed and this member's key
     /// is not revealed yet. `clear_dirty` ends the round.
     pub fn settle(&mut self) -> Result<Settled, ClientError> {
-        let mut links = self.db.dirty_links()?;
+        let links = self.db.dirty_links()?;
         if links.is_empty() {
             return Ok(Settled::default());
         }
         // A partner's check-in that arrived may cross one of this member's
         // own still open (settled in an earlier sync): look at those too.
-        links.extend(self.own_open_checkins()?);
-        let view = self.view_around(&links, false)?;
+        let own_open = self.own_open_checkins()?;
+        // A new device's first sync changed every exchange of the history: one
+        // view of them all would hold every answer at once. Older links are
+        // looked at in windows of bounded size; crossing check-ins (and the
+        // moves between them) only involve recent exchanges, which are all
+        // looked at together, with this member's open ones.
+        let (recent, older) = if links.len() + own_open.len() <= SETTLE_WINDOW {
+            (links, Vec::new())
+        } else {
+            self.split_recent(links)?
+        };
+        let mut problems = Vec::new();
+        let mut reveals_due = Vec::new();
+        for window in older.chunks(SETTLE_WINDOW) {
+            let view = self.view_around(window, false)?;
+            problems.extend(view.practice.problems);
+            reveals_due.extend(view.practice.reveals_due);
+        }
+        let mut seeds = recent;
+        seeds.extend(own_open);
+        let view = self.view_around(&seeds, false)?;
+        let crossed = crate::evening::crossed(&view.practice);
+        problems.extend(view.practice.problems);
+        reveals_due.extend(view.practice.reveals_due);
+        // An exchange reached from two windows is due once.
+        let mut seen = HashSet::new();
+        reveals_due.retain(|(exchange, _)| seen.insert(exchange.clone()));
         let conn = self.db.conn();
         let tx = conn.unchecked_transaction().map_err(db)?;
-        for p in &view.practice.problems {
+        for p in &problems {
             let known: bool = tx
                 .query_row(
                     "SELECT 1 FROM problems WHERE kind = ?1 AND detail = ?2",
@@ -631,9 +663,38 @@ impl Profile {
         }
         tx.commit().map_err(db)?;
         Ok(Settled {
-            crossed: crate::evening::crossed(&view.practice),
-            reveals_due: view.practice.reveals_due,
+            crossed,
+            reveals_due,
         })
+    }
+
+    /// Splits changed links into those with an item from the last
+    /// [`RECENT_SPAN_MS`] (or dated later) and the rest. A crossing needs an
+    /// own open check-in (from the last two join windows) and a partner's
+    /// exchange opened within a join window of it; a move is written after
+    /// the check-in it moves: all of them are recent.
+    fn split_recent(&self, links: Vec<String>) -> Result<(Vec<String>, Vec<String>), ClientError> {
+        let cutoff = self.now().saturating_sub(RECENT_SPAN_MS);
+        let conn = self.db.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM items WHERE entry = ?1 AND at >= ?2)
+                     OR EXISTS (SELECT 1 FROM items INDEXED BY items_link WHERE link = ?1 AND at >= ?2)",
+            )
+            .map_err(db)?;
+        let mut recent = Vec::new();
+        let mut older = Vec::new();
+        for link in links {
+            let is_recent: bool = stmt
+                .query_row(params![link, cutoff], |r| r.get(0))
+                .map_err(db)?;
+            if is_recent {
+                recent.push(link);
+            } else {
+                older.push(link);
+            }
+        }
+        Ok((recent, older))
     }
 
     /// This member's check-in exchanges opened within the join window (their
