@@ -178,6 +178,31 @@ impl LocalDb {
         Ok(())
     }
 
+    /// Lets commits on this connection return before the disk has them
+    /// (`PRAGMA synchronous=NORMAL`; the setting is not stored). Under WAL a
+    /// power loss may then roll back the last commits, whole and in commit
+    /// order, never corrupt the database: only for what can be fetched again
+    /// and is stored with its resume point in the same transaction (a pull).
+    /// The next commit at full durability makes them durable too.
+    pub(crate) fn relax_durability(&self) -> Result<(), DbError> {
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        Ok(())
+    }
+
+    /// Commits wait for the disk again (`PRAGMA synchronous=FULL`, as opened).
+    pub(crate) fn full_durability(&self) -> Result<(), DbError> {
+        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        Ok(())
+    }
+
+    /// Whether commits on this connection wait for the disk (`FULL` or `EXTRA`).
+    pub fn fully_durable(&self) -> Result<bool, DbError> {
+        let level: i64 = self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        Ok(level >= 2)
+    }
+
     /// The connection, for the store's own queries (store.rs).
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
