@@ -30,34 +30,37 @@ use crate::profile::{Profile, View};
 
 /// Received envelopes verified per transaction: enough that signatures are
 /// checked in large batches on all cores and commits are few, and at most
-/// `INDEX_CHUNK_BYTES` of them held at once (envelopes reach 1 MiB).
+/// `INDEX_CHUNK_BYTES` of them held at once (envelopes reach 1 MiB; two chunks
+/// are in memory, one indexed while the next is checked).
 const INDEX_CHUNK: i64 = 5_000;
-const INDEX_CHUNK_BYTES: usize = 16 * 1024 * 1024;
+const INDEX_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// A chunk of received envelopes, decoded, with every signature checked (on
 /// all cores) against `roster`: what [`Profile::index_chunk`] needs besides the
 /// store. Made on another thread for the next chunk while one is indexed.
+/// Only the decoded envelopes are kept, not their bytes as well.
 struct Checking {
     /// The cursor the chunk follows.
     after: u64,
-    rows: Vec<(u64, Vec<u8>)>,
+    /// Each envelope's cursor, and the envelope or why its bytes did not decode.
+    rows: Vec<(u64, Result<Envelope, attune_proto::DecodeError>)>,
     roster: Roster,
-    decoded: Vec<Option<Envelope>>,
     /// One per envelope that decoded, in order.
     verdicts: Vec<attune_crypto::Signed>,
 }
 
 impl Checking {
     fn new(after: u64, rows: Vec<(u64, Vec<u8>)>, roster: Roster) -> Self {
-        let decoded: Vec<Option<Envelope>> =
-            rows.iter().map(|(_, b)| Envelope::decode(b).ok()).collect();
-        let present: Vec<Envelope> = decoded.iter().flatten().cloned().collect();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(c, b)| (c, Envelope::decode(&b)))
+            .collect();
+        let present: Vec<&Envelope> = rows.iter().filter_map(|(_, e)| e.as_ref().ok()).collect();
         let verdicts = ChainVerifier::new(roster.clone()).verify_all(&present);
         Self {
             after,
             rows,
             roster,
-            decoded,
             verdicts,
         }
     }
@@ -325,7 +328,6 @@ impl Profile {
             after,
             rows,
             roster,
-            decoded,
             verdicts,
         } = chunk;
         if rows.is_empty() {
@@ -351,11 +353,10 @@ impl Profile {
         // The signatures, the costly part, were checked for the whole chunk on
         // all cores (`Checking`); the chain rules run here, in order.
         let mut verdicts = verdicts.into_iter();
-        for ((cursor, bytes), served) in rows.iter().zip(decoded) {
-            let cursor = *cursor;
-            let verdict = served.as_ref().and_then(|_| verdicts.next());
+        for (cursor, served) in rows {
+            let verdict = served.as_ref().ok().and_then(|_| verdicts.next());
             if stop_at_unknown {
-                if let Ok(e) = Envelope::decode(bytes) {
+                if let Ok(e) = &served {
                     if e.header.space == roster.space() && roster.device(&e.header.author).is_none()
                     {
                         break;
@@ -365,7 +366,7 @@ impl Profile {
             last_cursor = cursor;
             done += 1;
             let mut forked = false;
-            let mut env = match Envelope::decode(bytes) {
+            let mut env = match served {
                 Ok(e) => e,
                 Err(e) => {
                     problems.push(Problem {
