@@ -69,6 +69,10 @@ impl Checking {
 /// A sealed answer in a view: its exchange, its entry and its key generation.
 type SealedRef<'a> = (&'a str, &'a Entry, Option<u32>);
 
+/// Items from this many on are opened on all cores, this many read at a time.
+const PARALLEL_OPEN: usize = 256;
+const OPEN_BATCH: usize = 1_024;
+
 /// Released reveals from this many on are checked on all cores.
 const PARALLEL_REVEALS: usize = 256;
 
@@ -779,25 +783,14 @@ impl Profile {
         rows.retain(|r| r.readable);
         rows.sort_by_key(|r| (r.cursor.is_none(), r.cursor, r.own_seq));
         let unacked: HashSet<u64> = self.db.unacked_seqs()?.into_iter().collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let bytes = match (r.cursor, r.own_seq) {
-                // Own envelopes are read from what this device wrote.
-                (_, Some(seq)) if r.author == self.identity.id() => self.db.own_envelope(seq)?,
-                (Some(c), _) => self.db.received_at(c)?,
-                _ => None,
-            };
-            let Some(env) = bytes.and_then(|b| Envelope::decode(&b).ok()) else {
-                continue;
-            };
+        // Not the profile: its connection cannot be shared across threads.
+        let keys = &self.keys;
+        let open = |(r, bytes): &(&ItemRow, Vec<u8>)| -> Option<Entry> {
+            let env = Envelope::decode(bytes).ok()?;
             // Its signature was checked when it arrived (or it was written here).
-            let Ok(opened) = attune_crypto::decrypt_envelope(&env, roster, &self.keys) else {
-                continue;
-            };
-            let Some(Ok(item)) = opened.item().map(Item::from_bytes) else {
-                continue;
-            };
-            out.push(Entry {
+            let opened = attune_crypto::decrypt_envelope(&env, roster, keys).ok()?;
+            let item = opened.item().map(Item::from_bytes)?.ok()?;
+            Some(Entry {
                 id: env.header.entry,
                 cursor: r.cursor,
                 author: env.header.author,
@@ -807,7 +800,32 @@ impl Profile {
                 item,
                 edited: false,
                 deleted: false,
-            });
+            })
+        };
+        // Many (a settle after a first sync, an export): on all cores, in
+        // order, a batch of envelopes read at a time.
+        let mut out = Vec::with_capacity(rows.len());
+        for batch in rows.chunks(OPEN_BATCH) {
+            let mut sealed = Vec::with_capacity(batch.len());
+            for r in batch {
+                let bytes = match (r.cursor, r.own_seq) {
+                    // Own envelopes are read from what this device wrote.
+                    (_, Some(seq)) if r.author == self.identity.id() => {
+                        self.db.own_envelope(seq)?
+                    }
+                    (Some(c), _) => self.db.received_at(c)?,
+                    _ => None,
+                };
+                if let Some(b) = bytes {
+                    sealed.push((r, b));
+                }
+            }
+            if sealed.len() >= PARALLEL_OPEN {
+                use rayon::prelude::*;
+                out.par_extend(sealed.par_iter().filter_map(open));
+            } else {
+                out.extend(sealed.iter().filter_map(open));
+            }
         }
         Ok(out)
     }
