@@ -312,3 +312,90 @@ fn acknowledged_writes_survive_kill_9() {
         "the crash test is bounded in time"
     );
 }
+
+/// Kills the relay once the pull has stored its first page: the pages already
+/// fetched are stored, then the pull fails.
+struct KillAfterFirstPage<'a> {
+    relay: &'a mut Relay,
+    killed: bool,
+}
+
+impl attune_core::ui::Progress for KillAfterFirstPage<'_> {
+    fn advance(&mut self, _done: u64, _more: bool) {
+        if !self.killed {
+            self.relay.kill9();
+            self.killed = true;
+        }
+    }
+}
+
+/// A pull's commits do not wait for the disk; however it ends (the relay
+/// killed in the middle of it, or its future dropped), commits wait for the
+/// disk again afterwards, and the next sync resumes where the stored envelopes
+/// end and verifies the whole history.
+#[test]
+fn a_pull_cut_short_leaves_full_durability_and_syncs_on() {
+    use attune_core::item::Body;
+    use attune_core::profile::Profile;
+    use futures_util::FutureExt;
+
+    const ENTRIES: usize = 3_000;
+    let mut c = attune_tests::Couple::new(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    {
+        let mut a = Profile::open(&c.a.home).unwrap();
+        // A test profile, written in bulk.
+        a.db.without_durability().unwrap();
+        for i in 0..ENTRIES {
+            a.write(
+                Body::Journal {
+                    text: format!("entry {i}"),
+                },
+                false,
+            )
+            .unwrap();
+        }
+        rt.block_on(attune_core::sync::push(&mut a)).unwrap();
+    }
+    let mut b = Profile::open(&c.b.home).unwrap();
+    assert!(b.db.fully_durable().unwrap());
+
+    // Dropped while it waits for its first page.
+    rt.block_on(async {
+        let cut = attune_core::sync::pull(&mut b, &mut attune_core::ui::Quiet).now_or_never();
+        assert!(cut.is_none(), "the pull cannot have finished in one poll");
+    });
+    assert!(b.db.fully_durable().unwrap());
+
+    // The relay killed after the first page (of six) is stored.
+    let mut progress = KillAfterFirstPage {
+        relay: &mut c.relay,
+        killed: false,
+    };
+    let failed = rt.block_on(attune_core::sync::pull(&mut b, &mut progress));
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(b.db.fully_durable().unwrap());
+    let stored = b.db.received().unwrap();
+    assert!(
+        !stored.is_empty() && stored.len() < ENTRIES,
+        "{} stored",
+        stored.len()
+    );
+    let resume = b.db.last_cursor().unwrap();
+    assert_eq!(stored.last().map(|(c, _, _)| *c), Some(resume));
+
+    // The relay back: the next sync fetches the rest and verifies it all.
+    c.relay.restart();
+    let report = rt
+        .block_on(attune_core::sync::sync(&mut b, &mut attune_core::ui::Quiet))
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(b.db.fully_durable().unwrap());
+    let view = b.view().unwrap();
+    let journals = view
+        .entries
+        .iter()
+        .filter(|e| !e.mine && matches!(e.item.body, Body::Journal { .. }))
+        .count();
+    assert_eq!(journals, ENTRIES);
+}

@@ -151,10 +151,13 @@ impl LocalDb {
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // A larger page cache (grown only as used): a sync of many items touches
-        // index pages all over a large history.
+        // No memory map, and a page cache of at most 8 MiB: a new device's first
+        // sync writes and reads back hundreds of MB, and mapped pages (or an
+        // unbounded cache) would all count in its resident memory. What the
+        // cache misses is read from the kernel's page cache, which is cheap;
+        // commands read only the items they show.
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-8192; PRAGMA mmap_size=0;",
         )?;
         let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
@@ -173,6 +176,31 @@ impl LocalDb {
     pub fn without_durability(&self) -> Result<(), DbError> {
         self.conn.execute_batch("PRAGMA synchronous=OFF;")?;
         Ok(())
+    }
+
+    /// Lets commits on this connection return before the disk has them
+    /// (`PRAGMA synchronous=NORMAL`; the setting is not stored). Under WAL a
+    /// power loss may then roll back the last commits, whole and in commit
+    /// order, never corrupt the database: only for what can be fetched again
+    /// and is stored with its resume point in the same transaction (a pull).
+    /// The next commit at full durability makes them durable too.
+    pub(crate) fn relax_durability(&self) -> Result<(), DbError> {
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        Ok(())
+    }
+
+    /// Commits wait for the disk again (`PRAGMA synchronous=FULL`, as opened).
+    pub(crate) fn full_durability(&self) -> Result<(), DbError> {
+        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        Ok(())
+    }
+
+    /// Whether commits on this connection wait for the disk (`FULL` or `EXTRA`).
+    pub fn fully_durable(&self) -> Result<bool, DbError> {
+        let level: i64 = self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        Ok(level >= 2)
     }
 
     /// The connection, for the store's own queries (store.rs).

@@ -59,34 +59,37 @@ impl StreakMark {
 
 /// Received envelopes verified per transaction: enough that signatures are
 /// checked in large batches on all cores and commits are few, and at most
-/// `INDEX_CHUNK_BYTES` of them held at once (envelopes reach 1 MiB).
+/// `INDEX_CHUNK_BYTES` of them held at once (envelopes reach 1 MiB; two chunks
+/// are in memory, one indexed while the next is checked).
 const INDEX_CHUNK: i64 = 5_000;
-const INDEX_CHUNK_BYTES: usize = 16 * 1024 * 1024;
+const INDEX_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// A chunk of received envelopes, decoded, with every signature checked (on
 /// all cores) against `roster`: what [`Profile::index_chunk`] needs besides the
 /// store. Made on another thread for the next chunk while one is indexed.
+/// Only the decoded envelopes are kept, not their bytes as well.
 struct Checking {
     /// The cursor the chunk follows.
     after: u64,
-    rows: Vec<(u64, Vec<u8>)>,
+    /// Each envelope's cursor, and the envelope or why its bytes did not decode.
+    rows: Vec<(u64, Result<Envelope, attune_proto::DecodeError>)>,
     roster: Roster,
-    decoded: Vec<Option<Envelope>>,
     /// One per envelope that decoded, in order.
     verdicts: Vec<attune_crypto::Signed>,
 }
 
 impl Checking {
     fn new(after: u64, rows: Vec<(u64, Vec<u8>)>, roster: Roster) -> Self {
-        let decoded: Vec<Option<Envelope>> =
-            rows.iter().map(|(_, b)| Envelope::decode(b).ok()).collect();
-        let present: Vec<Envelope> = decoded.iter().flatten().cloned().collect();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(c, b)| (c, Envelope::decode(&b)))
+            .collect();
+        let present: Vec<&Envelope> = rows.iter().filter_map(|(_, e)| e.as_ref().ok()).collect();
         let verdicts = ChainVerifier::new(roster.clone()).verify_all(&present);
         Self {
             after,
             rows,
             roster,
-            decoded,
             verdicts,
         }
     }
@@ -94,6 +97,10 @@ impl Checking {
 
 /// A sealed answer in a view: its exchange, its entry and its key generation.
 type SealedRef<'a> = (&'a str, &'a Entry, Option<u32>);
+
+/// Items from this many on are opened on all cores, this many read at a time.
+const PARALLEL_OPEN: usize = 256;
+const OPEN_BATCH: usize = 1_024;
 
 /// Released reveals from this many on are checked on all cores.
 const PARALLEL_REVEALS: usize = 256;
@@ -157,6 +164,13 @@ impl Settled {
         self.reveals_due.is_empty() && self.crossed.is_empty()
     }
 }
+
+/// Changed links a settle looks at in one view, when there are many.
+const SETTLE_WINDOW: usize = 1_000;
+
+/// What a settle counts as recent: crossings involve check-ins from the last
+/// three join windows; one more is margin.
+const RECENT_SPAN_MS: i64 = 4 * crate::practice::JOIN_WINDOW_MS;
 
 /// How far back an unanswered exercise or reflection still counts as waiting.
 const WAITING_SPAN_MS: i64 = 92 * 24 * 60 * 60 * 1000;
@@ -347,7 +361,6 @@ impl Profile {
             after,
             rows,
             roster,
-            decoded,
             verdicts,
         } = chunk;
         if rows.is_empty() {
@@ -373,11 +386,10 @@ impl Profile {
         // The signatures, the costly part, were checked for the whole chunk on
         // all cores (`Checking`); the chain rules run here, in order.
         let mut verdicts = verdicts.into_iter();
-        for ((cursor, bytes), served) in rows.iter().zip(decoded) {
-            let cursor = *cursor;
-            let verdict = served.as_ref().and_then(|_| verdicts.next());
+        for (cursor, served) in rows {
+            let verdict = served.as_ref().ok().and_then(|_| verdicts.next());
             if stop_at_unknown {
-                if let Ok(e) = Envelope::decode(bytes) {
+                if let Ok(e) = &served {
                     if e.header.space == roster.space() && roster.device(&e.header.author).is_none()
                     {
                         break;
@@ -387,7 +399,7 @@ impl Profile {
             last_cursor = cursor;
             done += 1;
             let mut forked = false;
-            let mut env = match Envelope::decode(bytes) {
+            let mut env = match served {
                 Ok(e) => e,
                 Err(e) => {
                     problems.push(Problem {
@@ -630,17 +642,42 @@ impl Profile {
     /// this member owes: exchanges where both have sealed and this member's key
     /// is not revealed yet. `clear_dirty` ends the round.
     pub fn settle(&mut self) -> Result<Settled, ClientError> {
-        let mut links = self.db.dirty_links()?;
+        let links = self.db.dirty_links()?;
         if links.is_empty() {
             return Ok(Settled::default());
         }
         // A partner's check-in that arrived may cross one of this member's
         // own still open (settled in an earlier sync): look at those too.
-        links.extend(self.own_open_checkins()?);
-        let view = self.view_around(&links, false)?;
+        let own_open = self.own_open_checkins()?;
+        // A new device's first sync changed every exchange of the history: one
+        // view of them all would hold every answer at once. Older links are
+        // looked at in windows of bounded size; crossing check-ins (and the
+        // moves between them) only involve recent exchanges, which are all
+        // looked at together, with this member's open ones.
+        let (recent, older) = if links.len() + own_open.len() <= SETTLE_WINDOW {
+            (links, Vec::new())
+        } else {
+            self.split_recent(links)?
+        };
+        let mut problems = Vec::new();
+        let mut reveals_due = Vec::new();
+        for window in older.chunks(SETTLE_WINDOW) {
+            let view = self.view_around(window, false)?;
+            problems.extend(view.practice.problems);
+            reveals_due.extend(view.practice.reveals_due);
+        }
+        let mut seeds = recent;
+        seeds.extend(own_open);
+        let view = self.view_around(&seeds, false)?;
+        let crossed = crate::evening::crossed(&view.practice);
+        problems.extend(view.practice.problems);
+        reveals_due.extend(view.practice.reveals_due);
+        // An exchange reached from two windows is due once.
+        let mut seen = HashSet::new();
+        reveals_due.retain(|(exchange, _)| seen.insert(exchange.clone()));
         let conn = self.db.conn();
         let tx = conn.unchecked_transaction().map_err(db)?;
-        for p in &view.practice.problems {
+        for p in &problems {
             let known: bool = tx
                 .query_row(
                     "SELECT 1 FROM problems WHERE kind = ?1 AND detail = ?2",
@@ -660,9 +697,38 @@ impl Profile {
         }
         tx.commit().map_err(db)?;
         Ok(Settled {
-            crossed: crate::evening::crossed(&view.practice),
-            reveals_due: view.practice.reveals_due,
+            crossed,
+            reveals_due,
         })
+    }
+
+    /// Splits changed links into those with an item from the last
+    /// [`RECENT_SPAN_MS`] (or dated later) and the rest. A crossing needs an
+    /// own open check-in (from the last two join windows) and a partner's
+    /// exchange opened within a join window of it; a move is written after
+    /// the check-in it moves: all of them are recent.
+    fn split_recent(&self, links: Vec<String>) -> Result<(Vec<String>, Vec<String>), ClientError> {
+        let cutoff = self.now().saturating_sub(RECENT_SPAN_MS);
+        let conn = self.db.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM items WHERE entry = ?1 AND at >= ?2)
+                     OR EXISTS (SELECT 1 FROM items INDEXED BY items_link WHERE link = ?1 AND at >= ?2)",
+            )
+            .map_err(db)?;
+        let mut recent = Vec::new();
+        let mut older = Vec::new();
+        for link in links {
+            let is_recent: bool = stmt
+                .query_row(params![link, cutoff], |r| r.get(0))
+                .map_err(db)?;
+            if is_recent {
+                recent.push(link);
+            } else {
+                older.push(link);
+            }
+        }
+        Ok((recent, older))
     }
 
     /// This member's check-in exchanges opened within the join window (their
@@ -746,25 +812,14 @@ impl Profile {
         rows.retain(|r| r.readable);
         rows.sort_by_key(|r| (r.cursor.is_none(), r.cursor, r.own_seq));
         let unacked: HashSet<u64> = self.db.unacked_seqs()?.into_iter().collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let bytes = match (r.cursor, r.own_seq) {
-                // Own envelopes are read from what this device wrote.
-                (_, Some(seq)) if r.author == self.identity.id() => self.db.own_envelope(seq)?,
-                (Some(c), _) => self.db.received_at(c)?,
-                _ => None,
-            };
-            let Some(env) = bytes.and_then(|b| Envelope::decode(&b).ok()) else {
-                continue;
-            };
+        // Not the profile: its connection cannot be shared across threads.
+        let keys = &self.keys;
+        let open = |(r, bytes): &(&ItemRow, Vec<u8>)| -> Option<Entry> {
+            let env = Envelope::decode(bytes).ok()?;
             // Its signature was checked when it arrived (or it was written here).
-            let Ok(opened) = attune_crypto::decrypt_envelope(&env, roster, &self.keys) else {
-                continue;
-            };
-            let Some(Ok(item)) = opened.item().map(Item::from_bytes) else {
-                continue;
-            };
-            out.push(Entry {
+            let opened = attune_crypto::decrypt_envelope(&env, roster, keys).ok()?;
+            let item = opened.item().map(Item::from_bytes)?.ok()?;
+            Some(Entry {
                 id: env.header.entry,
                 cursor: r.cursor,
                 author: env.header.author,
@@ -774,7 +829,32 @@ impl Profile {
                 item,
                 edited: false,
                 deleted: false,
-            });
+            })
+        };
+        // Many (a settle after a first sync, an export): on all cores, in
+        // order, a batch of envelopes read at a time.
+        let mut out = Vec::with_capacity(rows.len());
+        for batch in rows.chunks(OPEN_BATCH) {
+            let mut sealed = Vec::with_capacity(batch.len());
+            for r in batch {
+                let bytes = match (r.cursor, r.own_seq) {
+                    // Own envelopes are read from what this device wrote.
+                    (_, Some(seq)) if r.author == self.identity.id() => {
+                        self.db.own_envelope(seq)?
+                    }
+                    (Some(c), _) => self.db.received_at(c)?,
+                    _ => None,
+                };
+                if let Some(b) = bytes {
+                    sealed.push((r, b));
+                }
+            }
+            if sealed.len() >= PARALLEL_OPEN {
+                use rayon::prelude::*;
+                out.par_extend(sealed.par_iter().filter_map(open));
+            } else {
+                out.extend(sealed.iter().filter_map(open));
+            }
         }
         Ok(out)
     }

@@ -278,6 +278,47 @@ pub async fn pull(
     profile: &mut Profile,
     progress: &mut dyn Progress,
 ) -> Result<usize, ClientError> {
+    let relaxed = Relaxed::new(profile)?;
+    let received = pull_relaxed(&mut *relaxed.0, progress).await;
+    // Full durability again before anything else is written; a pull that
+    // ends any other way (an error, its future dropped) restores it on drop.
+    relaxed.finish()?;
+    received
+}
+
+/// A profile whose commits do not wait for the disk while it is held: what a
+/// pull stores can be fetched again, and each commit carries its own resume
+/// point (the received cursor with the envelopes, the indexed cursor with the
+/// index rows), so a power loss can only take the newest commits, and the next
+/// pull fetches them again. Dropped, it restores full durability, however the
+/// pull ended.
+struct Relaxed<'a>(&'a mut Profile);
+
+impl<'a> Relaxed<'a> {
+    fn new(profile: &'a mut Profile) -> Result<Self, ClientError> {
+        profile.db.relax_durability()?;
+        Ok(Self(profile))
+    }
+
+    /// Restores full durability, reporting a failure to.
+    fn finish(self) -> Result<(), ClientError> {
+        self.0.db.full_durability()?;
+        Ok(())
+    }
+}
+
+impl Drop for Relaxed<'_> {
+    fn drop(&mut self) {
+        // Also after `finish` (harmless); a failure here has nowhere to go,
+        // and the setting ends with the connection anyway.
+        let _ = self.0.db.full_durability();
+    }
+}
+
+async fn pull_relaxed(
+    profile: &mut Profile,
+    progress: &mut dyn Progress,
+) -> Result<usize, ClientError> {
     let relay = profile.relay()?;
     let space = profile.space()?;
     let after = profile.db.last_cursor()?;

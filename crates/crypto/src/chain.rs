@@ -202,9 +202,12 @@ impl ChainVerifier {
     /// on all cores (the costly part of [`check`](Self::check), and independent
     /// per envelope); pass each verdict to [`check_signed`](Self::check_signed)
     /// with its envelope, in order.
-    pub fn verify_all(&self, envelopes: &[Envelope]) -> Vec<Signed> {
+    pub fn verify_all<E: std::borrow::Borrow<Envelope> + Sync>(
+        &self,
+        envelopes: &[E],
+    ) -> Vec<Signed> {
         let roster = &self.roster;
-        let one = |e: &Envelope| Signed(verify_envelope(e, roster));
+        let one = |e: &E| Signed(verify_envelope(e.borrow(), roster));
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
