@@ -151,13 +151,11 @@ impl LocalDb {
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // No memory map, and a page cache of at most 8 MiB: a new device's first
-        // sync writes and reads back hundreds of MB, and mapped pages (or an
-        // unbounded cache) would all count in its resident memory. What the
-        // cache misses is read from the kernel's page cache, which is cheap;
-        // commands read only the items they show.
+        // A larger page cache (grown only as used) and reads through a memory
+        // map: commands touch index pages all over a large history. A device's
+        // first sync turns both down (`Self::lean`).
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-8192; PRAGMA mmap_size=0;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824;",
         )?;
         let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
@@ -175,6 +173,20 @@ impl LocalDb {
     /// then lose or corrupt the profile. Never for a real one.
     pub fn without_durability(&self) -> Result<(), DbError> {
         self.conn.execute_batch("PRAGMA synchronous=OFF;")?;
+        Ok(())
+    }
+
+    /// No memory map and a page cache of at most 8 MiB (`lean`), or the
+    /// settings the connection was opened with: a device's first sync writes
+    /// and reads back the whole history, hundreds of MB, and mapped pages (or
+    /// a large cache) would all count in its resident memory. What the cache
+    /// misses is read from the kernel's page cache, which is cheap.
+    pub(crate) fn lean(&self, lean: bool) -> Result<(), DbError> {
+        self.conn.execute_batch(if lean {
+            "PRAGMA cache_size=-8192; PRAGMA mmap_size=0;"
+        } else {
+            "PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824;"
+        })?;
         Ok(())
     }
 

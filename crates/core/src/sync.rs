@@ -286,6 +286,29 @@ pub async fn pull(
     received
 }
 
+/// A profile whose local database keeps little in memory while it is held
+/// (`LocalDb::lean`), if asked to; dropped, it has its usual settings again.
+struct Lean<'a>(&'a mut Profile, bool);
+
+impl<'a> Lean<'a> {
+    fn new(profile: &'a mut Profile, lean: bool) -> Result<Self, ClientError> {
+        if lean {
+            profile.db.lean(true)?;
+        }
+        Ok(Self(profile, lean))
+    }
+}
+
+impl Drop for Lean<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            // Only what the rest of this process reads is affected: the
+            // settings end with the connection.
+            let _ = self.0.db.lean(false);
+        }
+    }
+}
+
 /// A profile whose commits do not wait for the disk while it is held: what a
 /// pull stores can be fetched again, and each commit carries its own resume
 /// point (the received cursor with the envelopes, the indexed cursor with the
@@ -368,6 +391,9 @@ pub async fn sync(
     progress: &mut dyn Progress,
 ) -> Result<SyncReport, ClientError> {
     let since = profile.db.last_cursor()?;
+    // A first sync (a new or restored device) receives the whole history.
+    let lean = Lean::new(profile, since == 0)?;
+    let profile = &mut *lean.0;
     let mut received = pull(profile, progress).await?;
     // After the pull, so the roster is at least as new as any item received
     // (items carry the roster their author had, and a longer one is a problem).
