@@ -1005,7 +1005,9 @@ mod tests {
             .unwrap();
         }
         migrate(&mut conn).unwrap();
-        let held: Vec<(i64, Vec<u8>, Vec<u8>, Option<i64>)> = conn
+        /// cursor, entry, data, released
+        type Slot = (i64, Vec<u8>, Vec<u8>, Option<i64>);
+        let held: Vec<Slot> = conn
             .prepare("SELECT cursor, entry, data, released FROM held ORDER BY cursor")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
