@@ -345,14 +345,7 @@ pub async fn run_uploads(
         let (w, r, again) = r.context("an upload worker panicked")?;
         back.push(w);
         retried += again;
-        total.requests += r.requests;
-        total.envelopes += r.envelopes;
-        total.errors += r.errors;
-        total.count_limited += r.count_limited;
-        if total.first_error.is_none() {
-            total.first_error = r.first_error;
-        }
-        total.latencies.extend(r.latencies);
+        total.absorb(r);
     }
     total.elapsed = start.elapsed();
     Ok((back, total, retried))
@@ -377,10 +370,13 @@ pub async fn download(writer: &Writer, page: usize) -> anyhow::Result<(u64, u64)
     }
     let http = reqwest::Client::new();
     let auth = format!("Token {}", writer.token);
-    let status: Status = http
-        .get(format!("{}/api/v0/record", writer.url))
-        .header("authorization", &auth)
-        .send()
+    let get = |path: &str, query: Vec<(&str, String)>| {
+        http.get(format!("{}{path}", writer.url))
+            .query(&query)
+            .header("authorization", &auth)
+            .send()
+    };
+    let status: Status = get("/api/v0/record", Vec::new())
         .await?
         .error_for_status()?
         .json()
@@ -392,16 +388,13 @@ pub async fn download(writer: &Writer, page: usize) -> anyhow::Result<(u64, u64)
             let mut start = 0u64;
             // Bounded: at most one page per record of the series, and then some.
             for _ in 0..=(last / page.max(1) as u64 + 2) {
-                let got: Vec<Record> = http
-                    .get(format!("{}/api/v0/record/next", writer.url))
-                    .query(&[
-                        ("host", host.as_str()),
-                        ("tag", tag.as_str()),
-                        ("start", &start.to_string()),
-                        ("count", &page.to_string()),
-                    ])
-                    .header("authorization", &auth)
-                    .send()
+                let query = vec![
+                    ("host", host.clone()),
+                    ("tag", tag.clone()),
+                    ("start", start.to_string()),
+                    ("count", page.to_string()),
+                ];
+                let got: Vec<Record> = get("/api/v0/record/next", query)
                     .await?
                     .error_for_status()?
                     .json()

@@ -40,7 +40,8 @@ impl RunResult {
         self.envelopes as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    fn absorb(&mut self, w: RunResult) {
+    /// Adds one worker's run to this total (not its elapsed time).
+    pub fn absorb(&mut self, w: RunResult) {
         self.requests += w.requests;
         self.envelopes += w.envelopes;
         self.errors += w.errors;

@@ -205,34 +205,44 @@ impl Run<'_> {
         Ok((s, d))
     }
 
-    async fn attune(&mut self) -> anyhow::Result<Figures> {
-        let mut f = Figures::default();
-        let warmup = Duration::from_secs_f64(self.args.warmup);
-
-        // 1. One client's batches for the duration.
-        let (t, d) = self.relay().await?;
-        let devices = fixtures::create_space(t.url(), 1).await?;
+    /// A warm-up with live sealing, envelopes sealed ahead, then appends of
+    /// `batch` by every device for the duration.
+    async fn timed_appends(
+        &self,
+        devices: Vec<fixtures::Device>,
+        batch: usize,
+    ) -> anyhow::Result<RunResult> {
         let pools = devices
             .into_iter()
             .map(|d| (d, Default::default()))
             .collect();
         let (devices, _) = load::warm_and_preseal(
             pools,
-            BATCH,
+            batch,
             &self.content,
-            warmup,
+            Duration::from_secs_f64(self.args.warmup),
             self.duration(),
             PRESEAL_CAP,
         )
         .await?;
         let (_, r) = load::run_appends(
             devices,
-            BATCH,
+            batch,
             self.content.clone(),
             self.duration(),
             MAX_REQUESTS,
         )
         .await?;
+        Ok(r)
+    }
+
+    async fn attune(&mut self) -> anyhow::Result<Figures> {
+        let mut f = Figures::default();
+
+        // 1. One client's batches for the duration.
+        let (t, d) = self.relay().await?;
+        let devices = fixtures::create_space(t.url(), 1).await?;
+        let r = self.timed_appends(devices, BATCH).await?;
         check("attune, bulk upload by one client", &r)?;
         f.sealed_live += r.live_sealed;
         f.bulk_one_per_sec = r.envelopes_per_sec();
@@ -296,27 +306,7 @@ impl Run<'_> {
         // 5. Single appends by many clients, two devices per space.
         let (t, d) = self.relay().await?;
         let devices = fixtures::create_devices(t.url(), SINGLE_CLIENTS, 2, 16).await?;
-        let pools = devices
-            .into_iter()
-            .map(|d| (d, Default::default()))
-            .collect();
-        let (devices, _) = load::warm_and_preseal(
-            pools,
-            1,
-            &self.content,
-            warmup,
-            self.duration(),
-            PRESEAL_CAP,
-        )
-        .await?;
-        let (_, r) = load::run_appends(
-            devices,
-            1,
-            self.content.clone(),
-            self.duration(),
-            MAX_REQUESTS,
-        )
-        .await?;
+        let r = self.timed_appends(devices, 1).await?;
         check("attune, single appends", &r)?;
         f.sealed_live += r.live_sealed;
         f.single_per_sec = r.requests_per_sec();
