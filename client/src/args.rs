@@ -222,14 +222,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a month's state-of-the-union report: one HTML page with charts.
+    /// Write the state-of-the-union report of a month, or the picture of a year:
+    /// one HTML page with charts, readable offline, on a phone and on paper.
     Report {
         /// The month, YYYY-MM (default: this month).
-        #[arg(long, value_name = "YYYY-MM")]
+        #[arg(long, value_name = "YYYY-MM", conflicts_with = "year")]
         month: Option<String>,
+        /// A whole year instead, YYYY.
+        #[arg(long, value_name = "YYYY")]
+        year: Option<String>,
         /// The HTML file to write (readable by you only).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "json")]
+        out: Option<PathBuf>,
+        /// Print the report's numbers as JSON instead (with --out, both).
+        #[arg(long)]
+        json: bool,
     },
     /// The 30-day empathy challenge: one small exercise a day.
     #[command(subcommand)]
@@ -539,6 +546,8 @@ pub enum ExerciseArg {
     HighLow,
     /// An open question for both of you.
     Question,
+    /// The monthly state of the union: what you appreciated, what weighed on you, one change.
+    StateOfTheUnion,
 }
 
 impl From<ExerciseArg> for ExerciseKind {
@@ -549,6 +558,7 @@ impl From<ExerciseArg> for ExerciseKind {
             ExerciseArg::EmotionNaming => ExerciseKind::EmotionNaming,
             ExerciseArg::HighLow => ExerciseKind::HighLow,
             ExerciseArg::Question => ExerciseKind::Question,
+            ExerciseArg::StateOfTheUnion => ExerciseKind::StateOfTheUnion,
         }
     }
 }

@@ -163,6 +163,9 @@ fn exercise(e: &Entry, prompt: &str, p: &Practice, names: &Names) -> Vec<String>
             (_, Some(Answer::Exercise { text })) => {
                 format!("- {who} answered: {}", inert::markdown_block(text))
             }
+            (_, Some(Answer::Union(u))) => {
+                format!("- {who} answered: {}", inert::markdown_block(&u.as_text()))
+            }
             (Some(_), _) => format!("- {who} answered; the answer was not opened"),
             (None, _) => format!("- {who} did not answer"),
         });

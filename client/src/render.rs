@@ -137,6 +137,10 @@ pub fn entry_json(e: &Entry, p: &Practice) -> Value {
                         }
                     }
                     Some(Answer::Exercise { text }) => v["text"] = json!(text),
+                    Some(Answer::Union(u)) => {
+                        v["text"] = json!(u.as_text());
+                        v["union"] = json!(u);
+                    }
                     None => {}
                 }
                 if let Some(acc) = guess_accuracy(this, other) {
@@ -373,6 +377,12 @@ pub fn opened_line(x: &Exchange, partner: &str, s: &Style) -> String {
                 .unwrap_or_default();
             format!("{partner}'s answer{prompt} is open: {}", s.text(text))
         }
+        Some(Answer::Union(u)) => {
+            format!(
+                "{partner}'s state of the union is open: {}",
+                s.text(&u.as_text())
+            )
+        }
         None => format!("{partner}'s answer is open"),
     }
 }
@@ -408,6 +418,7 @@ fn describe_sealed(e: &Entry, p: &Practice, s: &Style, partner: &str) -> (String
             t
         }
         Some(Answer::Exercise { text }) => s.text(text),
+        Some(Answer::Union(u)) => s.text(&u.as_text()),
         None => String::new(),
     };
     let state = if x.both_sealed() && x.their_answer().is_some() {

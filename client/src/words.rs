@@ -79,6 +79,7 @@ pub fn plain_words(e: &Entry, practice: &Practice) -> String {
             match answer {
                 Some(Answer::CheckIn { checkin, .. }) => checkin_words(checkin),
                 Some(Answer::Exercise { text }) => text.clone(),
+                Some(Answer::Union(u)) => u.as_text(),
                 None => "(sealed)".into(),
             }
         }

@@ -31,8 +31,10 @@ const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 /// 2026-03-01T12:00:00Z: the first day of the seeded history.
 const START_MS: i64 = 1_772_366_400_000;
-/// Days in the seeded history: 2026-03-01 ..= 2026-04-29.
-const DAYS: usize = 60;
+/// Days in the seeded history: 2026-03-01 ..= 2026-05-29.
+const DAYS: usize = 90;
+/// The last day of the history: "today" when stats and reports are read.
+const LAST: usize = DAYS - 1;
 
 /// The UTC calendar day of a Unix-millisecond time (Howard Hinnant's
 /// civil-from-days), computed here without the client's code.
@@ -113,9 +115,10 @@ struct Plan {
 /// Alex misses 10 and 11 (two in a row: a streak ends), 20, 45 and 57 (single
 /// days: forgiven).
 const A_MISSES: [usize; 5] = [10, 11, 20, 45, 57];
-/// Sam misses 5 and 6 (two in a row), 30 (single), and 59, the last day, which is
-/// "today" when the stats are read (today not done yet does not break a streak).
-const B_MISSES: [usize; 4] = [5, 6, 30, 59];
+/// Sam misses 5 and 6 (two in a row), 30 and 59 (single), and 89, the last day,
+/// which is "today" when the stats are read (today not done yet does not break a
+/// streak).
+const B_MISSES: [usize; 5] = [5, 6, 30, 59, 89];
 
 const A_FEEL: [&str; 5] = [
     "calm,hopeful",
@@ -206,7 +209,7 @@ fn seeded() -> Arc<Seeded> {
 fn seed() -> Seeded {
     assert_eq!(day(0), "2026-03-01");
     assert_eq!(day(30), "2026-03-31");
-    assert_eq!(day(DAYS - 1), "2026-04-29");
+    assert_eq!(day(LAST), "2026-05-29");
     let started = Instant::now();
     let c = couple();
     let paired = started.elapsed();
@@ -298,12 +301,16 @@ struct Expected {
 /// What `me` reads: its own check-ins every day it checked in; the partner's only
 /// on days both checked in (a sealed check-in opens only when both sealed the same
 /// day), and the guesses of those days.
-fn expected(me: fn(usize) -> Option<Plan>, them: fn(usize) -> Option<Plan>) -> Expected {
+fn expected(
+    me: fn(usize) -> Option<Plan>,
+    them: fn(usize) -> Option<Plan>,
+    range: std::ops::Range<usize>,
+) -> Expected {
     let mut days = vec![];
     let (mut mine, mut theirs) = (vec![], vec![]);
     let mut accuracy = vec![];
     let (mut my_errors, mut their_errors) = (vec![], vec![]);
-    for i in 0..DAYS {
+    for i in range {
         let (m, t) = (me(i), them(i));
         let both = m.is_some() && t.is_some();
         let my_mood = m.map(|p| p.mood);
@@ -356,27 +363,36 @@ fn assert_mean(stats: &Value, field: &str, want: Option<(u32, usize, f64)>) {
 }
 
 // ---------------------------------------------------------------------------
-// 1. stats from the 60-day history
+// 1. stats of the last 60 days of the 90-day history
 
 #[test]
-fn stats_from_a_60_day_seeded_history_match_values_computed_by_hand() {
+fn stats_from_a_90_day_seeded_history_match_values_computed_by_hand() {
     let s = seeded();
-    let today = START_MS + (DAYS as i64 - 1) * DAY_MS;
-    // The forgiving streaks, by hand, with today = day 59 (2026-04-29):
+    let today = START_MS + LAST as i64 * DAY_MS;
+    // The forgiving streaks, by hand, with today = day 89 (2026-05-29):
     //
-    // Alex checked in on every day but 10, 11, 20, 45, 57, and today (59).
-    //   59, 58 | 57 missed, forgiven | 56..=46 | 45 forgiven | 44..=21 | 20 forgiven
+    // Alex checked in on every day but 10, 11, 20, 45, 57.
+    //   89..=58 | 57 missed, forgiven | 56..=46 | 45 forgiven | 44..=21 | 20 forgiven
     //   | 19..=12 | 11, 10: two missed in a row, the streak ends there.
-    //   = 2 + 11 + 24 + 8 = 45.
-    // Sam checked in on every day but 5, 6, 30, 59; today (59) is not done yet, so
-    // the count starts yesterday: 58..=31 | 30 forgiven | 29..=7 | 6, 5 end it.
-    //   = 28 + 23 = 51.
+    //   = 32 + 11 + 24 + 8 = 75.
+    // Sam checked in on every day but 5, 6, 30, 59, 89; today (89) is not done
+    // yet, so the count starts yesterday: 88..=60 | 59 forgiven | 58..=31 | 30
+    // forgiven | 29..=7 | 6, 5 end it.
+    //   = 29 + 28 + 23 = 80.
+    // The stats read only the last 60 days; the streaks reach further back.
     // Each device knows every day the other checked in, even where the check-in
     // stays sealed (its envelope arrived; its content did not), so each reads the
-    // other's streak exactly as the other does: Alex sees Sam's 51, Sam sees Alex's 45.
+    // other's streak exactly as the other does: Alex sees Sam's 80, Sam sees Alex's 75.
+    let window = DAYS - 60..DAYS;
     let views = [
-        ("Alex", &s.a, expected(plan_a, plan_b), 45, 51),
-        ("Sam", &s.b, expected(plan_b, plan_a), 51, 45),
+        (
+            "Alex",
+            &s.a,
+            expected(plan_a, plan_b, window.clone()),
+            75,
+            80,
+        ),
+        ("Sam", &s.b, expected(plan_b, plan_a, window), 80, 75),
     ];
     for (name, who, want, my_streak, partner_streak) in views {
         let started = Instant::now();
@@ -414,7 +430,7 @@ fn stats_from_a_60_day_seeded_history_match_values_computed_by_hand() {
             "{name}: balance"
         );
         let days_with_data = want.days.as_array().unwrap().len();
-        assert_eq!(days_with_data, DAYS);
+        assert_eq!(days_with_data, 60);
         println!(
             "  {} revealed days with accuracy",
             want.accuracy.as_array().unwrap().len()
@@ -426,6 +442,223 @@ fn stats_from_a_60_day_seeded_history_match_values_computed_by_hand() {
         assert_eq!(v["problems"], json!([]), "{v:#}");
         assert_eq!(v["waiting"], json!(0), "{v:#}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// 1b. the report's numbers for a month and for the year
+
+/// The quadrant of each word the plans use (`attune feelings`, by hand).
+fn quadrant_of(w: &str) -> &'static str {
+    match w {
+        "happy" | "hopeful" | "grateful" => "pleasant_high",
+        "calm" | "content" | "close" => "pleasant_low",
+        "anxious" | "stressed" | "worried" => "unpleasant_high",
+        "sad" | "tired" => "unpleasant_low",
+        other => panic!("{other} is not in the hand table"),
+    }
+}
+
+fn mean_of(v: &[f64]) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(v.iter().sum::<f64>() / v.len() as f64)
+    }
+}
+
+/// One side of the report as the reader (whose plan is `reader`) sees it, for
+/// the days in `range`: `own` is this side's plan, `other` the other side's.
+/// The reader's own side counts every check-in; the other side's moods and
+/// feelings count only where both checked in (the rest stays sealed), while its
+/// check-in days count every day (a sealed check-in still shows it was there).
+fn expected_side(
+    own: fn(usize) -> Option<Plan>,
+    other: fn(usize) -> Option<Plan>,
+    readable_alone: bool,
+    range: std::ops::Range<usize>,
+    longest_run: usize,
+    streak_at_end: usize,
+) -> Value {
+    let mut checkin_days = 0;
+    let mut moods = vec![];
+    let mut quadrants = std::collections::BTreeMap::from([
+        ("pleasant_high", 0),
+        ("pleasant_low", 0),
+        ("unpleasant_high", 0),
+        ("unpleasant_low", 0),
+    ]);
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut errors = vec![];
+    let (mut hit, mut guessed) = (0, 0);
+    for i in range {
+        let Some(p) = own(i) else { continue };
+        checkin_days += 1;
+        let both = other(i);
+        if readable_alone || both.is_some() {
+            moods.push(f64::from(p.mood));
+            for w in words(p.feel) {
+                *quadrants.get_mut(quadrant_of(w)).unwrap() += 1;
+                *counts.entry(w).or_default() += 1;
+            }
+        }
+        if let Some(o) = both {
+            let (e, h, g) = guess_vs(&p, &o);
+            errors.extend(e.map(f64::from));
+            hit += h;
+            guessed += g;
+        }
+    }
+    let mut top: Vec<(&str, usize)> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    top.truncate(5);
+    let half = errors.len() / 2;
+    let halves = errors.len() >= 2;
+    json!({
+        "checkin_days": checkin_days,
+        "average_mood": mean_of(&moods),
+        "quadrants": quadrants,
+        "top_words": top,
+        "reading": {
+            "days_guessed": errors.len(),
+            "within_one": errors.iter().filter(|e| **e <= 1.0).count(),
+            "mean_error": mean_of(&errors),
+            "first_half_error": if halves { mean_of(&errors[..half]) } else { Value::Null },
+            "second_half_error": if halves { mean_of(&errors[half..]) } else { Value::Null },
+            "feelings_hit": hit,
+            "feelings_guessed": guessed,
+        },
+        "needs": { "listen": 0, "support": 0, "suggestions": 0, "space": 0, "distraction": 0, "answerable": 0, "answered": 0 },
+        "listening": { "reflections": 0, "threads": 0, "first_try": 0, "after_corrections": 0, "open": 0 },
+        "streak_at_end": streak_at_end,
+        "longest_run": longest_run,
+        "exercises_answered": 0,
+    })
+}
+
+/// The report's per-day rows as Alex reads them, for day indices `range`.
+fn expected_days(range: std::ops::Range<usize>) -> Vec<Value> {
+    range
+        .map(|i| {
+            let (m, t) = (plan_a(i), plan_b(i));
+            let both = m.zip(t);
+            json!({
+                "day": day(i),
+                "me": m.map(|p| p.mood),
+                "partner": both.map(|(_, t)| t.mood),
+                "my_error": both.and_then(|(m, t)| guess_vs(&m, &t).0),
+                "partner_error": both.and_then(|(m, t)| guess_vs(&t, &m).0),
+            })
+        })
+        .collect()
+}
+
+/// Equal JSON, except that floats may differ in the last bits: serde_json reads
+/// floats to within one ulp or so, and these are means of small integers.
+fn assert_json_near(got: &Value, want: &Value, what: &str) {
+    fn near(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-12
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| near(a, b))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| near(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    assert!(near(got, want), "{what}:\n  got  {got}\n  want {want}");
+}
+
+#[test]
+fn report_numbers_for_a_month_and_the_year_match_values_computed_by_hand() {
+    let s = seeded();
+    let a = at(&s.a, START_MS + LAST as i64 * DAY_MS);
+    // March 2026 = days 0..=30. By hand, from the misses:
+    //   Alex (10, 11, 20): runs 0..=9, 12..=19, 21..=30: longest 10; the streak at
+    //   March 31 counts back 30..=21, forgives 20, 19..=12, stops at 11, 10: 18.
+    //   Sam (5, 6, 30): runs 0..=4, 7..=29: longest 23; March 31 (30) missed, the
+    //   last day is not yet counted as missed: 29..=7, stops at 6, 5: 23.
+    let month = a
+        .run(&["report", "--month", "2026-03", "--json"])
+        .ok()
+        .json();
+    assert_eq!(month["has_data"], json!(true));
+    assert_eq!(month["label"], json!("March 2026"));
+    assert_eq!(
+        month["days"],
+        Value::Array(expected_days(0..31)),
+        "March, per day"
+    );
+    assert_json_near(
+        &month["me"],
+        &expected_side(plan_a, plan_b, true, 0..31, 10, 18),
+        "March, Alex",
+    );
+    assert_json_near(
+        &month["partner"],
+        &expected_side(plan_b, plan_a, false, 0..31, 23, 23),
+        "March, Sam",
+    );
+    assert_eq!(month["months"], json!([]));
+    println!("March: {}", month["me"]["reading"]);
+
+    // 2026: the whole history (days 0..=89), today 2026-05-29. Longest runs: Alex
+    // 58..=89 (32; 21..=44 has 24), Sam 60..=88 (29; 31..=58 has 28). Streaks at today: the
+    // stats test's 75 and 80.
+    let year = a.run(&["report", "--year", "2026", "--json"]).ok().json();
+    assert_eq!(year["label"], json!("2026"));
+    let days = year["days"].as_array().unwrap();
+    assert_eq!(days.len(), 365);
+    // Jan 1 + 59 days = Mar 1.
+    assert_eq!(
+        days[59..149].to_vec(),
+        expected_days(0..DAYS),
+        "2026, the 90 days"
+    );
+    for d in days[..59].iter().chain(&days[149..]) {
+        assert_eq!(
+            (&d["me"], &d["partner"]),
+            (&Value::Null, &Value::Null),
+            "{d}"
+        );
+    }
+    assert_json_near(
+        &year["me"],
+        &expected_side(plan_a, plan_b, true, 0..DAYS, 32, 75),
+        "2026, Alex",
+    );
+    assert_json_near(
+        &year["partner"],
+        &expected_side(plan_b, plan_a, false, 0..DAYS, 29, 80),
+        "2026, Sam",
+    );
+    let months = year["months"].as_array().unwrap();
+    assert_eq!(months.len(), 12);
+    for (k, range) in [(2, 0..31), (3, 31..61), (4, 61..DAYS)] {
+        let rows = expected_days(range);
+        let col = |f: &str| -> Vec<f64> {
+            rows.iter()
+                .filter_map(|r| r[f].as_u64())
+                .map(|v| v as f64)
+                .collect()
+        };
+        let want = json!({
+            "month": format!("2026-{:02}", k + 1),
+            "my_average": mean_of(&col("me")),
+            "partner_average": mean_of(&col("partner")),
+            "my_mean_error": mean_of(&col("my_error")),
+            "partner_mean_error": mean_of(&col("partner_error")),
+            "my_mood_days": col("me").len(),
+            "partner_mood_days": col("partner").len(),
+        });
+        assert_json_near(&months[k], &want, &format!("2026, month {}", k + 1));
+    }
+    assert_eq!(months[0]["my_average"], Value::Null);
+    assert_eq!(months[0]["my_mood_days"], json!(0));
+    println!("2026 months: {}", Value::Array(months[2..5].to_vec()));
 }
 
 // ---------------------------------------------------------------------------
@@ -460,7 +693,7 @@ fn chart_points(html: &str, id: &str, class: &str) -> Vec<Point> {
     };
     svg.match_indices(&needle)
         .map(|(i, _)| {
-            let tag = &svg[i..i + svg[i..].find("/>").unwrap()];
+            let tag = &svg[i..i + svg[i..].find('>').unwrap()];
             Point {
                 day: attr(tag, "data-day"),
                 value: attr(tag, "data-value"),
@@ -496,7 +729,7 @@ fn screenshot(chromium: &Path, html: &Path, png: &Path, work: &Path) {
             "--disable-component-update",
             "--disable-sync",
             "--hide-scrollbars",
-            "--window-size=900,1200",
+            "--window-size=900,3600",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", png.display()))
@@ -535,7 +768,7 @@ fn html_report_renders_in_headless_chromium_with_one_point_per_day() {
     let s = seeded();
     let work = tempfile::tempdir().unwrap();
     let html_path = work.path().join("report.html");
-    let a = at(&s.a, START_MS + (DAYS as i64 - 1) * DAY_MS);
+    let a = at(&s.a, START_MS + LAST as i64 * DAY_MS);
     let out = a
         .run(&[
             "report",
@@ -545,9 +778,13 @@ fn html_report_renders_in_headless_chromium_with_one_point_per_day() {
             html_path.to_str().unwrap(),
         ])
         .ok();
-    assert!(out.stdout.contains("2026-03"), "{}", out.stdout);
+    assert!(out.stdout.contains("March 2026"), "{}", out.stdout);
     let html = std::fs::read_to_string(&html_path).unwrap();
-    assert!(html.starts_with("<!doctype html>"), "{}", &html[..80]);
+    assert!(
+        html.to_ascii_lowercase().starts_with("<!doctype html>"),
+        "{}",
+        &html[..80]
+    );
     for fetches in ["<script", "src=", "href=", "url(", "@import", "<link"] {
         assert!(
             !html.contains(fetches),
@@ -555,6 +792,7 @@ fn html_report_renders_in_headless_chromium_with_one_point_per_day() {
         );
     }
 
+    assert_month_page(&html);
     // Alex's view of March, by hand: days 0..=30.
     let march = 0..31;
     let (mut me, mut partner, mut my_err, mut their_err) = (vec![], vec![], vec![], vec![]);
@@ -652,8 +890,8 @@ fn html_report_renders_in_headless_chromium_with_one_point_per_day() {
     let blank = std::fs::read(&blank_png).unwrap();
     let report_img = decode_png(&report);
     let blank_img = decode_png(&blank);
-    assert_eq!((report_img.width, report_img.height), (900, 1200));
-    assert_eq!((blank_img.width, blank_img.height), (900, 1200));
+    assert_eq!((report_img.width, report_img.height), (900, 3600));
+    assert_eq!((blank_img.width, blank_img.height), (900, 3600));
     println!(
         "PNG sizes: report {} bytes, blank page {} bytes",
         report.len(),
@@ -685,13 +923,13 @@ fn html_report_renders_in_headless_chromium_with_one_point_per_day() {
         "the charts drew: {r_teal} teal, {r_magenta} magenta pixels"
     );
     // Each point is where the SVG says: find the two charts' backgrounds (#fffdf8,
-    // 720x240) in the screenshot, and look around each circle's centre there.
+    // 720x260) in the screenshot, and look around each circle's centre there.
     let boxes = report_img.boxes_of([0xff, 0xfd, 0xf8]);
     assert_eq!(boxes.len(), 2, "two chart backgrounds: {boxes:?}");
     for (x0, y0, x1, y1) in &boxes {
         assert!(
-            (x1 - x0 + 1).abs_diff(720) <= 2 && (y1 - y0 + 1).abs_diff(240) <= 2,
-            "a chart of 720x240: {boxes:?}"
+            (x1 - x0 + 1).abs_diff(720) <= 2 && (y1 - y0 + 1).abs_diff(260) <= 2,
+            "a chart of 720x260: {boxes:?}"
         );
     }
     for (id, class, points) in &drawn {
@@ -720,9 +958,75 @@ fn html_report_renders_in_headless_chromium_with_one_point_per_day() {
         }
     }
     println!("every point is drawn in its colour where the SVG puts it");
+
+    // The year: month axis, the year in pixels, both colours on the page.
+    let year_path = work.path().join("year.html");
+    a.run(&[
+        "report",
+        "--year",
+        "2026",
+        "--out",
+        year_path.to_str().unwrap(),
+    ])
+    .ok();
+    let year = std::fs::read_to_string(&year_path).unwrap();
+    assert_year_page(&year);
+    let year_png = work.path().join("year.png");
+    screenshot(&chromium, &year_path, &year_png, work.path());
+    let year_img = decode_png(&std::fs::read(&year_png).unwrap());
+    let (y_teal, y_magenta) = (year_img.count_near(teal), year_img.count_near(magenta));
+    // Mood 1 and mood 10 of the scale, in the pixels and its legend.
+    let (darkest, greenest) = (
+        year_img.count_near([0xa5, 0x00, 0x26]),
+        year_img.count_near([0x00, 0x68, 0x37]),
+    );
+    println!(
+        "year pixels: {y_teal} teal, {y_magenta} magenta, mood 1 {darkest}, mood 10 {greenest}"
+    );
+    assert!(y_teal >= 300 && y_magenta >= 300, "the year's charts drew");
+    assert!(
+        darkest >= 100 && greenest >= 100,
+        "the year in pixels drew its colours"
+    );
     if let Ok(dir) = std::env::var("ATTUNE_KEEP_SCREENSHOT") {
-        std::fs::copy(&report_png, Path::new(&dir).join("report.png")).unwrap();
+        std::fs::copy(&report_png, Path::new(&dir).join("report-month.png")).unwrap();
+        std::fs::copy(&year_png, Path::new(&dir).join("report-year.png")).unwrap();
     }
+}
+
+/// What the month page must show besides its points: a legend with both names,
+/// dated x axes, a whole calendar.
+fn assert_month_page(html: &str) {
+    let legend = &html[html.find("id=\"legend\"").expect("a legend")..];
+    let legend = &legend[..legend.find("</p>").unwrap()];
+    assert!(
+        legend.contains("Alex") && legend.contains("Sam"),
+        "{legend}"
+    );
+    for chart in ["moods", "accuracy"] {
+        let svg = &html[html.find(&format!("<svg id=\"{chart}\"")).unwrap()..];
+        let svg = &svg[..svg.find("</svg>").unwrap()];
+        for tick in ["Mar 1<", "Mar 8<", "Mar 15<", "Mar 22<", "Mar 29<"] {
+            assert!(svg.contains(tick), "svg#{chart} has the date {tick}");
+        }
+        assert!(svg.contains("class=\"legend\""), "svg#{chart} has a legend");
+    }
+    let calendar = &html[html.find("<svg id=\"calendar\"").expect("a calendar")..];
+    let calendar = &calendar[..calendar.find("</svg>").unwrap()];
+    assert_eq!(calendar.matches("<g class=\"day\"").count(), 31);
+}
+
+fn assert_year_page(html: &str) {
+    let svg = &html[html.find("<svg id=\"moods\"").expect("the moods chart")..];
+    let svg = &svg[..svg.find("</svg>").unwrap()];
+    for m in ["Jan", "Apr", "Jul", "Dec"] {
+        assert!(svg.contains(&format!(">{m}<")), "the year's axis has {m}");
+    }
+    let pixels = &html[html.find("<svg id=\"pixels\"").expect("the year in pixels")..];
+    let pixels = &pixels[..pixels.find("</svg>").unwrap()];
+    assert_eq!(pixels.matches("<g class=\"day\"").count(), 365);
+    assert!(html.contains("<table id=\"months\""));
+    assert!(html.contains("The year 2026"));
 }
 
 // ---------------------------------------------------------------------------

@@ -5,13 +5,13 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::common::{json_text, paired, partner_name, write_private, DAY_MS};
-use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
 
 use crate::style::Style;
 use crate::words;
 use attune_core::insights::{self, due_today, nudges};
 use attune_core::practice::day_of;
 use attune_core::profile::{now_ms, ClientError};
+use attune_core::report::{self, Period};
 
 pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
     let p = paired(home)?;
@@ -86,40 +86,18 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-fn bar(v: Option<u8>) -> String {
-    match v {
-        Some(v) => format!(
-            "{}{} {:>2}",
-            "█".repeat(v as usize),
-            "·".repeat(10 - v.min(10) as usize),
-            v
-        ),
-        None => format!("{} --", " ".repeat(10)),
-    }
-}
-
-/// A table for the terminal: rounded lines on a colour terminal; plain columns
-/// without lines or colours when piped or with NO_COLOR.
-fn table(s: &Style, header: [&str; 3]) -> Table {
-    let mut t = Table::new();
-    if s.is_on() {
-        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-            .apply_modifier(comfy_table::modifiers::UTF8_ROUND_CORNERS)
-            .enforce_styling();
-    } else {
-        t.load_preset(comfy_table::presets::NOTHING).force_no_tty();
-    }
-    // Names are inert already (partner_name); the header is attune's own.
-    t.set_header(header.map(|h| Cell::new(h).add_attribute(Attribute::Bold)));
-    t
-}
-
-fn styled(cell: Cell, s: &Style, colour: Color) -> Cell {
-    if s.is_on() {
-        cell.fg(colour)
-    } else {
-        cell
-    }
+/// One character per day: the mood's height (1..=10 in eight steps), `·` for none.
+fn sparkline(values: impl Iterator<Item = Option<f64>>, max: f64) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .map(|v| match v {
+            Some(v) => {
+                let step = ((v / max) * 7.0).round().clamp(0.0, 7.0) as usize;
+                BARS[step]
+            }
+            None => '·',
+        })
+        .collect()
 }
 
 pub fn stats(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError> {
@@ -127,93 +105,195 @@ pub fn stats(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError>
         return Err(ClientError::Input("--days must be from 1 to 3650".into()));
     }
     let p = paired(home)?;
+    let today = today_date();
+    let period = Period::last_days(today, days);
     // The period, and a day before it for the time zones.
     let view = p.view_since(now_ms() - (i64::from(days) + 1) * DAY_MS)?;
     let partner = partner_name(&p);
-    let today = day_of(now_ms());
-    let st = insights::stats(&view, &today, days);
+    let st = insights::stats(&view, &day_of(now_ms()), days);
+    let r = report::compute(&view, period, today, p.challenge_start()?);
     if json_out {
-        outln!("{}", json_text(&st));
+        let mut v = serde_json::to_value(&st).unwrap_or_default();
+        v["report"] = serde_json::to_value(&r).unwrap_or_default();
+        outln!("{}", json_text(&v));
         return Ok(0);
     }
     let s = Style::stdout();
-    outln!("{}", s.bold(&format!("Moods, last {days} days")));
-    let mut moods = table(&s, ["day", "you", partner.as_str()]);
-    for (day, mine, theirs) in &st.days {
-        if mine.is_none() && theirs.is_none() {
-            continue;
-        }
-        moods.add_row([
-            Cell::new(day),
-            styled(Cell::new(bar(*mine)), &s, Color::Cyan),
-            styled(Cell::new(bar(*theirs)), &s, Color::Magenta),
-        ]);
+    let name_w = partner.chars().count().max(3);
+    outln!(
+        "{}",
+        s.bold(&format!("Last {days} days ({})", period.label()))
+    );
+    if !r.has_data {
+        outln!("nothing was written in these days: `attune checkin` starts the picture");
+        return Ok(0);
     }
-    if moods.row_count() == 0 {
-        outln!("no check-ins in these days");
-    } else {
-        outln!("{moods}");
-    }
+    let line =
+        |who: &str, colour: fn(&Style, &str) -> String, values: Vec<Option<f64>>, max: f64| {
+            outln!(
+                "  {who:<name_w$}  {}",
+                colour(&s, &sparkline(values.into_iter(), max))
+            );
+        };
     let avg = |v: Option<f64>| v.map_or("--".into(), |v| format!("{v:.1}"));
-    outln!(
-        "average mood: you {}, {partner} {}",
-        avg(st.my_average_mood),
-        avg(st.partner_average_mood)
+    outln!("{}", s.bold("Moods"));
+    line(
+        "you",
+        Style::me,
+        r.days.iter().map(|d| d.me.map(f64::from)).collect(),
+        10.0,
     );
-    outln!("{}", s.bold("Reading each other"));
-    if st.accuracy.is_empty() {
-        outln!("no revealed guesses yet: guess when you check in (sealed check-ins)");
+    line(
+        &partner,
+        Style::partner,
+        r.days.iter().map(|d| d.partner.map(f64::from)).collect(),
+        10.0,
+    );
+    outln!(
+        "  average: you {}, {partner} {}; days checked in: you {}, {partner} {}",
+        avg(r.me.average_mood),
+        avg(r.partner.average_mood),
+        r.me.checkin_days,
+        r.partner.checkin_days
+    );
+    outln!(
+        "{}",
+        s.bold("Reading each other (how far each guess was; lower is closer)")
+    );
+    if r.me.reading.days_guessed + r.partner.reading.days_guessed == 0 {
+        outln!("  no guesses opened in these days: guess the other's mood when you check in");
     } else {
-        let theirs = format!("{partner}'s guess off by");
-        let mut guesses = table(&s, ["day", "your guess off by", theirs.as_str()]);
-        let e = |v: Option<u8>| v.map_or("-".to_string(), |v| v.to_string());
-        for a in &st.accuracy {
-            guesses.add_row([
-                Cell::new(&a.day),
-                Cell::new(e(a.my_mood_error)).set_alignment(CellAlignment::Right),
-                Cell::new(e(a.their_mood_error)).set_alignment(CellAlignment::Right),
-            ]);
+        line(
+            "you",
+            Style::me,
+            r.days
+                .iter()
+                .map(|d| d.my_error.map(|e| f64::from(e) + 1.0))
+                .collect(),
+            10.0,
+        );
+        line(
+            &partner,
+            Style::partner,
+            r.days
+                .iter()
+                .map(|d| d.partner_error.map(|e| f64::from(e) + 1.0))
+                .collect(),
+            10.0,
+        );
+        for (reader, read, side) in [
+            ("you", partner.as_str(), &r.me),
+            (partner.as_str(), "you", &r.partner),
+        ] {
+            let mut sentence = report::html::reading_sentence(reader, read, side);
+            if let Some(t) = report::html::trend_sentence(side) {
+                sentence.push_str("; ");
+                sentence.push_str(&t);
+            }
+            outln!("  {sentence}");
         }
-        outln!("{guesses}");
+        outln!(
+            "  feelings named right: you {} of {}, {partner} {} of {}",
+            r.me.reading.feelings_hit,
+            r.me.reading.feelings_guessed,
+            r.partner.reading.feelings_hit,
+            r.partner.reading.feelings_guessed
+        );
     }
+    if r.me.quadrants.total() + r.partner.quadrants.total() > 0 {
+        outln!("{}", s.bold("Feelings named"));
+        for ((q, mine), (_, theirs)) in
+            r.me.quadrants
+                .each()
+                .into_iter()
+                .zip(r.partner.quadrants.each())
+        {
+            outln!(
+                "  {:<18} you {mine:>3}, {partner} {theirs:>3}",
+                report::html::quadrant_short(q)
+            );
+        }
+    }
+    outln!("{}", s.bold("Needs and listening"));
+    for (who, other, side) in [
+        ("you", partner.as_str(), &r.me),
+        (partner.as_str(), "you", &r.partner),
+    ] {
+        let asked: Vec<String> = side
+            .needs
+            .each()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(need, n)| format!("{} {n}", need.describe()))
+            .collect();
+        if asked.is_empty() {
+            outln!("  {who} asked for nothing in particular");
+        } else {
+            outln!(
+                "  {who} asked for {}; {other} answered with a reflection within a day {} of {}",
+                asked.join(", "),
+                side.needs.answered,
+                side.needs.answerable
+            );
+        }
+    }
+    for (who, side) in [("you", &r.me), (partner.as_str(), &r.partner)] {
+        let l = &side.listening;
+        outln!(
+            "  {who} wrote {}; confirmed at the first try {}, after a correction {}",
+            words::count(l.reflections, "reflection", "reflections"),
+            l.first_try,
+            l.after_corrections
+        );
+    }
+    outln!("{}", s.bold("Streaks"));
     outln!(
-        "mean mood error: you {}, {partner} {}",
-        avg(st.my_mean_mood_error),
-        avg(st.partner_mean_mood_error)
-    );
-    outln!("{}", s.bold("Streaks and balance"));
-    outln!(
-        "check-in streak: you {}, {partner} {}",
+        "  check-in streak: you {}, {partner} {} (one missed day is forgiven); longest run in these days: you {}, {partner} {}",
         st.my_streak,
-        st.partner_streak
-    );
-    outln!(
-        "reflections: you {}, {partner} {}; asked for listening or support: you {}, {partner} {}",
-        st.balance.reflections_by_me,
-        st.balance.reflections_by_partner,
-        st.balance.needs_support_me,
-        st.balance.needs_support_partner
+        st.partner_streak,
+        r.me.longest_run,
+        r.partner.longest_run
     );
     Ok(0)
 }
 
-pub fn report(home: &Path, month: Option<String>, out: &Path) -> Result<i32, ClientError> {
-    let month = month.unwrap_or_else(|| day_of(now_ms())[..7].to_string());
-    if attune_core::report::month_days(&month).is_empty() {
-        return Err(ClientError::Input(format!(
-            "--month takes YYYY-MM, not '{month}'"
-        )));
+fn today_date() -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(&day_of(now_ms()), "%Y-%m-%d").unwrap_or_default()
+}
+
+pub fn report(
+    home: &Path,
+    month: Option<String>,
+    year: Option<String>,
+    out: Option<&Path>,
+    json_out: bool,
+) -> Result<i32, ClientError> {
+    let today = today_date();
+    let period = match (month, year) {
+        (_, Some(y)) => Period::year(y.trim()),
+        (Some(m), None) => Period::month(m.trim()),
+        (None, None) => Ok(Period::month_of(today)),
     }
+    .map_err(|e| ClientError::Input(e.to_string()))?;
     let p = paired(home)?;
-    let start = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis() - DAY_MS)
-        .unwrap_or(0);
-    let view = p.view_since(start)?;
-    let html = attune_core::report::render(&view, &p.name(), &partner_name(&p), &month);
-    write_private(out, html.as_bytes())?;
-    outln!("wrote the report for {month} to {}", out.display());
+    let view = p.view_since(period.read_from_ms())?;
+    let r = report::compute(&view, period, today, p.challenge_start()?);
+    if let Some(out) = out {
+        let html = report::html::page(&r, &p.name(), &partner_name(&p));
+        write_private(out, html.as_bytes())?;
+        if !json_out {
+            outln!("wrote the report for {} to {}", r.label, out.display());
+            if !r.has_data {
+                outln!(
+                    "nothing was written in {}: the page says so, with no empty charts",
+                    r.label
+                );
+            }
+        }
+    }
+    if json_out {
+        outln!("{}", json_text(&r));
+    }
     Ok(0)
 }
 

@@ -284,7 +284,12 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Gratitude { json } => practice::gratitude(&home, json),
         Command::Today { json } => insights::today(&home, json),
         Command::Stats { days, json } => insights::stats(&home, days, json),
-        Command::Report { month, out } => insights::report(&home, month, &out),
+        Command::Report {
+            month,
+            year,
+            out,
+            json,
+        } => insights::report(&home, month, year, out.as_deref(), json),
         Command::Challenge(ChallengeCommand::Start) => insights::challenge(&home, true).await,
         Command::Challenge(ChallengeCommand::Stop) => insights::challenge(&home, false).await,
         Command::Feelings => {

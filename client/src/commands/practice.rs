@@ -18,7 +18,7 @@ use crate::style::Style;
 use attune_core::evening::{self, Target};
 use attune_core::exercises;
 use attune_core::inert;
-use attune_core::item::{Answer, Body, CheckIn, ExerciseKind, Guess};
+use attune_core::item::{Answer, Body, CheckIn, ExerciseKind, Guess, UnionAnswer};
 use attune_core::practice::{day_of, JOIN_WINDOW_MS};
 use attune_core::profile::{now_ms, ClientError, Problem};
 use attune_core::query::{Author, FeedKind, FeedQuery};
@@ -248,8 +248,26 @@ pub async fn answer(home: &Path, id: &str, message: Option<String>) -> Result<i3
         exercises::title(*exercise_kind),
         partner_name(&p)
     ));
-    let text = read_text_with(message, "answer", &draft)?;
-    p.seal_answer(&exercise, &Answer::Exercise { text })?;
+    let answer = if *exercise_kind == ExerciseKind::StateOfTheUnion {
+        // Three parts, each under its heading (the editor opens with them).
+        let draft = Draft {
+            initial: UnionAnswer::form(),
+            ..draft
+        };
+        let text = read_text_with(message, "answer", &draft)?;
+        let union = UnionAnswer::parse(&text).map_err(|heading| {
+            ClientError::Input(format!(
+                "a state of the union answer has three parts, each under its heading ({}); '{heading}' has no text. Nothing was sealed",
+                UnionAnswer::HEADINGS.join(" ")
+            ))
+        })?;
+        Answer::Union(union)
+    } else {
+        Answer::Exercise {
+            text: read_text_with(message, "answer", &draft)?,
+        }
+    };
+    p.seal_answer(&exercise, &answer)?;
     let partner = partner_name(&p);
     let theirs_sealed = view
         .practice

@@ -9,6 +9,7 @@ pub fn title(kind: ExerciseKind) -> &'static str {
         ExerciseKind::EmotionNaming => "emotion naming",
         ExerciseKind::HighLow => "high and low of the week",
         ExerciseKind::Question => "question of the day",
+        ExerciseKind::StateOfTheUnion => "state of the union",
     }
 }
 
@@ -20,6 +21,7 @@ pub fn default_prompt(kind: ExerciseKind, day_index: usize) -> String {
         ExerciseKind::EmotionNaming => "Name three emotions you felt during our last conflict, and one word for what you needed.".into(),
         ExerciseKind::HighLow => "Your best moment this week, and your hardest one.".into(),
         ExerciseKind::Question => QUESTIONS[day_index % QUESTIONS.len()].into(),
+        ExerciseKind::StateOfTheUnion => "Looking back on this month together: what did you appreciate about the other, what weighed on you (said as your own feeling, not a verdict), and what is one thing you would like the two of you to do differently next month?".into(),
     }
 }
 

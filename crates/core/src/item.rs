@@ -64,6 +64,77 @@ pub enum Answer {
     },
     /// An answer to a blind exercise.
     Exercise { text: String },
+    /// An answer to the monthly state of the union, in its three parts.
+    Union(UnionAnswer),
+}
+
+/// The monthly state of the union: what one appreciated, what weighed on one,
+/// and one thing to change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnionAnswer {
+    pub appreciated: String,
+    pub grievance: String,
+    pub change: String,
+}
+
+impl UnionAnswer {
+    /// The three headings an answer is written under, in order.
+    pub const HEADINGS: [&'static str; 3] =
+        ["Appreciated:", "Weighed on me:", "One thing to change:"];
+
+    /// The blank form an editor opens with.
+    pub fn form() -> String {
+        Self::HEADINGS.map(|h| format!("{h}\n\n")).concat()
+    }
+
+    /// Reads the three parts from text written under [`Self::HEADINGS`] (each
+    /// heading at the start of a line, in any case; text may follow it on the
+    /// same line). Returns the first heading that is missing or has no text.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let mut parts: [Option<String>; 3] = [None, None, None];
+        let mut current: Option<usize> = None;
+        for line in text.lines() {
+            let lower = line.trim_start().to_lowercase();
+            let heading = Self::HEADINGS
+                .iter()
+                .position(|h| lower.starts_with(&h.to_lowercase()));
+            let rest = match heading {
+                Some(i) => {
+                    current = Some(i);
+                    let start = line.len() - line.trim_start().len() + Self::HEADINGS[i].len();
+                    line.get(start..).unwrap_or("")
+                }
+                None => line,
+            };
+            if let Some(i) = current {
+                let part = parts[i].get_or_insert_with(String::new);
+                if !part.is_empty() || !rest.trim().is_empty() {
+                    if !part.is_empty() {
+                        part.push('\n');
+                    }
+                    part.push_str(rest.trim_end());
+                }
+            }
+        }
+        let mut out = parts.map(|p| p.map(|t| t.trim().to_string()).unwrap_or_default());
+        if let Some(i) = out.iter().position(String::is_empty) {
+            return Err(Self::HEADINGS[i]);
+        }
+        let [appreciated, grievance, change] = std::mem::take(&mut out);
+        Ok(UnionAnswer {
+            appreciated,
+            grievance,
+            change,
+        })
+    }
+
+    /// The three parts on one line each, labelled, for the feed and exports.
+    pub fn as_text(&self) -> String {
+        format!(
+            "Appreciated: {}\nWeighed on me: {}\nOne thing to change: {}",
+            self.appreciated, self.grievance, self.change
+        )
+    }
 }
 
 impl Answer {
@@ -86,6 +157,8 @@ pub enum ExerciseKind {
     HighLow,
     /// An open question for both of you.
     Question,
+    /// The monthly state of the union: appreciations, a grievance, one change.
+    StateOfTheUnion,
 }
 
 /// A change to a member's devices, told to both partners in a `Device` item.
@@ -283,5 +356,30 @@ impl Item {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnionAnswer;
+
+    #[test]
+    fn a_union_answer_is_read_from_its_three_headings() {
+        let text = "Appreciated: the soup you made\non Sunday\n\nweighed on me:\nthe late nights\nOne thing to change: walk together\n";
+        let a = UnionAnswer::parse(text).unwrap_or_else(|h| panic!("missing {h}"));
+        assert_eq!(a.appreciated, "the soup you made\non Sunday");
+        assert_eq!(a.grievance, "the late nights");
+        assert_eq!(a.change, "walk together");
+        assert_eq!(
+            UnionAnswer::parse(&UnionAnswer::form()),
+            Err("Appreciated:")
+        );
+        assert_eq!(
+            UnionAnswer::parse("Appreciated: a\nWeighed on me: b\n"),
+            Err("One thing to change:")
+        );
+        assert_eq!(UnionAnswer::parse("just some words"), Err("Appreciated:"));
+        let round = UnionAnswer::parse(&a.as_text()).unwrap_or_else(|h| panic!("missing {h}"));
+        assert_eq!(round, a);
     }
 }
