@@ -1612,3 +1612,210 @@ fn inflate(data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------
+// 4. the report: only its own month, the partner's text inert, a month with nothing
+
+/// The id a command prints in parentheses, "… (ID) …" (whole or its first 8
+/// hex digits).
+fn printed_id(run: &Run) -> String {
+    let out = run.stdout.trim();
+    out.split('(')
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(id, _)| id))
+        .find(|id| id.len() >= 8 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no id in {out:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_report_counts_only_its_month_shows_partner_text_as_text_and_says_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &[]);
+    let a = profile(&dir.path().join("a"));
+    let b = profile(&dir.path().join("b"));
+    // The partner's name, and every text of theirs the report shows, carry HTML.
+    let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    let sam = "<i>Sam</i>&";
+    a.init("Alex");
+    b.init(sam);
+    pair(&a, &b, &relay.url);
+    // 2026-01-31T10:00Z
+    let jan31: i64 = 1_769_853_600_000;
+    assert_eq!(day_string(jan31), "2026-01-31");
+    let feb2 = jan31 + 2 * DAY_MS;
+    let feb3 = jan31 + 3 * DAY_MS;
+
+    // January: Sam shares, Alex reflects, Sam confirms at once.
+    let j = at(&b, jan31)
+        .run(&["journal", "-m", "a rough week at work"])
+        .ok();
+    let shared = printed_id(&j);
+    sync(&at(&a, jan31 + HOUR_MS));
+    let r = at(&a, jan31 + HOUR_MS)
+        .run(&["reflect", &shared, "-m", "work wore you down this week"])
+        .ok();
+    let first = printed_id(&r);
+    sync(&at(&b, jan31 + 2 * HOUR_MS));
+    at(&b, jan31 + 2 * HOUR_MS).run(&["confirm", &first]).ok();
+
+    // February 2: both check in (Sam asks to be listened to), Sam shares again;
+    // Alex reflects within the day, Sam corrects, Alex reflects again, confirmed.
+    at(&a, feb2)
+        .run(&["checkin", "--mood", "6", "--feel", "calm"])
+        .ok();
+    at(&b, feb2 + HOUR_MS)
+        .run(&[
+            "checkin", "--mood", "3", "--feel", "sad", "--need", "listen",
+        ])
+        .ok();
+    let j2 = at(&b, feb2 + HOUR_MS)
+        .run(&["journal", "-m", "my sister is ill"])
+        .ok();
+    let shared2 = printed_id(&j2);
+    at(&b, feb2 + HOUR_MS).run(&["appreciate", evil]).ok();
+    sync(&at(&a, feb2 + 2 * HOUR_MS));
+    sync(&at(&b, feb2 + 2 * HOUR_MS));
+    sync(&at(&a, feb2 + 2 * HOUR_MS));
+    let r1 = at(&a, feb2 + 3 * HOUR_MS)
+        .run(&[
+            "reflect",
+            &shared2,
+            "-m",
+            "you are worried about your sister",
+        ])
+        .ok();
+    let r1 = printed_id(&r1);
+    sync(&at(&b, feb2 + 4 * HOUR_MS));
+    at(&b, feb2 + 4 * HOUR_MS)
+        .run(&["correct", &r1, "-m", evil])
+        .ok();
+    sync(&at(&a, feb2 + 5 * HOUR_MS));
+    let r2 = at(&a, feb2 + 5 * HOUR_MS)
+        .run(&["reflect", &shared2, "-m", "you feel alone with it"])
+        .ok();
+    let r2 = printed_id(&r2);
+    sync(&at(&b, feb2 + 6 * HOUR_MS));
+    at(&b, feb2 + 6 * HOUR_MS).run(&["confirm", &r2]).ok();
+
+    // February 3: the state of the union, answered by both, sealed until both did.
+    let ask = at(&a, feb3).run(&["ask", "state-of-the-union"]).ok();
+    let union = printed_id(&ask);
+    at(&a, feb3)
+        .run(&[
+            "answer",
+            &union,
+            "-m",
+            "Appreciated: the soup\nWeighed on me: the late nights\nOne thing to change: walk on Sundays",
+        ])
+        .ok();
+    sync(&at(&b, feb3 + HOUR_MS));
+    let half = at(&b, feb3 + HOUR_MS).run(&["answer", &union, "-m", "Appreciated: only this"]);
+    assert_ne!(half.code, 0, "an answer without its three parts is refused");
+    assert!(
+        half.stderr.contains("One thing to change:") || half.stderr.contains("Weighed on me:"),
+        "{}",
+        half.stderr
+    );
+    at(&b, feb3 + HOUR_MS)
+        .run(&[
+            "answer",
+            &union,
+            "-m",
+            &format!("Appreciated: {evil}\nWeighed on me: {evil}\nOne thing to change: \" onload=\"x {evil}"),
+        ])
+        .ok();
+    sync(&at(&a, feb3 + 2 * HOUR_MS));
+    sync(&at(&b, feb3 + 2 * HOUR_MS));
+
+    let later = at(&a, feb3 + 2 * DAY_MS);
+    // January holds only January's conversation.
+    let jan = later
+        .run(&["report", "--month", "2026-01", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        jan["me"]["listening"],
+        json!({ "reflections": 1, "threads": 1, "first_try": 1, "after_corrections": 0, "open": 0 })
+    );
+    // February: two reflections in one conversation, confirmed after a
+    // correction; January's is not counted again.
+    let page = dir.path().join("feb.html");
+    let feb = later
+        .run(&[
+            "report",
+            "--month",
+            "2026-02",
+            "--json",
+            "--out",
+            page.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        feb["me"]["listening"],
+        json!({ "reflections": 2, "threads": 1, "first_try": 0, "after_corrections": 1, "open": 0 })
+    );
+    assert_eq!(feb["partner"]["listening"]["reflections"], json!(0));
+    // Sam asked to be listened to, and Alex reflected within a day.
+    assert_eq!(
+        feb["partner"]["needs"],
+        json!({ "listen": 1, "support": 0, "suggestions": 0, "space": 0, "distraction": 0, "answerable": 1, "answered": 1 })
+    );
+    assert_eq!(feb["me"]["needs"]["answerable"], json!(0));
+    let unions = feb["unions"].as_array().unwrap();
+    assert_eq!(unions.len(), 1, "{feb:#}");
+    assert_eq!(unions[0]["mine"]["change"], json!("walk on Sundays"));
+    assert_eq!(unions[0]["theirs"]["appreciated"], json!(evil));
+    assert_eq!(feb["appreciations"][0]["text"], json!(evil));
+
+    // Every text of Sam's on the page is text, not markup.
+    let html = std::fs::read_to_string(&page).unwrap();
+    for active in ["<script", "<img", "<i>", "\" onload"] {
+        assert!(!html.contains(active), "{active} is on the page as markup");
+    }
+    let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;";
+    // The appreciation and the three parts of Sam's answer.
+    assert!(
+        html.matches(escaped).count() >= 4,
+        "escaped text: {}",
+        html.matches(escaped).count()
+    );
+    assert!(
+        html.contains("&lt;i&gt;Sam&lt;/i&gt;&amp;"),
+        "the name is escaped"
+    );
+    assert!(html.contains("walk on Sundays"));
+
+    // A month without anything: a plain sentence, no charts.
+    let empty_page = dir.path().join("empty.html");
+    let empty = later
+        .run(&[
+            "report",
+            "--month",
+            "2025-06",
+            "--out",
+            empty_page.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        empty.stdout.contains("nothing was written in June 2025"),
+        "{}",
+        empty.stdout
+    );
+    let empty_html = std::fs::read_to_string(&empty_page).unwrap();
+    assert!(
+        empty_html.contains("id=\"no-data\"")
+            && empty_html.contains("Nothing was written in June 2025")
+    );
+    assert!(!empty_html.contains("<svg"), "no empty charts");
+    let none = later
+        .run(&["report", "--year", "2024", "--json"])
+        .ok()
+        .json();
+    assert_eq!(none["has_data"], json!(false));
+    // A month that is not one is refused plainly.
+    let bad = later.run(&["report", "--month", "2026-13", "--json"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("YYYY-MM"), "{}", bad.stderr);
+}
