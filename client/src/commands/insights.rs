@@ -224,13 +224,13 @@ pub fn stats(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError>
             .each()
             .into_iter()
             .filter(|(_, n)| *n > 0)
-            .map(|(need, n)| format!("{} {n}", need.describe()))
+            .map(|(need, n)| format!("{} {n}", report::html::need_short(need)))
             .collect();
         if asked.is_empty() {
             outln!("  {who} asked for nothing in particular");
         } else {
             outln!(
-                "  {who} asked for {}; {other} answered with a reflection within a day {} of {}",
+                "  {who} asked for: {}; {other} answered with a reflection within a day {} of {} times",
                 asked.join(", "),
                 side.needs.answered,
                 side.needs.answerable

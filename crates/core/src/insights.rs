@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use crate::item::{Answer, Body, Need};
+use crate::item::{Answer, Body, ExerciseKind, Need};
 use crate::practice::{accuracy, day_of, Practice};
 use crate::profile::View;
 
@@ -474,9 +474,21 @@ pub fn due_today(
             .iter()
             .any(|e| crate::practice::day_of(e.item.at).starts_with(&last_month));
         if d.day() <= 3 && had_a_month {
-            out.push(Nudge {
-                reason: "monthly state of the union: appreciations, grievances, how each of you did at seeing the other".into(),
-                command: format!("attune report --month {last_month} --out state-of-the-union.html"),
+            let this_month = d.format("%Y-%m").to_string();
+            let asked = view.practice.exchanges.iter().any(|x| {
+                matches!(x.exercise, Some((ExerciseKind::StateOfTheUnion, _)))
+                    && crate::practice::day_of(x.started_at).starts_with(&this_month)
+            });
+            out.push(if asked {
+                Nudge {
+                    reason: "monthly state of the union: last month's report shows your answers side by side, with moods and how you read each other".into(),
+                    command: format!("attune report --month {last_month} --out state-of-the-union.html"),
+                }
+            } else {
+                Nudge {
+                    reason: "monthly state of the union: what you appreciated, what weighed on you and one thing to change, sealed until you have both answered".into(),
+                    command: "attune ask state-of-the-union".into(),
+                }
             });
         }
     }

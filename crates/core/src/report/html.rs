@@ -110,7 +110,7 @@ fn needs(s: &Side, other: &str) -> Markup {
         } @else {
             ul {
                 @for (need, count) in n.each() {
-                    @if count > 0 { li { (need.describe()) ": " (times(count)) } }
+                    @if count > 0 { li { (need_short(need)) ": " (times(count)) } }
                 }
             }
             @if n.answerable > 0 {
@@ -353,6 +353,18 @@ fn union_answer(a: Option<&crate::item::UnionAnswer>) -> Markup {
                 dt { "One thing to change" } dd { (inert(&a.change)) }
             }
         },
+    }
+}
+
+/// What a check-in asked for, as a noun ("listening").
+pub fn need_short(n: crate::item::Need) -> &'static str {
+    use crate::item::Need;
+    match n {
+        Need::Listen => "listening",
+        Need::Support => "support",
+        Need::Suggestions => "suggestions",
+        Need::Space => "space",
+        Need::Distraction => "distraction",
     }
 }
 
