@@ -34,6 +34,11 @@ fn one(v: Option<f64>) -> String {
     v.map_or_else(|| "no data".to_string(), |v| format!("{v:.1}"))
 }
 
+/// A table cell: the value, or a dash.
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| format!("{v:.1}"))
+}
+
 fn days_word(n: usize) -> &'static str {
     if n == 1 {
         "day"
@@ -72,14 +77,14 @@ pub fn trend_sentence(side: &Side) -> Option<String> {
         side.reading.second_half_error?,
     );
     let how = if b + 0.25 < a {
-        "closer"
+        "got closer"
     } else if b > a + 0.25 {
-        "further off"
+        "drifted further off"
     } else {
-        "about as close"
+        "stayed about as close"
     };
     Some(format!(
-        "{how} as the period went on ({a:.1} points off in the first half, {b:.1} in the second)"
+        "the guesses {how} ({a:.1} points off in the first half of the period, {b:.1} in the second)"
     ))
 }
 
@@ -249,9 +254,9 @@ fn body(r: &Report, me: &str, partner: &str) -> Markup {
                     @for m in &r.months {
                         tr {
                             td { (short_month(&m.month)) }
-                            td { span class="me" { (one(m.my_average)) } " · " span class="partner" { (one(m.partner_average)) } }
+                            td { span class="me" { (cell(m.my_average)) } " · " span class="partner" { (cell(m.partner_average)) } }
                             td { span class="me" { (m.my_mood_days) } " · " span class="partner" { (m.partner_mood_days) } }
-                            td { span class="me" { (one(m.my_mean_error)) } " · " span class="partner" { (one(m.partner_mean_error)) } }
+                            td { span class="me" { (cell(m.my_mean_error)) } " · " span class="partner" { (cell(m.partner_mean_error)) } }
                         }
                     }
                 }
