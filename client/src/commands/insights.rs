@@ -86,13 +86,14 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-/// One character per day: the mood's height (1..=10 in eight steps), `·` for none.
+/// One character per day: a value of 1..=max as one of eight heights (1 the
+/// lowest, max the highest), `·` for none.
 fn sparkline(values: impl Iterator<Item = Option<f64>>, max: f64) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     values
         .map(|v| match v {
             Some(v) => {
-                let step = ((v / max) * 7.0).round().clamp(0.0, 7.0) as usize;
+                let step = ((v - 1.0) / (max - 1.0) * 7.0).round().clamp(0.0, 7.0) as usize;
                 BARS[step]
             }
             None => '·',
