@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
+use crate::limits::Held;
 use crate::routes::spaces::parse_space;
 use crate::routes::Param;
 use crate::state::SharedState;
@@ -264,7 +265,7 @@ impl Claim {
 
     /// Verifies the signature with the device's signing key, refuses replays, and
     /// takes a rate-limit token.
-    fn verify(&self, state: &SharedState, key: &Verifier) -> Result<(), ApiError> {
+    async fn verify(&self, state: &SharedState, key: &Verifier) -> Result<(), ApiError> {
         self.request
             .verify_with(key, &self.signature)
             .map_err(|_| {
@@ -273,21 +274,31 @@ impl Claim {
                     "the request signature does not verify for this device",
                 )
             })?;
-        if !state.first_use(&self.signature, now_ms()) {
+        if !state.first_use(&self.signature, now_ms()).await? {
             return Err(ApiError::unauthenticated(
                 codes::REPLAYED_REQUEST,
                 "this signed request was already used; sign each request afresh",
             ));
         }
-        state.take_token(&self.request.device).map_err(|secs| {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                codes::RATE_LIMITED,
-                format!("too many requests from this device; retry in {secs} s"),
-            );
-            e.retry_after_secs = Some(secs);
-            e
-        })
+        state
+            .limits
+            .take_token(&self.request.device)
+            .await
+            .map_err(|held| match held {
+                Held::Wait(secs) => {
+                    let mut e = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        codes::RATE_LIMITED,
+                        format!("too many requests from this device; retry in {secs} s"),
+                    );
+                    e.retry_after_secs = Some(secs);
+                    e
+                }
+                Held::Store(e) => {
+                    tracing::error!(error = %e, "the rate limit failed");
+                    ApiError::internal()
+                }
+            })
     }
 }
 
@@ -336,7 +347,7 @@ impl FromRequest<SharedState> for Member {
                 "this device was revoked from this space",
             ));
         }
-        claim.verify(state, &entry.verifier)?;
+        claim.verify(state, &entry.verifier).await?;
         let body = read_body(&parts.headers, body, max_body, &state.bodies, true).await?;
         if request::body_hash(&body.bytes) != claim.request.body_hash {
             return Err(body_mismatch());
@@ -403,14 +414,14 @@ impl FromRequest<SharedState> for Creation {
 
 impl Creation {
     /// Verifies the signature with the key the creation event names.
-    pub fn verify(&self, state: &SharedState, sign_key: &[u8; 32]) -> Result<(), ApiError> {
+    pub async fn verify(&self, state: &SharedState, sign_key: &[u8; 32]) -> Result<(), ApiError> {
         let key = Verifier::new(sign_key).map_err(|_| {
             ApiError::unauthenticated(
                 codes::BAD_SIGNATURE,
                 "the request signature does not verify for this device",
             )
         })?;
-        self.claim.verify(state, &key)
+        self.claim.verify(state, &key).await
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {

@@ -15,9 +15,20 @@ pub struct Config {
     #[arg(long, env = "ATTUNE_RELAY_LISTEN", default_value = "127.0.0.1:8733")]
     pub listen: SocketAddr,
 
-    /// SQLite database file [default: relay.sqlite3 in the platform data directory].
-    #[arg(long, env = "ATTUNE_RELAY_DB")]
-    pub db: Option<PathBuf>,
+    /// Where to keep everything: a SQLite database file [default: relay.sqlite3
+    /// in the platform data directory], or a postgres:// URL, for several relay
+    /// instances on one PostgreSQL database.
+    #[arg(
+        long,
+        env = "ATTUNE_RELAY_DB",
+        value_name = "FILE|URL",
+        hide_env_values = true
+    )]
+    pub db: Option<Database>,
+
+    /// Connections each instance keeps to PostgreSQL (with --db postgres://…).
+    #[arg(long, env = "ATTUNE_RELAY_PG_CONNECTIONS", default_value_t = 16)]
+    pub pg_connections: usize,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "ATTUNE_RELAY_MAX_BODY", default_value_t = 8 * 1024 * 1024)]
@@ -177,12 +188,43 @@ pub enum RelayCommand {
     },
 }
 
+/// Where a relay keeps its data: the embedded default, or PostgreSQL.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(Box<crate::postgres::PgUrl>),
+}
+
+impl std::str::FromStr for Database {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if crate::postgres::PgUrl::is_postgres(s) {
+            Ok(Self::Postgres(Box::new(s.parse()?)))
+        } else if s.is_empty() {
+            Err("give a database file or a postgres:// URL".into())
+        } else {
+            Ok(Self::Sqlite(PathBuf::from(s)))
+        }
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The file, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => write!(f, "{url}"),
+        }
+    }
+}
+
 impl Config {
-    /// The database path: `--db`, or the platform data directory.
-    pub fn db_path(&self) -> Option<PathBuf> {
+    /// The database: `--db`, or a SQLite file in the platform data directory.
+    pub fn database(&self) -> Option<Database> {
         self.db.clone().or_else(|| {
             directories::ProjectDirs::from("org", "attune", "attune-relay")
-                .map(|d| d.data_dir().join("relay.sqlite3"))
+                .map(|d| Database::Sqlite(d.data_dir().join("relay.sqlite3")))
         })
     }
 
@@ -193,7 +235,7 @@ impl Config {
     /// Settings for tests: everything default, this database.
     pub fn for_tests(db: PathBuf) -> Self {
         let mut c = Self::parse_from(["attune-relay"]);
-        c.db = Some(db);
+        c.db = Some(Database::Sqlite(db));
         c.started_ms = Some(crate::auth::now_ms());
         c
     }

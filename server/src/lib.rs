@@ -11,9 +11,11 @@ pub mod auth;
 pub mod config;
 pub mod conns;
 pub mod error;
+pub mod limits;
 pub mod mailbox;
 pub mod metrics;
 pub mod peer;
+pub mod postgres;
 pub mod routes;
 pub mod state;
 pub mod store;
@@ -53,7 +55,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
-    let path = config.db_path().ok_or(RelayError::NoDbPath)?;
+    let database = config.database().ok_or(RelayError::NoDbPath)?;
     if config.body_budget < config.max_body {
         return Err(RelayError::Config(format!(
             "--body-budget ({}) must be at least --max-body ({})",
@@ -81,30 +83,68 @@ pub async fn serve(
         .map(|c| c.server_config().map(tokio_rustls::TlsAcceptor::from))
         .transpose()?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let store = {
-        let (path, readers, metrics) = (path.clone(), config.readers, metrics.clone());
-        tokio::task::spawn_blocking(move || {
-            store::sqlite::SqliteStore::open(&path, readers, metrics).map_err(|e| (path, e))
-        })
-        .await
-        .map_err(|e| RelayError::Io(std::io::Error::other(e)))?
-        .map_err(|(path, source)| RelayError::Store {
-            path: path.display().to_string(),
-            source,
-        })?
-    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let caps = conns::Caps::new(config.max_connections, config.max_connections_per_ip);
-    let state = Arc::new(state::AppState::new(
-        config,
-        Arc::new(store),
-        metrics,
-        stop_rx.clone(),
-    ));
+    let state = match &database {
+        config::Database::Sqlite(path) => {
+            let (path, readers, m) = (path.clone(), config.readers, metrics.clone());
+            let store = tokio::task::spawn_blocking(move || {
+                store::sqlite::SqliteStore::open(&path, readers, m).map_err(|e| (path, e))
+            })
+            .await
+            .map_err(|e| RelayError::Io(std::io::Error::other(e)))?
+            .map_err(|(path, source)| RelayError::Store {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Arc::new(state::AppState::new(
+                config,
+                Arc::new(store),
+                metrics,
+                stop_rx.clone(),
+            ))
+        }
+        config::Database::Postgres(url) => {
+            let pg = postgres::Pg::connect((**url).clone(), config.pg_connections)
+                .await
+                .map_err(|source| RelayError::Store {
+                    path: url.to_string(),
+                    source,
+                })?;
+            let mailboxes = postgres::mailbox::PgMailboxes::new(
+                pg.clone(),
+                mailbox::MailboxLimits::from_config(&config),
+            );
+            let notices = mailboxes.notices();
+            let engine = state::Engine {
+                store: Arc::new(postgres::store::PgStore::new(pg.clone())),
+                limits: Arc::new(postgres::limits::PgLimits::new(
+                    pg.clone(),
+                    limits::Budget::per_second(config.rate_per_sec, config.rate_burst),
+                )),
+                mailboxes: Arc::new(mailboxes),
+            };
+            let state = Arc::new(state::AppState::with_engine(
+                config,
+                engine,
+                metrics,
+                stop_rx.clone(),
+            ));
+            let streams: Arc<dyn postgres::listen::Notified> =
+                Arc::new(Streams(Arc::downgrade(&state)));
+            tokio::spawn(postgres::listen::run(
+                (**url).clone(),
+                streams,
+                notices,
+                stop_rx.clone(),
+            ));
+            state
+        }
+    };
     let app = routes::router(state.clone());
     tracing::info!(
         addr = %listener.local_addr()?,
-        db = %path.display(),
+        db = %database,
         tls = tls.is_some(),
         "attune-relay listening"
     );
@@ -132,6 +172,23 @@ pub async fn serve(
         .map_err(|e| RelayError::Io(std::io::Error::other(e)))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Hands what other instances committed to this instance's streams.
+struct Streams(std::sync::Weak<state::AppState>);
+
+impl postgres::listen::Notified for Streams {
+    fn space(&self, space: attune_proto::SpaceId, cursor: u64) {
+        if let Some(state) = self.0.upgrade() {
+            state.notify(space, cursor);
+        }
+    }
+
+    fn missed(&self) {
+        if let Some(state) = self.0.upgrade() {
+            state.notify_all();
+        }
+    }
 }
 
 /// How long shutdown waits for connections to finish.

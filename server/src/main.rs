@@ -5,9 +5,16 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let mut config = attune_relay::Config::parse();
     if let Some(attune_relay::config::RelayCommand::Backup { out }) = &config.command {
-        let db = config
-            .db_path()
-            .context("no database path: pass --db or set ATTUNE_RELAY_DB")?;
+        let db = match config
+            .database()
+            .context("no database path: pass --db or set ATTUNE_RELAY_DB")?
+        {
+            attune_relay::config::Database::Sqlite(path) => path,
+            attune_relay::config::Database::Postgres(_) => anyhow::bail!(
+                "backup copies a SQLite database; on PostgreSQL use its own tools \
+                 (pg_dump --format=custom, or continuous archiving): see README.md"
+            ),
+        };
         let bytes = attune_relay::store::sqlite::backup(&db, out)
             .with_context(|| format!("could not back up {}", db.display()))?;
         println!(

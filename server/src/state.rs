@@ -4,14 +4,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
-use attune_proto::{DeviceId, Roster, SignedRosterEvent, SpaceId};
+use attune_proto::{Roster, SignedRosterEvent, SpaceId};
 use tokio::sync::{broadcast, watch, Semaphore};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::mailbox::Mailboxes;
+use crate::limits::memory::MemoryLimits;
+use crate::limits::{Budget, Limits};
+use crate::mailbox::memory::Mailboxes;
+use crate::mailbox::{MailboxLimits, Pairing};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -37,18 +39,13 @@ pub struct AppState {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    pub mailboxes: Mailboxes,
+    pub mailboxes: Arc<dyn Pairing>,
+    /// The replay cache and rate limits.
+    pub limits: Arc<dyn Limits>,
     rosters: RwLock<HashMap<SpaceId, Arc<Roster>>>,
     /// Bumped whenever a space is erased, so that a roster loaded before the
     /// erasure is not put back into the cache after it.
     erasures: AtomicU64,
-    replay: Mutex<ReplayCache>,
-    /// Per-device request budget (`--rate`, `--burst`): governor's GCRA, keyed
-    /// by device.
-    rates: DeviceLimiter,
-    rates_pruned: Mutex<Instant>,
-    /// Recovery-bundle lookups per client address (no signature to key them by).
-    lookups: AddrLimiter,
     streams: Mutex<HashMap<SpaceId, broadcast::Sender<u64>>>,
     pub shutdown: watch::Receiver<bool>,
     /// See [`Config::started_ms`].
@@ -65,67 +62,63 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-struct ReplayCache {
-    seen: HashMap<[u8; 64], i64>,
-    last_prune_ms: i64,
+/// Where a relay keeps what correctness needs: its store, the limits that
+/// hold requests back, and the pairing mailboxes.
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub limits: Arc<dyn Limits>,
+    pub mailboxes: Arc<dyn Pairing>,
 }
 
-type DeviceLimiter = governor::RateLimiter<
-    DeviceId,
-    governor::state::keyed::DefaultKeyedStateStore<DeviceId>,
-    governor::clock::DefaultClock,
->;
-
-type AddrLimiter = governor::RateLimiter<
-    std::net::IpAddr,
-    governor::state::keyed::DefaultKeyedStateStore<std::net::IpAddr>,
-    governor::clock::DefaultClock,
->;
-
-/// Recovery lookups an address may make: a restore needs one or two; 10 a
-/// minute leaves room for typos and stops nothing but scanning.
-fn lookup_limiter() -> AddrLimiter {
-    let per_minute = std::num::NonZeroU32::new(10).unwrap_or(std::num::NonZeroU32::MIN);
-    governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute))
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
 }
 
-/// `rate` requests a second on average, bursts of `burst`.
-fn device_limiter(rate: f64, burst: f64) -> DeviceLimiter {
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let burst = std::num::NonZeroU32::new(burst.clamp(1.0, u32::MAX as f64) as u32)
-        .unwrap_or(std::num::NonZeroU32::MIN);
-    let quota = governor::Quota::with_period(period)
-        .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
-        .allow_burst(burst);
-    governor::RateLimiter::keyed(quota)
+impl Engine {
+    /// One process: limits and mailboxes in memory.
+    pub fn single(store: Arc<dyn Store>, config: &Config) -> Self {
+        Self {
+            store,
+            limits: Arc::new(MemoryLimits::new(Budget::per_second(
+                config.rate_per_sec,
+                config.rate_burst,
+            ))),
+            mailboxes: Arc::new(Mailboxes::new(MailboxLimits::from_config(config))),
+        }
+    }
 }
 
 impl AppState {
+    /// A single relay process on `store`.
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let mailboxes = Mailboxes::new(&config);
+        let engine = Engine::single(store, &config);
+        Self::with_engine(config, engine, metrics, shutdown)
+    }
+
+    pub fn with_engine(
+        config: Config,
+        engine: Engine,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let (config_body_budget, config_preauth_budget) =
             (config.body_budget, config.preauth_budget);
         let started_ms = config.started_ms.unwrap_or_else(crate::auth::now_ms);
-        let config_rate = (config.rate_per_sec, config.rate_burst);
         Self {
             config,
-            store,
+            store: engine.store,
             metrics,
-            mailboxes,
+            mailboxes: engine.mailboxes,
+            limits: engine.limits,
             rosters: RwLock::new(HashMap::new()),
             erasures: AtomicU64::new(0),
-            replay: Mutex::new(ReplayCache {
-                seen: HashMap::new(),
-                last_prune_ms: 0,
-            }),
-            rates: device_limiter(config_rate.0, config_rate.1),
-            rates_pruned: Mutex::new(Instant::now()),
-            lookups: lookup_limiter(),
             streams: Mutex::new(HashMap::new()),
             shutdown,
             started_ms,
@@ -134,14 +127,40 @@ impl AppState {
         }
     }
 
-    /// The space's verified roster, from the cache or re-verified from storage.
-    pub async fn roster(&self, space: SpaceId) -> Result<Arc<Roster>, ApiError> {
-        if let Some(r) = self
+    /// The cached roster of a space, if it is still current: always where this
+    /// process is the only writer; where other instances write too, only if the
+    /// stored roster has as many events (rosters only grow). A space erased
+    /// elsewhere is forgotten here.
+    async fn cached_roster(&self, space: SpaceId) -> Result<Option<Arc<Roster>>, ApiError> {
+        let cached = self
             .rosters
             .read()
             .ok()
-            .and_then(|m| m.get(&space).cloned())
+            .and_then(|m| m.get(&space).cloned());
+        let Some(cached) = cached else {
+            return Ok(None);
+        };
+        if !self.store.shared() {
+            return Ok(Some(cached));
+        }
+        match self
+            .store
+            .roster_len(space)
+            .await
+            .map_err(|_| ApiError::internal())?
         {
+            Some(n) if n as u64 == cached.len() => Ok(Some(cached)),
+            Some(_) => Ok(None),
+            None => {
+                self.forget_space(space);
+                Err(ApiError::not_found("no such space on this relay"))
+            }
+        }
+    }
+
+    /// The space's verified roster, from the cache or re-verified from storage.
+    pub async fn roster(&self, space: SpaceId) -> Result<Arc<Roster>, ApiError> {
+        if let Some(r) = self.cached_roster(space).await? {
             return Ok(r);
         }
         let erasures = self.erasures.load(Ordering::SeqCst);
@@ -192,56 +211,16 @@ impl AppState {
     }
 
     /// Records a verified signature; false if it was already seen (a replay).
-    pub fn first_use(&self, signature: &[u8; 64], now_ms: i64) -> bool {
-        let window_ms = (self.config.max_skew_secs as i64) * 1000;
-        let Ok(mut cache) = self.replay.lock() else {
-            return false;
-        };
-        // Prune on a timer only: a size trigger would rescan a large cache of
-        // still-valid entries on every request.
-        if now_ms - cache.last_prune_ms > 10_000 {
-            cache.seen.retain(|_, expiry| *expiry > now_ms);
-            cache.last_prune_ms = now_ms;
-        }
+    pub async fn first_use(&self, signature: &[u8; 64], now_ms: i64) -> Result<bool, ApiError> {
         // A signature stays remembered for as long as its timestamp is acceptable.
-        cache
-            .seen
-            .insert(*signature, now_ms + 2 * window_ms)
-            .is_none()
-    }
-
-    /// Takes one request from the device's token bucket; on refusal, the seconds
-    /// until one is available.
-    pub fn take_token(&self, device: &DeviceId) -> Result<(), u64> {
-        self.prune_limiters();
-        self.rates.check_key(device).map_err(|not_until| {
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            wait.as_secs_f64().ceil().max(1.0) as u64
-        })
-    }
-
-    /// Forgets devices and addresses whose budget is full again, once a minute
-    /// (not per request: it walks every key).
-    fn prune_limiters(&self) {
-        if let Ok(mut at) = self.rates_pruned.lock() {
-            if at.elapsed() > Duration::from_secs(60) {
-                self.rates.retain_recent();
-                self.lookups.retain_recent();
-                *at = Instant::now();
-            }
-        }
-    }
-
-    /// Takes one recovery lookup from `addr`'s budget; on refusal, the seconds
-    /// until the next is allowed.
-    pub fn take_lookup(&self, addr: std::net::IpAddr) -> Result<(), u64> {
-        self.prune_limiters();
-        self.lookups.check_key(&addr).map_err(|not_until| {
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            wait.as_secs_f64().ceil().max(1.0) as u64
-        })
+        let window_ms = (self.config.max_skew_secs as i64) * 1000;
+        self.limits
+            .first_use(signature, now_ms, now_ms + 2 * window_ms)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "the replay cache failed");
+                ApiError::internal()
+            })
     }
 
     /// Subscribes to "new envelopes up to cursor C" notices for a space.
@@ -258,6 +237,15 @@ impl AppState {
         if let Ok(s) = self.streams.lock() {
             if let Some(tx) = s.get(&space) {
                 let _ = tx.send(cursor);
+            }
+        }
+    }
+
+    /// Wakes every stream: notices from other instances may have been missed.
+    pub fn notify_all(&self) {
+        if let Ok(s) = self.streams.lock() {
+            for tx in s.values() {
+                let _ = tx.send(0);
             }
         }
     }

@@ -1,11 +1,16 @@
 //! The harness for attune's end-to-end tests: it starts the real `attune-relay`
-//! binary on an ephemeral loopback port with a real SQLite file, and builds real
+//! binary on an ephemeral loopback port with a real database, and builds real
 //! devices, spaces and envelopes with real keys.
+//!
+//! Relays use a SQLite file unless `ATTUNE_TEST_ENGINE=postgres`: then each
+//! gets a new database on the PostgreSQL server `ATTUNE_TEST_POSTGRES` names
+//! (`.ci/postgres` starts one), so the same suites run on both engines.
 // A harness that cannot start the relay or build a fixture must fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod acked;
 pub mod leaks;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -86,7 +91,10 @@ pub struct Relay {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub url: String,
+    /// The SQLite file (unused when the relay runs on PostgreSQL).
     pub db: PathBuf,
+    /// The PostgreSQL database's URL, when the relay runs on one.
+    pub pg: Option<String>,
     pub log: PathBuf,
     /// The test CA that signed the relay's certificate, when it serves HTTPS.
     pub ca: Option<PathBuf>,
@@ -102,19 +110,80 @@ impl Relay {
     /// [`Relay::start`] listening on `listen` (a database made elsewhere may
     /// name the address its profiles point at).
     pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Relay {
+        let pg = pg::engine_is_postgres().then(pg::fresh_database);
+        Self::start_on(dir, listen, pg, extra)
+    }
+
+    /// Starts a relay on the PostgreSQL database `url` (another instance may
+    /// share it), its log in `dir`.
+    pub fn start_postgres(dir: &Path, url: &str, extra: &[&str]) -> Relay {
+        Self::start_on(dir, "127.0.0.1:0", Some(url.to_string()), extra)
+    }
+
+    fn start_on(dir: &Path, listen: &str, pg: Option<String>, extra: &[&str]) -> Relay {
         std::fs::create_dir_all(dir).expect("relay directory");
         let db = dir.join("relay.sqlite3");
         let log = dir.join("relay.log");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = Self::spawn(&db, &log, &extra, listen);
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if pg.is_some() {
+            // Many relays share one test server: a few connections each.
+            extra.extend(["--pg-connections".to_string(), "4".to_string()]);
+        }
+        let db_arg = pg.clone().unwrap_or_else(|| db.display().to_string());
+        let (child, addr) = Self::spawn(&db_arg, &log, &extra, listen);
         Relay {
             child: Some(child),
             addr,
             url: format!("http://{addr}"),
             db,
+            pg,
             log,
             ca: None,
             extra,
+        }
+    }
+
+    /// What `--db` is given: the PostgreSQL URL, or the SQLite file.
+    fn db_arg(&self) -> String {
+        self.pg
+            .clone()
+            .unwrap_or_else(|| self.db.display().to_string())
+    }
+
+    /// "ok" when the relay's database checks out: SQLite's integrity check; on
+    /// PostgreSQL (which checks its own pages), that every envelope, release
+    /// and hold belongs to a space and sits below its next cursor.
+    pub fn integrity(&self) -> String {
+        match &self.pg {
+            None => rusqlite::Connection::open(&self.db)
+                .expect("the relay database opens")
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .expect("integrity_check runs"),
+            Some(url) => {
+                let strays = pg::query_i64(
+                    url,
+                    "SELECT COUNT(*) FROM (
+                       SELECT space, cursor FROM envelopes UNION ALL
+                       SELECT space, cursor FROM releases UNION ALL
+                       SELECT space, cursor FROM held) x
+                     LEFT JOIN spaces s ON s.id = x.space
+                     WHERE s.id IS NULL OR x.cursor >= s.next_cursor",
+                );
+                if strays == 0 {
+                    "ok".into()
+                } else {
+                    format!("{strays} rows outside their space's cursors")
+                }
+            }
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as a number, asked of
+    /// the relay's database whichever engine it is (SQL both understand).
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.pg {
+            Some(url) => pg::query_i64(url, sql),
+            None => rusqlite_count(&self.db, sql),
         }
     }
 
@@ -137,7 +206,7 @@ impl Relay {
         relay
     }
 
-    fn spawn(db: &Path, log: &Path, extra: &[String], listen: &str) -> (Child, SocketAddr) {
+    fn spawn(db: &str, log: &Path, extra: &[String], listen: &str) -> (Child, SocketAddr) {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -193,12 +262,11 @@ impl Relay {
     pub fn restart(&mut self) {
         self.kill9();
         let listen = self.addr.to_string();
+        let db = self.db_arg();
         let mut last = None;
         // The port can take a moment to be free again.
         for _ in 0..50 {
-            match std::panic::catch_unwind(|| {
-                Self::spawn(&self.db, &self.log, &self.extra, &listen)
-            }) {
+            match std::panic::catch_unwind(|| Self::spawn(&db, &self.log, &self.extra, &listen)) {
                 Ok((child, addr)) => {
                     self.child = Some(child);
                     self.addr = addr;
@@ -238,6 +306,13 @@ impl Relay {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+fn rusqlite_count(db: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .expect("the relay database opens")
+        .query_row(sql, [], |r| r.get(0))
+        .expect("the query runs")
 }
 
 impl Drop for Relay {

@@ -636,11 +636,8 @@ async fn delete_space_erases_it() {
     assert_eq!(deleted["deleted"], json!(true));
     let err = relay.client(&b).pull(space.space, 0, 10).await.unwrap_err();
     assert_eq!(err.code(), Some(codes::NOT_FOUND));
-    let conn = rusqlite::Connection::open(&relay.db).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(relay.count("SELECT COUNT(*) FROM envelopes"), 0);
+    assert_eq!(relay.count("SELECT COUNT(*) FROM spaces"), 0);
 }
 
 fn pake(from: Role) -> Vec<u8> {

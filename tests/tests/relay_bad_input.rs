@@ -1462,11 +1462,7 @@ async fn hostile_requests_do_not_disturb_an_honest_client() {
         .filter(|(_, l)| l.contains("panicked"))
         .map(|(i, l)| format!("{l} {}", lines.get(i + 1).unwrap_or(&"")))
         .collect();
-    let conn = rusqlite::Connection::open(&relay.db).unwrap();
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
+    assert_eq!(relay.integrity(), "ok");
     assert!(
         failures.is_empty() && panics.is_empty(),
         "{} of {count} hostile rows failed:\n{}\nrelay panics:\n{}",

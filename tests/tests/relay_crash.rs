@@ -203,16 +203,8 @@ fn acknowledged_writes_survive_kill_9() {
 
     // --- The file itself, after one more kill -9. ---
     relay.kill9();
-    let integrity: String = {
-        let conn = rusqlite::Connection::open(&relay.db).expect("the database opens");
-        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("integrity_check runs")
-    };
-    let rows: i64 = {
-        let conn = rusqlite::Connection::open(&relay.db).expect("the database opens");
-        conn.query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
-            .expect("the envelopes table is readable")
-    };
+    let integrity = relay.integrity();
+    let rows = relay.count("SELECT COUNT(*) FROM envelopes");
     let log = relay.log_text();
     let log_errors: Vec<&str> = log
         .lines()

@@ -139,7 +139,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {
-    state.metrics.set_mailboxes(state.mailboxes.count());
+    state.metrics.set_mailboxes(state.mailboxes.count().await);
     (
         [(
             header::CONTENT_TYPE,

@@ -62,14 +62,14 @@ pub async fn open(
     from: ClientAddr,
     member: Member,
 ) -> Result<(StatusCode, Json<MailboxOpened>), ApiError> {
-    let (mailbox, token, expires_in_secs) = state.mailboxes.open(member.space, from)?;
-    state.metrics.set_mailboxes(state.mailboxes.count());
+    let opened = state.mailboxes.open(member.space, from).await?;
+    state.metrics.set_mailboxes(state.mailboxes.count().await);
     Ok((
         StatusCode::CREATED,
         Json(MailboxOpened {
-            mailbox,
-            token,
-            expires_in_secs,
+            mailbox: opened.number,
+            token: opened.token,
+            expires_in_secs: opened.expires_in_secs,
         }),
     ))
 }
@@ -82,7 +82,7 @@ pub async fn join(
     LimitedBody(body): LimitedBody,
 ) -> Result<(StatusCode, Json<MailboxJoined>), ApiError> {
     let number = parse_mailbox(&number)?;
-    let token = state.mailboxes.join(number, from, message(&body)?)?;
+    let token = state.mailboxes.join(number, from, message(&body)?).await?;
     Ok((StatusCode::CREATED, Json(MailboxJoined { token })))
 }
 
@@ -98,7 +98,8 @@ pub async fn post(
     let token = token(&headers)?;
     state
         .mailboxes
-        .post(number, &token, from, message(&body)?)?;
+        .post(number, &token, from, message(&body)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,7 +142,10 @@ pub async fn close(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let number = parse_mailbox(&number)?;
-    state.mailboxes.close(number, &token(&headers)?, from)?;
-    state.metrics.set_mailboxes(state.mailboxes.count());
+    state
+        .mailboxes
+        .close(number, &token(&headers)?, from)
+        .await?;
+    state.metrics.set_mailboxes(state.mailboxes.count().await);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -81,15 +81,22 @@ pub async fn get(
     from: ClientAddr,
     super::Param(lookup): super::Param,
 ) -> Result<Json<RecoveryFound>, ApiError> {
-    state.take_lookup(from.0).map_err(|secs| {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::RATE_LIMITED,
-            format!("too many recovery lookups from this address; try again in {secs} s"),
-        );
-        e.retry_after_secs = Some(secs);
-        e
-    })?;
+    state
+        .limits
+        .take_lookup(from.0)
+        .await
+        .map_err(|held| match held {
+            crate::limits::Held::Wait(secs) => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    codes::RATE_LIMITED,
+                    format!("too many recovery lookups from this address; try again in {secs} s"),
+                );
+                e.retry_after_secs = Some(secs);
+                e
+            }
+            crate::limits::Held::Store(_) => ApiError::internal(),
+        })?;
     let lookup =
         Hash32::from_hex(&lookup).map_err(|_| bad("the lookup id must be 64 hex digits"))?;
     let found = state

@@ -42,7 +42,7 @@ pub async fn create(
             "a space must be created by the device its first roster event adds",
         ));
     }
-    signed.verify(&state, &device.sign)?;
+    signed.verify(&state, &device.sign).await?;
     let space = event.event.space;
     let roster = Roster::verify(space, &[event]).map_err(roster_rejected)?;
     state

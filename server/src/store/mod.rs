@@ -126,6 +126,19 @@ pub trait Store: Send + Sync + 'static {
     /// The roster events of a space, in order; `None` if there is no such space.
     async fn roster(&self, space: SpaceId) -> Result<Option<Vec<Vec<u8>>>, StoreError>;
 
+    /// How many roster events a space has; `None` if there is no such space.
+    /// Asked on every request only where other instances may change a roster
+    /// ([`Store::shared`]), to tell whether the cached one is still current.
+    async fn roster_len(&self, space: SpaceId) -> Result<Option<usize>, StoreError> {
+        Ok(self.roster(space).await?.map(|r| r.len()))
+    }
+
+    /// Whether other relay instances write to the same storage: then nothing
+    /// kept in this process (a cached roster) may be trusted without a look.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Appends a batch atomically: every envelope lands (duplicates by entry id
     /// return the original cursor) or none does, with its held reveal; held
     /// reveals of an exchange both members have answered are released (given
