@@ -570,6 +570,16 @@ pub fn pair(a: &Attune, b: &Attune, relay_url: &str) {
     );
 }
 
+/// [`pair`], each side through its own relay (two instances on one database):
+/// `a` invites through `a_url`, `b` joins through `b_url`.
+pub fn pair_across(a: &Attune, b: &Attune, a_url: &str, b_url: &str) {
+    exchange_code(
+        a,
+        &["pair", "invite", "--relay", a_url, "--timeout", "60"],
+        |code| b.run(&["pair", "join", code, "--relay", b_url]),
+    );
+}
+
 /// Adds `new` (initialised, unpaired) as another device of `existing`'s member
 /// through the real binaries: `device add` prints the code on its first stdout
 /// line, `device join` uses it and fetches the history.

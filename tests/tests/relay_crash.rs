@@ -1,7 +1,9 @@
 //! Proves "an acknowledged write survives kill -9 of the relay at any moment": four
 //! devices append concurrently to the real `attune-relay` binary, which is killed
-//! with SIGKILL mid-stream 25 times and restarted on the same SQLite file; every
+//! with SIGKILL mid-stream 25 times and restarted on the same database; every
 //! acknowledged envelope is then present exactly once, where it was acknowledged.
+//! On PostgreSQL (`ATTUNE_TEST_ENGINE=postgres`) half the devices write through
+//! a second instance on the same database, which keeps serving throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -122,6 +124,12 @@ fn acknowledged_writes_survive_kill_9() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let mut relay = Relay::start(dir.path(), &[]);
+    // On PostgreSQL a second instance shares the database and is never killed:
+    // half the writers use it, so the kills hit one of two live instances.
+    let second = relay
+        .pg
+        .clone()
+        .map(|url| Relay::start_postgres(&dir.path().join("second"), &url, &[]));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -138,9 +146,14 @@ fn acknowledged_writes_survive_kill_9() {
     let acks = Arc::new(AtomicU64::new(0));
     let writers: Vec<_> = devices
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
+            let through = match &second {
+                Some(second) if i % 2 == 1 => second,
+                _ => &relay,
+            };
             rt.spawn(writer(
-                relay.client(d),
+                through.client(d),
                 d.clone(),
                 space.clone(),
                 stop.clone(),
@@ -213,7 +226,12 @@ fn acknowledged_writes_survive_kill_9() {
     rt.shutdown_timeout(Duration::from_secs(5));
 
     println!(
-        "crash test: {KILLS} kills, {} acknowledged, {lost_n} lost, {duplicated} duplicated, integrity {integrity}",
+        "crash test ({}): {KILLS} kills, {} acknowledged, {lost_n} lost, {duplicated} duplicated, integrity {integrity}",
+        if second.is_some() {
+            "PostgreSQL, two instances, one killed"
+        } else {
+            "SQLite"
+        },
         acked.len()
     );
     println!(
