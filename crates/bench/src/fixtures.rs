@@ -70,7 +70,15 @@ impl Device {
 /// Creates a space on the relay with `devices` devices of one member: the first
 /// creates it, the others are added by `Link` events signed by the first.
 pub async fn create_space(url: &str, devices: usize) -> anyhow::Result<Vec<Device>> {
+    create_space_across(&[url.to_string()], devices).await
+}
+
+/// [`create_space`] where device `i` talks to `urls[i % urls.len()]`: relay
+/// instances sharing one database. The space is set up through the first.
+pub async fn create_space_across(urls: &[String], devices: usize) -> anyhow::Result<Vec<Device>> {
     ensure!(devices >= 1, "a space needs at least one device");
+    ensure!(!urls.is_empty(), "no relay to talk to");
+    let url = urls[0].as_str();
     let space = SpaceId(random16());
     let member = MemberId(random16());
     let epoch = Arc::new(SymmetricKey::generate());
@@ -123,7 +131,7 @@ pub async fn create_space(url: &str, devices: usize) -> anyhow::Result<Vec<Devic
             client: if i == 0 {
                 first.clone()
             } else {
-                RelayClient::new(url, identity.clone())
+                RelayClient::new(&urls[i % urls.len()], identity.clone())
             },
             chain: Chain {
                 identity,
@@ -144,6 +152,17 @@ pub async fn create_devices(
     per_space: usize,
     concurrency: usize,
 ) -> anyhow::Result<Vec<Device>> {
+    create_devices_across(&[url.to_string()], total, per_space, concurrency).await
+}
+
+/// [`create_devices`] spread over relay instances sharing one database, as
+/// [`create_space_across`] does.
+pub async fn create_devices_across(
+    urls: &[String],
+    total: usize,
+    per_space: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Device>> {
     let per_space = per_space.max(1);
     let sizes: Vec<usize> = (0..total.div_ceil(per_space))
         .map(|i| per_space.min(total - i * per_space))
@@ -152,8 +171,8 @@ pub async fn create_devices(
     for group in sizes.chunks(concurrency.max(1)) {
         let mut set = tokio::task::JoinSet::new();
         for (i, &n) in group.iter().enumerate() {
-            let url = url.to_string();
-            set.spawn(async move { (i, create_space(&url, n).await) });
+            let urls = urls.to_vec();
+            set.spawn(async move { (i, create_space_across(&urls, n).await) });
         }
         let mut done: Vec<(usize, Vec<Device>)> = Vec::new();
         while let Some(r) = set.join_next().await {

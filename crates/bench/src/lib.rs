@@ -38,6 +38,7 @@ pub mod history;
 pub mod load;
 pub mod observe;
 pub mod peer;
+pub mod pg;
 pub mod procfs;
 pub mod report;
 pub mod scenarios;
@@ -165,6 +166,15 @@ pub struct Args {
     #[arg(long, default_value_t = 150_000)]
     pub preseal_cap: usize,
 
+    /// Run the spawned relays on PostgreSQL: the server's admin URL (a new
+    /// database is made on it for each relay started). Needs --spawn.
+    #[arg(long, requires = "spawn", value_name = "URL")]
+    pub pg: Option<String>,
+
+    /// With --pg: relay instances on each database, the load spread over them.
+    #[arg(long, requires = "pg", default_value_t = 1)]
+    pub instances: usize,
+
     /// Directory for the temporary databases [default: the system temp dir].
     #[arg(long)]
     pub db_dir: Option<PathBuf>,
@@ -243,7 +253,18 @@ impl Relays<'_> {
         } else {
             let dir = self.dir.join(format!("relay-{}", self.started));
             std::fs::create_dir_all(&dir)?;
-            if self.args.spawn {
+            if let Some(admin) = &self.args.pg {
+                let db = pg::fresh_database(admin, self.started).await?;
+                Target::spawn_postgres(
+                    &self.args.relay_bin()?,
+                    &dir,
+                    &self.args.relay_log,
+                    &self.args.relay_env,
+                    &db,
+                    self.args.instances,
+                )
+                .await?
+            } else if self.args.spawn {
                 Target::spawn(
                     &self.args.relay_bin()?,
                     &dir,
@@ -259,10 +280,8 @@ impl Relays<'_> {
         println!(
             "relay: {} at {} ({})",
             target.mode(),
-            target.url(),
-            target
-                .db()
-                .map_or("its own database".into(), |d| d.display().to_string())
+            target.urls().join(", "),
+            target.database()
         );
         Ok(target)
     }

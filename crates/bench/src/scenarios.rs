@@ -99,7 +99,7 @@ pub async fn single(
     report: &mut Report,
 ) -> anyhow::Result<f64> {
     let args = ctx.args;
-    let devices = fixtures::create_devices(ctx.target.url(), n, args.devices_per_space, 16)
+    let devices = fixtures::create_devices_across(&ctx.target.urls(), n, args.devices_per_space, 16)
         .await
         .context("setting up devices")?;
     let (devices, _) = warm_and_preseal(ctx, no_pools(devices), 1).await?;
@@ -185,7 +185,8 @@ pub struct Bulk {
 
 async fn bulk_space(ctx: &Ctx<'_>, bulk: &mut Bulk) -> anyhow::Result<()> {
     if bulk.devices.is_empty() {
-        let devices = fixtures::create_space(ctx.target.url(), ctx.args.batch_devices.max(1))
+        let devices =
+            fixtures::create_space_across(&ctx.target.urls(), ctx.args.batch_devices.max(1))
             .await
             .context("setting up the bulk space")?;
         bulk.devices = no_pools(devices);

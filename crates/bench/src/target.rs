@@ -28,6 +28,11 @@ pub enum Target {
         child: Child,
         db: PathBuf,
         log: PathBuf,
+        /// More instances on the same PostgreSQL database (URL, process); the
+        /// RSS and CPU figures are the first instance's.
+        others: Vec<(String, Child)>,
+        /// The PostgreSQL database, when the relay runs on one.
+        pg: Option<String>,
     },
     /// A relay someone else started; nothing to observe but its answers.
     External { url: String },
@@ -103,6 +108,58 @@ impl Target {
         log_level: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        let (url, child, db, log) = Self::spawn_one(bin, dir, listen, log_level, env, None).await?;
+        let target = Self::Spawned {
+            url,
+            child,
+            db,
+            log,
+            others: Vec::new(),
+            pg: None,
+        };
+        wait_healthy(target.url()).await?;
+        Ok(target)
+    }
+
+    /// `instances` relay processes on one PostgreSQL database (`db_url`, which
+    /// is new and empty), their logs in `dir`.
+    pub async fn spawn_postgres(
+        bin: &Path,
+        dir: &Path,
+        log_level: &str,
+        env: &[(String, String)],
+        db_url: &str,
+        instances: usize,
+    ) -> anyhow::Result<Self> {
+        let mut started = Vec::new();
+        for i in 0..instances.max(1) {
+            let d = dir.join(format!("instance-{i}"));
+            std::fs::create_dir_all(&d)?;
+            let (url, child, _, log) =
+                Self::spawn_one(bin, &d, "127.0.0.1:0", log_level, env, Some(db_url)).await?;
+            wait_healthy(&url).await?;
+            started.push((url, child, log));
+        }
+        let mut started = started.into_iter();
+        let (url, child, log) = started.next().context("one instance at least")?;
+        Ok(Self::Spawned {
+            url,
+            child,
+            db: dir.join("postgres"),
+            log,
+            others: started.map(|(u, c, _)| (u, c)).collect(),
+            pg: Some(db_url.to_string()),
+        })
+    }
+
+    async fn spawn_one(
+        bin: &Path,
+        dir: &Path,
+        listen: &str,
+        log_level: &str,
+        env: &[(String, String)],
+        pg: Option<&str>,
+    ) -> anyhow::Result<(String, Child, PathBuf, PathBuf)> {
         if !bin.exists() {
             bail!(
                 "{} does not exist: build it first with `cargo build --release -p attune-relay`",
@@ -113,9 +170,13 @@ impl Target {
         let log = dir.join("relay.log");
         let log_file = std::fs::File::create(&log)?;
         let rate = UNTHROTTLED.to_string();
+        let db_arg: std::ffi::OsString = match pg {
+            Some(url) => url.into(),
+            None => db.clone().into(),
+        };
         let mut child = Command::new(bin)
             .args(["--listen", listen, "--db"])
-            .arg(&db)
+            .arg(db_arg)
             .args(["--log", log_level])
             // By environment: stable whatever the flags are called.
             .env("ATTUNE_RELAY_RATE", &rate)
@@ -152,15 +213,7 @@ impl Target {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             bail!("unexpected first line from the relay: {line:?}; its log:\n{text}");
         };
-        let url = format!("http://{addr}");
-        let target = Self::Spawned {
-            url,
-            child,
-            db,
-            log,
-        };
-        wait_healthy(target.url()).await?;
-        Ok(target)
+        Ok((format!("http://{addr}"), child, db, log))
     }
 
     pub async fn external(url: &str) -> anyhow::Result<Self> {
@@ -168,6 +221,27 @@ impl Target {
         check_loopback(&url)?;
         wait_healthy(&url).await?;
         Ok(Self::External { url })
+    }
+
+    /// Every instance's URL (one, but for several on PostgreSQL).
+    pub fn urls(&self) -> Vec<String> {
+        let mut urls = vec![self.url().to_string()];
+        if let Self::Spawned { others, .. } = self {
+            urls.extend(others.iter().map(|(u, _)| u.clone()));
+        }
+        urls
+    }
+
+    /// The database, as the bench prints it.
+    pub fn database(&self) -> String {
+        match self {
+            Self::Spawned { pg: Some(url), others, .. } => {
+                format!("PostgreSQL {url}, {} instance(s)", others.len() + 1)
+            }
+            _ => self
+                .db()
+                .map_or("its own database".into(), |d| d.display().to_string()),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -247,13 +321,19 @@ impl Target {
                     rt.shutdown_background();
                 }
             }
-            Self::Spawned { child, log, .. } => {
+            Self::Spawned {
+                child, log, others, ..
+            } => {
                 let status = child.try_wait()?;
                 if let Some(status) = status {
                     bail!("the relay exited early ({status}); see {}", log.display());
                 }
                 let _ = child.kill();
                 let _ = child.wait();
+                for (_, c) in others.iter_mut() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
             }
             Self::External { .. } => {}
         }
@@ -264,9 +344,13 @@ impl Target {
 impl Drop for Target {
     fn drop(&mut self) {
         match self {
-            Self::Spawned { child, .. } => {
+            Self::Spawned { child, others, .. } => {
                 let _ = child.kill();
                 let _ = child.wait();
+                for (_, c) in others.iter_mut() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
             }
             Self::InProcess { runtime, .. } => {
                 if let Some(rt) = runtime.take() {
