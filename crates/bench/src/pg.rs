@@ -10,10 +10,16 @@ pub async fn fresh_database(admin: &str, n: usize) -> anyhow::Result<String> {
         .context("connecting to the PostgreSQL server given with --pg")?;
     let driver = tokio::spawn(conn);
     let name = format!("attune_bench_{}_{n}", std::process::id());
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
-        .await
-        .context("creating the bench's database")?;
+    // One statement each: CREATE DATABASE cannot share a transaction.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client
+            .batch_execute(&sql)
+            .await
+            .context("creating the bench's database")?;
+    }
     drop(client);
     let _ = driver.await;
     let (base, _) = admin

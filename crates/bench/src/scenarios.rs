@@ -99,9 +99,10 @@ pub async fn single(
     report: &mut Report,
 ) -> anyhow::Result<f64> {
     let args = ctx.args;
-    let devices = fixtures::create_devices_across(&ctx.target.urls(), n, args.devices_per_space, 16)
-        .await
-        .context("setting up devices")?;
+    let devices =
+        fixtures::create_devices_across(&ctx.target.urls(), n, args.devices_per_space, 16)
+            .await
+            .context("setting up devices")?;
     let (devices, _) = warm_and_preseal(ctx, no_pools(devices), 1).await?;
     let obs = Observer::begin(ctx.target, ctx.hz).await;
     let (_, mut r) = load::run_appends_paced(
@@ -187,8 +188,8 @@ async fn bulk_space(ctx: &Ctx<'_>, bulk: &mut Bulk) -> anyhow::Result<()> {
     if bulk.devices.is_empty() {
         let devices =
             fixtures::create_space_across(&ctx.target.urls(), ctx.args.batch_devices.max(1))
-            .await
-            .context("setting up the bulk space")?;
+                .await
+                .context("setting up the bulk space")?;
         bulk.devices = no_pools(devices);
         bulk.stored = 0;
     }

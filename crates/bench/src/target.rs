@@ -235,7 +235,11 @@ impl Target {
     /// The database, as the bench prints it.
     pub fn database(&self) -> String {
         match self {
-            Self::Spawned { pg: Some(url), others, .. } => {
+            Self::Spawned {
+                pg: Some(url),
+                others,
+                ..
+            } => {
                 format!("PostgreSQL {url}, {} instance(s)", others.len() + 1)
             }
             _ => self

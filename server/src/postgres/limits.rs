@@ -43,10 +43,10 @@ impl PgLimits {
         let client = self.pg.quick.get().await.map_err(pool_error)?;
         let took = client
             .query_opt(
-                "INSERT INTO rate_limits AS r (key, tat_ms) VALUES ($1, $2::float8 + $3::float8)
+                &client.prepare_cached("INSERT INTO rate_limits AS r (key, tat_ms) VALUES ($1, $2::float8 + $3::float8)
                  ON CONFLICT (key) DO UPDATE SET tat_ms = GREATEST(r.tat_ms, $2::float8) + $3::float8
                    WHERE GREATEST(r.tat_ms, $2::float8) + $3::float8 - $2::float8 <= $4::float8
-                 RETURNING tat_ms",
+                 RETURNING tat_ms").await.map_err(|e| db_error(&e))?,
                 &[&key, &now, &period, &tolerance],
             )
             .await
@@ -55,7 +55,13 @@ impl PgLimits {
             return Ok(());
         }
         let tat: f64 = client
-            .query_opt("SELECT tat_ms FROM rate_limits WHERE key = $1", &[&key])
+            .query_opt(
+                &client
+                    .prepare_cached("SELECT tat_ms FROM rate_limits WHERE key = $1")
+                    .await
+                    .map_err(|e| db_error(&e))?,
+                &[&key],
+            )
             .await
             .map_err(|e| db_error(&e))?
             .map_or(now, |r| r.get(0));
@@ -71,12 +77,21 @@ impl PgLimits {
         }
         let client = self.pg.quick.get().await.map_err(pool_error)?;
         client
-            .execute("DELETE FROM replay WHERE expires_ms < $1", &[&now_ms])
+            .execute(
+                &client
+                    .prepare_cached("DELETE FROM replay WHERE expires_ms < $1")
+                    .await
+                    .map_err(|e| db_error(&e))?,
+                &[&now_ms],
+            )
             .await
             .map_err(|e| db_error(&e))?;
         client
             .execute(
-                "DELETE FROM rate_limits WHERE tat_ms < $1",
+                &client
+                    .prepare_cached("DELETE FROM rate_limits WHERE tat_ms < $1")
+                    .await
+                    .map_err(|e| db_error(&e))?,
                 &[&(now_ms as f64)],
             )
             .await
@@ -112,8 +127,13 @@ impl Limits for PgLimits {
         let client = self.pg.quick.get().await.map_err(pool_error)?;
         let n = client
             .execute(
-                "INSERT INTO replay (signature, expires_ms) VALUES ($1, $2)
+                &client
+                    .prepare_cached(
+                        "INSERT INTO replay (signature, expires_ms) VALUES ($1, $2)
                  ON CONFLICT (signature) DO NOTHING",
+                    )
+                    .await
+                    .map_err(|e| db_error(&e))?,
                 &[&&signature[..], &keep_until_ms],
             )
             .await

@@ -135,16 +135,24 @@ async fn attempt(
     let now = now_ms();
     let key = addr.to_string();
     tx.execute(
-        "INSERT INTO pairing_budgets (key, tokens, at_ms) VALUES ($1, $2, $5), ($3, $4, $5)
+        &tx.prepare_cached(
+            "INSERT INTO pairing_budgets (key, tokens, at_ms) VALUES ($1, $2, $5), ($3, $4, $5)
          ON CONFLICT (key) DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?,
         &[&TOTAL, &limits.total_per_min, &key, &limits.per_min, &now],
     )
     .await
     .map_err(pg_err)?;
     let rows = tx
         .query(
-            "SELECT key, tokens, at_ms FROM pairing_budgets WHERE key = $1 OR key = $2
+            &tx.prepare_cached(
+                "SELECT key, tokens, at_ms FROM pairing_budgets WHERE key = $1 OR key = $2
              ORDER BY key FOR UPDATE",
+            )
+            .await
+            .map_err(pg_err)?,
             &[&TOTAL, &key],
         )
         .await
@@ -162,7 +170,9 @@ async fn attempt(
     let paid = pay(&mut total, &mut address, limits, now);
     for (k, b) in [(TOTAL, total), (key.as_str(), address)] {
         tx.execute(
-            "UPDATE pairing_budgets SET tokens = $2, at_ms = $3 WHERE key = $1",
+            &tx.prepare_cached("UPDATE pairing_budgets SET tokens = $2, at_ms = $3 WHERE key = $1")
+                .await
+                .map_err(pg_err)?,
             &[&k, &b.tokens, &b.at_ms],
         )
         .await
@@ -182,8 +192,12 @@ async fn role(
 ) -> Result<Found, ApiError> {
     let row = tx
         .query_opt(
-            "SELECT inviter_token, joiner_token, inviter_state, joiner_state FROM mailboxes
+            &tx.prepare_cached(
+                "SELECT inviter_token, joiner_token, inviter_state, joiner_state FROM mailboxes
              WHERE number = $1 AND expires_ms > $2 FOR UPDATE",
+            )
+            .await
+            .map_err(pg_err)?,
             &[&(number as i32), &now_ms()],
         )
         .await
@@ -214,7 +228,9 @@ async fn role(
 
 async fn notify(tx: &Transaction<'_>, number: u32) -> Result<(), ApiError> {
     tx.execute(
-        "SELECT pg_notify($1, $2)",
+        &tx.prepare_cached("SELECT pg_notify($1, $2)")
+            .await
+            .map_err(pg_err)?,
         &[&MAILBOX_CHANNEL, &number.to_string()],
     )
     .await
@@ -229,17 +245,31 @@ impl Pairing for PgMailboxes {
         self.run(move |tx| {
             Box::pin(async move {
                 let now = now_ms();
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&OPEN_LOCK])
-                    .await
-                    .map_err(pg_err)?;
-                tx.execute("DELETE FROM mailboxes WHERE expires_ms <= $1", &[&now])
-                    .await
-                    .map_err(pg_err)?;
+                tx.execute(
+                    &tx.prepare_cached("SELECT pg_advisory_xact_lock($1)")
+                        .await
+                        .map_err(pg_err)?,
+                    &[&OPEN_LOCK],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.execute(
+                    &tx.prepare_cached("DELETE FROM mailboxes WHERE expires_ms <= $1")
+                        .await
+                        .map_err(pg_err)?,
+                    &[&now],
+                )
+                .await
+                .map_err(pg_err)?;
                 let opener = from.0.to_string();
                 let counts = tx
                     .query_one(
-                        "SELECT COUNT(*), COUNT(*) FILTER (WHERE space = $1),
+                        &tx.prepare_cached(
+                            "SELECT COUNT(*), COUNT(*) FILTER (WHERE space = $1),
                                 COUNT(*) FILTER (WHERE opener = $2) FROM mailboxes",
+                        )
+                        .await
+                        .map_err(pg_err)?,
                         &[&&space.0[..], &opener],
                     )
                     .await
@@ -261,10 +291,14 @@ impl Pairing for PgMailboxes {
                     let n = random_number();
                     let inserted = tx
                         .execute(
-                            "INSERT INTO mailboxes (number, space, opener, expires_ms,
+                            &tx.prepare_cached(
+                                "INSERT INTO mailboxes (number, space, opener, expires_ms,
                                 inviter_token, joiner_token, inviter_state, joiner_state)
                              VALUES ($1, $2, $3, $4, $5, NULL, $6, $6)
                              ON CONFLICT (number) DO NOTHING",
+                            )
+                            .await
+                            .map_err(pg_err)?,
                             &[
                                 &(n as i32),
                                 &&space.0[..],
@@ -299,8 +333,8 @@ impl Pairing for PgMailboxes {
                 attempt(tx, &limits, from.0).await?;
                 let row = tx
                     .query_opt(
-                        "SELECT joiner_token FROM mailboxes
-                         WHERE number = $1 AND expires_ms > $2 FOR UPDATE",
+                        &tx.prepare_cached("SELECT joiner_token FROM mailboxes
+                         WHERE number = $1 AND expires_ms > $2 FOR UPDATE").await.map_err(pg_err)?,
                         &[&(number as i32), &now_ms()],
                     )
                     .await
@@ -311,13 +345,13 @@ impl Pairing for PgMailboxes {
                 }
                 let token = new_token();
                 tx.execute(
-                    "UPDATE mailboxes SET joiner_token = $2, joiner_state = $3 WHERE number = $1",
+                    &tx.prepare_cached("UPDATE mailboxes SET joiner_token = $2, joiner_state = $3 WHERE number = $1").await.map_err(pg_err)?,
                     &[&(number as i32), &&token[..], &to_row(SideState::JOINED)],
                 )
                 .await
                 .map_err(pg_err)?;
                 tx.execute(
-                    "INSERT INTO mailbox_messages (number, side, idx, data) VALUES ($1, 1, 0, $2)",
+                    &tx.prepare_cached("INSERT INTO mailbox_messages (number, side, idx, data) VALUES ($1, 1, 0, $2)").await.map_err(pg_err)?,
                     &[&(number as i32), &raw],
                 )
                 .await
@@ -355,9 +389,13 @@ impl Pairing for PgMailboxes {
                 .await
                 .map_err(pg_err)?;
                 tx.execute(
-                    "INSERT INTO mailbox_messages (number, side, idx, data)
+                    &tx.prepare_cached(
+                        "INSERT INTO mailbox_messages (number, side, idx, data)
                      SELECT $1, $2, COUNT(*), $3 FROM mailbox_messages
                      WHERE number = $1 AND side = $2",
+                    )
+                    .await
+                    .map_err(pg_err)?,
                     &[&(number as i32), &side_no(found.role), &raw],
                 )
                 .await
@@ -388,8 +426,12 @@ impl Pairing for PgMailboxes {
                         let found = role(tx, &limits, number, &token, from).await?;
                         let rows = tx
                             .query(
-                                "SELECT data FROM mailbox_messages
+                                &tx.prepare_cached(
+                                    "SELECT data FROM mailbox_messages
                                  WHERE number = $1 AND side = $2 AND idx >= $3 ORDER BY idx",
+                                )
+                                .await
+                                .map_err(pg_err)?,
                                 &[&(number as i32), &side_no(found.role.other()), &after],
                             )
                             .await
@@ -424,7 +466,9 @@ impl Pairing for PgMailboxes {
             Box::pin(async move {
                 role(tx, &limits, number, &token, from).await?;
                 tx.execute(
-                    "DELETE FROM mailboxes WHERE number = $1",
+                    &tx.prepare_cached("DELETE FROM mailboxes WHERE number = $1")
+                        .await
+                        .map_err(pg_err)?,
                     &[&(number as i32)],
                 )
                 .await

@@ -14,7 +14,8 @@ use tokio_postgres::error::SqlState;
 
 use super::{db_error, internal, pool_error, Pg, SPACES_CHANNEL};
 use crate::store::{
-    FoundRecovery, NewEnvelope, Placed, Pulled, RecoveryBundle, RosterAppend, Store, StoreError,
+    FoundRecovery, NewEnvelope, NewHeld, Placed, Pulled, RecoveryBundle, RosterAppend, Store,
+    StoreError,
 };
 
 /// Numbered migrations; `attune_schema` records how many have run.
@@ -116,14 +117,24 @@ const MIGRATION_LOCK: i64 = 0x6174_7475_6e65;
 pub(crate) async fn migrate(pg: &Pg) -> Result<(), StoreError> {
     let mut client = pg.durable.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(|e| db_error(&e))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(|e| db_error(&e))?;
+    tx.execute(
+        &tx.prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await
+            .map_err(err)?,
+        &[&MIGRATION_LOCK],
+    )
+    .await
+    .map_err(|e| db_error(&e))?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS attune_schema (version INTEGER NOT NULL)")
         .await
         .map_err(|e| db_error(&e))?;
     let done: i32 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM attune_schema", &[])
+        .query_one(
+            &tx.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM attune_schema")
+                .await
+                .map_err(err)?,
+            &[],
+        )
         .await
         .map_err(|e| db_error(&e))?
         .get(0);
@@ -136,7 +147,9 @@ pub(crate) async fn migrate(pg: &Pg) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
         tx.batch_execute(sql).await.map_err(|e| db_error(&e))?;
         tx.execute(
-            "INSERT INTO attune_schema (version) VALUES ($1)",
+            &tx.prepare_cached("INSERT INTO attune_schema (version) VALUES ($1)")
+                .await
+                .map_err(err)?,
             &[&(i as i32 + 1)],
         )
         .await
@@ -183,7 +196,11 @@ impl PgStore {
 async fn lock_space(tx: &Transaction<'_>, space: &SpaceId) -> Result<(i64, i64), StoreError> {
     let row = tx
         .query_opt(
-            "SELECT next_cursor, bytes_used FROM spaces WHERE id = $1 FOR UPDATE",
+            &tx.prepare_cached(
+                "SELECT next_cursor, bytes_used FROM spaces WHERE id = $1 FOR UPDATE",
+            )
+            .await
+            .map_err(err)?,
             &[&&space.0[..]],
         )
         .await
@@ -200,7 +217,12 @@ async fn append_roster(
     let s = &space.0[..];
     let (_, used) = lock_space(tx, &space).await?;
     let last: Option<i64> = tx
-        .query_one("SELECT MAX(seq) FROM roster WHERE space = $1", &[&s])
+        .query_one(
+            &tx.prepare_cached("SELECT MAX(seq) FROM roster WHERE space = $1")
+                .await
+                .map_err(err)?,
+            &[&s],
+        )
         .await
         .map_err(err)?
         .get(0);
@@ -214,7 +236,11 @@ async fn append_roster(
         let d = &device.0[..];
         let head: Option<i64> = tx
             .query_one(
-                "SELECT MAX(seq) FROM envelopes WHERE space = $1 AND author = $2",
+                &tx.prepare_cached(
+                    "SELECT MAX(seq) FROM envelopes WHERE space = $1 AND author = $2",
+                )
+                .await
+                .map_err(err)?,
                 &[&s, &d],
             )
             .await
@@ -229,13 +255,17 @@ async fn append_roster(
             });
         }
         tx.execute(
-            "INSERT INTO revoked (space, device, last_seq) VALUES ($1, $2, $3)",
+            &tx.prepare_cached("INSERT INTO revoked (space, device, last_seq) VALUES ($1, $2, $3)")
+                .await
+                .map_err(err)?,
             &[&s, &d, &(last_seq as i64)],
         )
         .await
         .map_err(err)?;
         tx.execute(
-            "DELETE FROM recovery WHERE space = $1 AND device = $2",
+            &tx.prepare_cached("DELETE FROM recovery WHERE space = $1 AND device = $2")
+                .await
+                .map_err(err)?,
             &[&s, &d],
         )
         .await
@@ -248,14 +278,18 @@ async fn append_roster(
         });
     }
     tx.execute(
-        "UPDATE spaces SET bytes_used = $2 WHERE id = $1",
+        &tx.prepare_cached("UPDATE spaces SET bytes_used = $2 WHERE id = $1")
+            .await
+            .map_err(err)?,
         &[&s, &(used + added)],
     )
     .await
     .map_err(err)?;
     for (i, ev) in append.events.iter().enumerate() {
         tx.execute(
-            "INSERT INTO roster (space, seq, event) VALUES ($1, $2, $3)",
+            &tx.prepare_cached("INSERT INTO roster (space, seq, event) VALUES ($1, $2, $3)")
+                .await
+                .map_err(err)?,
             &[&s, &((append.first_seq + i as u64) as i64), &&ev[..]],
         )
         .await
@@ -270,12 +304,25 @@ async fn append(
     envelopes: &[NewEnvelope],
     quota: u64,
 ) -> Result<Vec<Placed>, StoreError> {
+    use std::collections::HashMap;
     let s = &space.0[..];
     let (mut next_cursor, mut used) = lock_space(tx, &space).await?;
-    let by_entry = tx
-        .prepare_cached("SELECT cursor, data FROM envelopes WHERE space = $1 AND entry = $2")
+    // What the batch's entry ids already hold, in one round trip.
+    let entries: Vec<&[u8]> = envelopes.iter().map(|e| &e.entry.0[..]).collect();
+    let stored: HashMap<Vec<u8>, (i64, Vec<u8>)> = tx
+        .query(
+            &tx.prepare_cached(
+                "SELECT entry, cursor, data FROM envelopes WHERE space = $1 AND entry = ANY($2)",
+            )
+            .await
+            .map_err(err)?,
+            &[&s, &entries],
+        )
         .await
-        .map_err(err)?;
+        .map_err(err)?
+        .into_iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
     let last_of_author = tx
         .prepare_cached(
             "SELECT seq, hash FROM envelopes WHERE space = $1 AND author = $2
@@ -287,40 +334,41 @@ async fn append(
         .prepare_cached("SELECT last_seq FROM revoked WHERE space = $1 AND device = $2")
         .await
         .map_err(err)?;
-    // Chains already read in this batch: a batch of one author's envelopes
-    // asks the database once, not once per envelope.
-    let mut heads: std::collections::HashMap<DeviceId, (u64, Hash32)> = Default::default();
+    // Per author, read once a batch: the chain's head (updated as the batch
+    // goes) and where a revocation ends it.
+    let mut heads: HashMap<DeviceId, (u64, Hash32, Option<u64>)> = HashMap::new();
+    let mut new_entries: HashMap<&[u8], usize> = HashMap::new();
     let mut out = Vec::with_capacity(envelopes.len());
     let mut rows: Vec<(i64, &NewEnvelope)> = Vec::with_capacity(envelopes.len());
     for (index, env) in envelopes.iter().enumerate() {
         let entry = &env.entry.0[..];
-        if let Some(row) = tx.query_opt(&by_entry, &[&s, &entry]).await.map_err(err)? {
-            let data: &[u8] = row.get(1);
-            if data != env.bytes {
+        if let Some((cursor, data)) = stored.get(entry) {
+            if *data != env.bytes {
                 return Err(StoreError::EntryReused { index });
             }
             out.push(Placed {
-                cursor: row.get::<_, i64>(0) as u64,
+                cursor: *cursor as u64,
                 duplicate: true,
             });
             continue;
         }
-        if let Some(earlier) = rows.iter().position(|(_, e)| e.entry == env.entry) {
+        if let Some(&earlier) = new_entries.get(entry) {
             // The same entry twice in one batch: the first one stands.
-            if rows[earlier].1.bytes != env.bytes {
+            let (cursor, first) = rows[earlier];
+            if first.bytes != env.bytes {
                 return Err(StoreError::EntryReused { index });
             }
             out.push(Placed {
-                cursor: rows[earlier].0 as u64,
+                cursor: cursor as u64,
                 duplicate: true,
             });
             continue;
         }
-        let (last_seq, last_hash) = match heads.get(&env.author) {
+        let (last_seq, last_hash, revoked) = match heads.get(&env.author) {
             Some(h) => *h,
             None => {
                 let d = &env.author.0[..];
-                match tx
+                let (seq, hash) = match tx
                     .query_opt(&last_of_author, &[&s, &d])
                     .await
                     .map_err(err)?
@@ -331,7 +379,13 @@ async fn append(
                         (row.get::<_, i64>(0) as u64, hash)
                     }
                     None => (0, Hash32::ZERO),
-                }
+                };
+                let revoked: Option<i64> = tx
+                    .query_opt(&revoked_after, &[&s, &d])
+                    .await
+                    .map_err(err)?
+                    .map(|r| r.get(0));
+                (seq, hash, revoked.map(|l| l as u64))
             }
         };
         if env.seq != last_seq + 1 {
@@ -344,20 +398,15 @@ async fn append(
         if env.prev != last_hash {
             return Err(StoreError::Chain { index });
         }
-        let d = &env.author.0[..];
-        let revoked: Option<i64> = tx
-            .query_opt(&revoked_after, &[&s, &d])
-            .await
-            .map_err(err)?
-            .map(|r| r.get(0));
-        if revoked.is_some_and(|last| env.seq > last as u64) {
+        if revoked.is_some_and(|last| env.seq > last) {
             return Err(StoreError::Revoked { index });
         }
         used += env.bytes.len() as i64;
         if used as u64 > quota {
             return Err(StoreError::Quota { quota });
         }
-        heads.insert(env.author, (env.seq, env.hash));
+        heads.insert(env.author, (env.seq, env.hash, revoked));
+        new_entries.insert(entry, rows.len());
         rows.push((next_cursor, env));
         out.push(Placed {
             cursor: next_cursor as u64,
@@ -368,25 +417,18 @@ async fn append(
     insert_envelopes(tx, s, &rows).await?;
     // Hold slots: kept once per envelope (a retried batch adds nothing), then
     // released where two members have one under the same tag.
+    // One slot per cursor: an entry sent twice in a batch keeps its first.
+    let mut seen = std::collections::HashSet::new();
+    let holds: Vec<(i64, &NewEnvelope, &NewHeld)> = envelopes
+        .iter()
+        .zip(&out)
+        .filter_map(|(env, placed)| env.held.as_ref().map(|h| (placed.cursor as i64, env, h)))
+        .filter(|(cursor, _, _)| seen.insert(*cursor))
+        .collect();
+    let kept = insert_holds(tx, s, &holds).await?;
     let mut exchanges = Vec::new();
-    for (env, placed) in envelopes.iter().zip(&out) {
-        let Some(h) = &env.held else { continue };
-        let n = tx
-            .execute(
-                "INSERT INTO held (space, cursor, entry, exchange, member, data)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (space, cursor) DO NOTHING",
-                &[
-                    &s,
-                    &(placed.cursor as i64),
-                    &&env.entry.0[..],
-                    &&h.tag[..],
-                    &&h.member.0[..],
-                    &&h.bytes[..],
-                ],
-            )
-            .await
-            .map_err(err)?;
-        if n > 0 {
+    for (cursor, _, h) in &holds {
+        if kept.contains(cursor) {
             used += h.bytes.len() as i64;
             if used as u64 > quota {
                 return Err(StoreError::Quota { quota });
@@ -398,7 +440,9 @@ async fn append(
         next_cursor = release(tx, s, &exchange, next_cursor).await?;
     }
     tx.execute(
-        "UPDATE spaces SET next_cursor = $2, bytes_used = $3 WHERE id = $1",
+        &tx.prepare_cached("UPDATE spaces SET next_cursor = $2, bytes_used = $3 WHERE id = $1")
+            .await
+            .map_err(err)?,
         &[&s, &next_cursor, &used],
     )
     .await
@@ -406,7 +450,9 @@ async fn append(
     if out.iter().any(|p| !p.duplicate) {
         // Delivered to every instance's listener when (and only if) this commits.
         tx.execute(
-            "SELECT pg_notify($1, $2)",
+            &tx.prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(err)?,
             &[
                 &SPACES_CHANNEL,
                 &format!("{}:{}", hex::encode(s), next_cursor - 1),
@@ -418,68 +464,66 @@ async fn append(
     Ok(out)
 }
 
-/// An envelope's columns after the space, borrowed for one statement.
-type Columns<'a> = (&'a i64, &'a [u8], &'a i64, &'a [u8], &'a [u8], &'a [u8]);
-
-/// One multi-row INSERT per batch (in chunks that keep under PostgreSQL's
-/// 65,535 parameters) instead of a round trip per envelope.
+/// A batch's new envelopes in one statement (arrays unnested), whatever its size.
 async fn insert_envelopes(
     tx: &Transaction<'_>,
     space: &[u8],
     rows: &[(i64, &NewEnvelope)],
 ) -> Result<(), StoreError> {
-    const PER_STATEMENT: usize = 500;
-    for chunk in rows.chunks(PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO envelopes (space, cursor, author, seq, hash, entry, data) VALUES ",
-        );
-        let mut seqs = Vec::with_capacity(chunk.len());
-        for (i, (_, env)) in chunk.iter().enumerate() {
-            seqs.push(env.seq as i64);
-            let b = i * 6 + 2;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "($1, ${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            ));
-        }
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            Vec::with_capacity(1 + chunk.len() * 6);
-        params.push(&space);
-        let fields: Vec<Columns<'_>> = chunk
-            .iter()
-            .zip(&seqs)
-            .map(|((cursor, env), seq)| {
-                (
-                    cursor,
-                    &env.author.0[..],
-                    seq,
-                    &env.hash.0[..],
-                    &env.entry.0[..],
-                    &env.bytes[..],
-                )
-            })
-            .collect();
-        for f in &fields {
-            params.extend([
-                f.0 as &(dyn tokio_postgres::types::ToSql + Sync),
-                &f.1,
-                f.2,
-                &f.3,
-                &f.4,
-                &f.5,
-            ]);
-        }
-        tx.execute(sql.as_str(), &params).await.map_err(err)?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let cursors: Vec<i64> = rows.iter().map(|(c, _)| *c).collect();
+    let authors: Vec<&[u8]> = rows.iter().map(|(_, e)| &e.author.0[..]).collect();
+    let seqs: Vec<i64> = rows.iter().map(|(_, e)| e.seq as i64).collect();
+    let hashes: Vec<&[u8]> = rows.iter().map(|(_, e)| &e.hash.0[..]).collect();
+    let entries: Vec<&[u8]> = rows.iter().map(|(_, e)| &e.entry.0[..]).collect();
+    let data: Vec<&[u8]> = rows.iter().map(|(_, e)| &e.bytes[..]).collect();
+    tx.execute(
+        &tx.prepare_cached(
+            "INSERT INTO envelopes (space, cursor, author, seq, hash, entry, data)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BIGINT[], $5::BYTEA[],
+                                      $6::BYTEA[], $7::BYTEA[])",
+        )
+        .await
+        .map_err(err)?,
+        &[&space, &cursors, &authors, &seqs, &hashes, &entries, &data],
+    )
+    .await
+    .map_err(err)?;
     Ok(())
+}
+
+/// A batch's hold slots in one statement; the cursors of those newly kept (a
+/// retried envelope's slot is there already).
+async fn insert_holds(
+    tx: &Transaction<'_>,
+    space: &[u8],
+    holds: &[(i64, &NewEnvelope, &NewHeld)],
+) -> Result<std::collections::HashSet<i64>, StoreError> {
+    if holds.is_empty() {
+        return Ok(Default::default());
+    }
+    let cursors: Vec<i64> = holds.iter().map(|(c, _, _)| *c).collect();
+    let entries: Vec<&[u8]> = holds.iter().map(|(_, e, _)| &e.entry.0[..]).collect();
+    let tags: Vec<&[u8]> = holds.iter().map(|(_, _, h)| &h.tag[..]).collect();
+    let members: Vec<&[u8]> = holds.iter().map(|(_, _, h)| &h.member.0[..]).collect();
+    let data: Vec<&[u8]> = holds.iter().map(|(_, _, h)| &h.bytes[..]).collect();
+    let kept = tx
+        .query(
+            &tx.prepare_cached(
+                "INSERT INTO held (space, cursor, entry, exchange, member, data)
+                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BYTEA[],
+                                          $6::BYTEA[])
+                 ON CONFLICT (space, cursor) DO NOTHING RETURNING cursor",
+            )
+            .await
+            .map_err(err)?,
+            &[&space, &cursors, &entries, &tags, &members, &data],
+        )
+        .await
+        .map_err(err)?;
+    Ok(kept.into_iter().map(|r| r.get(0)).collect())
 }
 
 /// Releases an exchange's slots once two members have one there, each at the
@@ -493,7 +537,11 @@ async fn release(
 ) -> Result<i64, StoreError> {
     let members: i64 = tx
         .query_one(
-            "SELECT COUNT(DISTINCT member) FROM held WHERE space = $1 AND exchange = $2",
+            &tx.prepare_cached(
+                "SELECT COUNT(DISTINCT member) FROM held WHERE space = $1 AND exchange = $2",
+            )
+            .await
+            .map_err(err)?,
             &[&space, &exchange],
         )
         .await
@@ -504,8 +552,12 @@ async fn release(
     }
     let waiting = tx
         .query(
-            "SELECT cursor, data FROM held
+            &tx.prepare_cached(
+                "SELECT cursor, data FROM held
              WHERE space = $1 AND exchange = $2 AND released IS NULL ORDER BY entry",
+            )
+            .await
+            .map_err(err)?,
             &[&space, &exchange],
         )
         .await
@@ -514,13 +566,17 @@ async fn release(
         let cursor: i64 = row.get(0);
         let data: &[u8] = row.get(1);
         tx.execute(
-            "INSERT INTO releases (space, cursor, data) VALUES ($1, $2, $3)",
+            &tx.prepare_cached("INSERT INTO releases (space, cursor, data) VALUES ($1, $2, $3)")
+                .await
+                .map_err(err)?,
             &[&space, &next_cursor, &data],
         )
         .await
         .map_err(err)?;
         tx.execute(
-            "UPDATE held SET released = $3 WHERE space = $1 AND cursor = $2",
+            &tx.prepare_cached("UPDATE held SET released = $3 WHERE space = $1 AND cursor = $2")
+                .await
+                .map_err(err)?,
             &[&space, &cursor, &next_cursor],
         )
         .await
@@ -539,7 +595,9 @@ async fn put_recovery(
     lock_space(tx, &space).await?;
     let revoked = tx
         .query_opt(
-            "SELECT 1 FROM revoked WHERE space = $1 AND device = $2",
+            &tx.prepare_cached("SELECT 1 FROM revoked WHERE space = $1 AND device = $2")
+                .await
+                .map_err(err)?,
             &[&s, &d],
         )
         .await
@@ -548,13 +606,19 @@ async fn put_recovery(
         return Err(StoreError::Revoked { index: 0 });
     }
     tx.execute(
-        "DELETE FROM recovery WHERE space = $1 AND device = $2",
+        &tx.prepare_cached("DELETE FROM recovery WHERE space = $1 AND device = $2")
+            .await
+            .map_err(err)?,
         &[&s, &d],
     )
     .await
     .map_err(err)?;
     tx.execute(
-        "INSERT INTO recovery (lookup, space, device, bundle) VALUES ($1, $2, $3, $4)",
+        &tx.prepare_cached(
+            "INSERT INTO recovery (lookup, space, device, bundle) VALUES ($1, $2, $3, $4)",
+        )
+        .await
+        .map_err(err)?,
         &[&&b.lookup.0[..], &s, &d, &&b.bundle[..]],
     )
     .await
@@ -587,12 +651,19 @@ async fn delete_space(tx: &Transaction<'_>, space: SpaceId) -> Result<bool, Stor
             .await
             .map_err(err)?;
     }
-    tx.execute("DELETE FROM spaces WHERE id = $1", &[&s])
-        .await
-        .map_err(err)?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM spaces WHERE id = $1")
+            .await
+            .map_err(err)?,
+        &[&s],
+    )
+    .await
+    .map_err(err)?;
     // Streams on every instance look again, and end: the space is gone.
     tx.execute(
-        "SELECT pg_notify($1, $2)",
+        &tx.prepare_cached("SELECT pg_notify($1, $2)")
+            .await
+            .map_err(err)?,
         &[&SPACES_CHANNEL, &format!("{}:0", hex::encode(s))],
     )
     .await
@@ -608,8 +679,12 @@ impl Store for PgStore {
                 let s = &space.0[..];
                 let n = tx
                     .execute(
-                        "INSERT INTO spaces (id, next_cursor, bytes_used) VALUES ($1, 1, $2)
+                        &tx.prepare_cached(
+                            "INSERT INTO spaces (id, next_cursor, bytes_used) VALUES ($1, 1, $2)
                          ON CONFLICT (id) DO NOTHING",
+                        )
+                        .await
+                        .map_err(err)?,
                         &[&s, &(event.len() as i64)],
                     )
                     .await
@@ -618,7 +693,9 @@ impl Store for PgStore {
                     return Err(StoreError::SpaceExists);
                 }
                 tx.execute(
-                    "INSERT INTO roster (space, seq, event) VALUES ($1, 1, $2)",
+                    &tx.prepare_cached("INSERT INTO roster (space, seq, event) VALUES ($1, 1, $2)")
+                        .await
+                        .map_err(err)?,
                     &[&s, &&event[..]],
                 )
                 .await
@@ -638,7 +715,10 @@ impl Store for PgStore {
         let client = self.pg.durable.get().await.map_err(pool_error)?;
         let rows = client
             .query(
-                "SELECT event FROM roster WHERE space = $1 ORDER BY seq",
+                &client
+                    .prepare_cached("SELECT event FROM roster WHERE space = $1 ORDER BY seq")
+                    .await
+                    .map_err(err)?,
                 &[&&space.0[..]],
             )
             .await
@@ -651,7 +731,10 @@ impl Store for PgStore {
         let client = self.pg.durable.get().await.map_err(pool_error)?;
         let n: i64 = client
             .query_one(
-                "SELECT COUNT(*) FROM roster WHERE space = $1",
+                &client
+                    .prepare_cached("SELECT COUNT(*) FROM roster WHERE space = $1")
+                    .await
+                    .map_err(err)?,
                 &[&&space.0[..]],
             )
             .await
@@ -683,10 +766,17 @@ impl Store for PgStore {
         let client = self.pg.durable.get().await.map_err(pool_error)?;
         let rows = client
             .query(
-                "SELECT cursor, data, false FROM envelopes WHERE space = $1 AND cursor > $2
+                &client
+                    .prepare_cached(
+                        "(SELECT cursor, data, false FROM envelopes WHERE space = $1 AND cursor > $2
+                   ORDER BY cursor LIMIT $3)
                  UNION ALL
-                 SELECT cursor, data, true FROM releases WHERE space = $1 AND cursor > $2
+                 (SELECT cursor, data, true FROM releases WHERE space = $1 AND cursor > $2
+                   ORDER BY cursor LIMIT $3)
                  ORDER BY 1 LIMIT $3",
+                    )
+                    .await
+                    .map_err(err)?,
                 &[
                     &&space.0[..],
                     &(after.min(i64::MAX as u64) as i64),
@@ -719,9 +809,14 @@ impl Store for PgStore {
         let client = self.pg.durable.get().await.map_err(pool_error)?;
         let row = client
             .query_opt(
-                "SELECT r.space, r.device, r.bundle FROM recovery r
+                &client
+                    .prepare_cached(
+                        "SELECT r.space, r.device, r.bundle FROM recovery r
                  WHERE r.lookup = $1 AND NOT EXISTS
                    (SELECT 1 FROM revoked v WHERE v.space = r.space AND v.device = r.device)",
+                    )
+                    .await
+                    .map_err(err)?,
                 &[&&lookup.0[..]],
             )
             .await
