@@ -125,9 +125,17 @@ pub(crate) async fn migrate(pg: &Pg) -> Result<(), StoreError> {
     )
     .await
     .map_err(|e| db_error(&e))?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS attune_schema (version INTEGER NOT NULL)")
+    // Looked up rather than `IF NOT EXISTS`, whose notice the driver would log.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('attune_schema') IS NOT NULL", &[])
         .await
-        .map_err(|e| db_error(&e))?;
+        .map_err(|e| db_error(&e))?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE attune_schema (version INTEGER NOT NULL)")
+            .await
+            .map_err(|e| db_error(&e))?;
+    }
     let done: i32 = tx
         .query_one(
             &tx.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM attune_schema")
