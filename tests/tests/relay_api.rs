@@ -790,6 +790,38 @@ async fn openapi_lists_every_route_and_is_valid() {
     let doc: openapiv3::OpenAPI =
         serde_json::from_value(r.body.clone()).expect("the document is valid OpenAPI 3");
     assert!(doc.openapi.starts_with("3."));
+    // Every reference resolves: the schemas derived from the API types are there.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&r.body, &mut all);
+    assert!(all.len() > 20, "{all:?}");
+    for r in &all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(
+            doc.components
+                .as_ref()
+                .is_some_and(|c| c.schemas.contains_key(name)),
+            "{r} does not resolve"
+        );
+    }
+    let page = &r.body["components"]["schemas"]["Page"]["properties"];
+    assert!(
+        page["envelopes"].is_object() && page["next"].is_object(),
+        "{page}"
+    );
     let mut documented = 0;
     for spec in attune_relay::routes::ROUTES {
         let item = doc

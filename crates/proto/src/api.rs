@@ -29,6 +29,19 @@ pub const HEADER_PROTOCOL: &str = "x-attune-protocol";
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct B64(pub Vec<u8>);
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for B64 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("unpadded base64url"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for B64 {}
+
 impl Serialize for B64 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&URL_SAFE_NO_PAD.encode(&self.0))
@@ -55,18 +68,21 @@ pub fn from_b64(s: &str) -> Option<Vec<u8>> {
 
 /// `POST /v1/spaces`: the signed creation event of the space's roster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpace {
     pub create_event: B64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpaceCreated {
     pub space: String,
 }
 
 /// `POST /v1/spaces/{space}/roster`: events to append, in order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppendRoster {
     pub events: Vec<B64>,
@@ -74,12 +90,14 @@ pub struct AppendRoster {
 
 /// `GET /v1/spaces/{space}/roster`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RosterEvents {
     pub events: Vec<B64>,
 }
 
 /// `POST /v1/spaces/{space}/envelopes`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppendEnvelopes {
     pub envelopes: Vec<B64>,
@@ -90,6 +108,7 @@ pub struct AppendEnvelopes {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Appended {
     pub cursor: u64,
     /// True if this entry id was already stored: `cursor` is the original's.
@@ -97,11 +116,13 @@ pub struct Appended {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendResult {
     pub results: Vec<Appended>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEnvelope {
     pub cursor: u64,
     #[serde(flatten)]
@@ -124,6 +145,7 @@ impl StoredEnvelope {
 
 /// What sits at a cursor: an envelope, or a held reveal the relay released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Stored {
     #[serde(rename = "envelope")]
     Envelope(B64),
@@ -133,6 +155,7 @@ pub enum Stored {
 
 /// `GET /v1/spaces/{space}/envelopes?after=C&limit=N`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
     pub envelopes: Vec<StoredEnvelope>,
     /// Pass as `after` to continue.
@@ -142,8 +165,10 @@ pub struct Page {
 
 /// `POST /v1/spaces/{space}/mailboxes`: the mailbox number and the opener's token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailboxOpened {
     pub mailbox: u32,
+    /// The opener's mailbox token, hex.
     pub token: String,
     pub expires_in_secs: u64,
 }
@@ -151,6 +176,7 @@ pub struct MailboxOpened {
 /// `POST /v1/mailboxes/{n}/join` (the joiner's key exchange) and
 /// `POST /v1/mailboxes/{n}/messages`: one pairing message from one side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MailboxPost {
     pub message: B64,
@@ -158,12 +184,15 @@ pub struct MailboxPost {
 
 /// `POST /v1/mailboxes/{n}/join`: the joiner's token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailboxJoined {
+    /// The joiner's mailbox token, hex.
     pub token: String,
 }
 
 /// `GET /v1/mailboxes/{n}/messages?after=K&wait=S`: the other side's messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MailboxMessages {
     pub messages: Vec<B64>,
 }
@@ -171,6 +200,7 @@ pub struct MailboxMessages {
 /// `PUT /v1/spaces/{space}/recovery`: a member's recovery bundle, filed under a
 /// lookup id derived from the recovery code, for a recovery key in the roster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutRecovery {
     /// Hex id of the recovery key's roster device.
@@ -182,17 +212,20 @@ pub struct PutRecovery {
 
 /// `GET /v1/recovery/{lookup}`: the bundle and the space it belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecoveryFound {
     pub space: String,
     pub bundle: B64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

@@ -1,50 +1,42 @@
 //! The OpenAPI 3 document, generated from [`super::ROUTES`].
 
+use attune_proto::api;
 use serde_json::{json, Map, Value};
 
 use super::{Auth, ROUTES};
 
+/// Every body's schema, derived from the types the relay and the client
+/// (de)serialize (attune-proto's `api`), so the document cannot drift from them.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    api::B64,
+    api::ErrorBody,
+    api::ErrorDetail,
+    api::CreateSpace,
+    api::SpaceCreated,
+    api::RosterEvents,
+    api::AppendRoster,
+    api::AppendEnvelopes,
+    api::Appended,
+    api::AppendResult,
+    api::Page,
+    api::StoredEnvelope,
+    api::Stored,
+    api::MailboxOpened,
+    api::MailboxJoined,
+    api::MailboxPost,
+    api::MailboxMessages,
+    api::PutRecovery,
+    api::RecoveryFound,
+)))]
+struct Schemas;
+
 fn schemas() -> Value {
-    let b64 = json!({ "type": "string", "description": "unpadded base64url" });
-    json!({
-        "Error": {
-            "type": "object", "required": ["error"],
-            "properties": { "error": { "type": "object", "required": ["code", "message"],
-                "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } }
-        },
-        "CreateSpace": { "type": "object", "required": ["create_event"], "additionalProperties": false,
-            "properties": { "create_event": b64 } },
-        "SpaceCreated": { "type": "object", "required": ["space"], "properties": { "space": { "type": "string" } } },
-        "RosterEvents": { "type": "object", "required": ["events"], "properties": { "events": { "type": "array", "items": b64 } } },
-        "AppendRoster": { "type": "object", "required": ["events"], "additionalProperties": false,
-            "properties": { "events": { "type": "array", "items": b64 } } },
-        "AppendEnvelopes": { "type": "object", "required": ["envelopes", "holds"], "additionalProperties": false,
-            "properties": { "envelopes": { "type": "array", "items": b64 },
-                "holds": { "type": "array", "items": b64, "description": "one 104-byte hold slot (PROTOCOL.md §9) per envelope, in the same order" } } },
-        "AppendResult": { "type": "object", "required": ["results"], "properties": { "results": { "type": "array",
-            "items": { "type": "object", "required": ["cursor", "duplicate"],
-                "properties": { "cursor": { "type": "integer", "format": "int64" }, "duplicate": { "type": "boolean" } } } } } },
-        "Page": { "type": "object", "required": ["envelopes", "next", "more"], "properties": {
-            "envelopes": { "type": "array", "items": { "$ref": "#/components/schemas/StoredEnvelope" } },
-            "next": { "type": "integer", "format": "int64" }, "more": { "type": "boolean" } } },
-        "StoredEnvelope": { "type": "object", "required": ["cursor"],
-            "description": "exactly one of envelope or reveal (a released hold slot)",
-            "properties": { "cursor": { "type": "integer", "format": "int64" }, "envelope": b64, "reveal": b64 } },
-        "MailboxOpened": { "type": "object", "required": ["mailbox", "token", "expires_in_secs"],
-            "properties": { "mailbox": { "type": "integer" }, "token": { "type": "string", "description": "the opener's mailbox token, hex" },
-                "expires_in_secs": { "type": "integer" } } },
-        "MailboxJoined": { "type": "object", "required": ["token"],
-            "properties": { "token": { "type": "string", "description": "the joiner's mailbox token, hex" } } },
-        "MailboxPost": { "type": "object", "required": ["message"], "additionalProperties": false,
-            "properties": { "message": b64 } },
-        "MailboxMessages": { "type": "object", "required": ["messages"],
-            "properties": { "messages": { "type": "array", "items": b64 } } },
-        "PutRecovery": { "type": "object", "required": ["device", "lookup", "bundle"], "additionalProperties": false,
-            "properties": { "device": { "type": "string", "description": "the recovery key's device id, hex" },
-                "lookup": { "type": "string", "description": "SHA-256(RECOVERY_LOOKUP || code), hex" }, "bundle": b64 } },
-        "RecoveryFound": { "type": "object", "required": ["space", "bundle"],
-            "properties": { "space": { "type": "string" }, "bundle": b64 } }
-    })
+    use utoipa::OpenApi;
+    Schemas::openapi()
+        .components
+        .map(|c| serde_json::to_value(c.schemas).unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// (request schema, response schema) by route.
@@ -108,7 +100,7 @@ pub fn document() -> Value {
             responses.insert(
                 "default".into(),
                 json!({ "description": format!("error; codes include: {}", spec.errors.join(", ")),
-                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } } }),
             );
         }
         let mut op = json!({
