@@ -694,11 +694,10 @@ fn fail_job(job: Job, err: StoreError) {
 /// queued and exits.
 pub struct SqliteStore {
     jobs: Sender<Job>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    /// One permit per pooled connection: reads beyond the pool's size wait for a
-    /// turn instead of opening connections (and blocking threads) of their own, so
-    /// the pool stays as small as configured however many streams catch up at once.
-    read_turns: Arc<tokio::sync::Semaphore>,
+    /// At most `--readers` connections (deadpool-sqlite): reads beyond that wait
+    /// for one instead of opening connections (and blocking threads) of their own,
+    /// so the pool stays as small as configured however many streams catch up.
+    readers: deadpool_sqlite::Pool,
     path: PathBuf,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
 }
@@ -722,10 +721,20 @@ impl SqliteStore {
         }
         let mut conn = open(path)?;
         migrate(&mut conn)?;
-        let readers = readers.max(1);
-        let pool = (0..readers)
-            .map(|_| open(path))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pool = deadpool_sqlite::Config::new(path)
+            .builder(deadpool_sqlite::Runtime::Tokio1)
+            .map_err(internal)?
+            .max_size(readers.max(1))
+            .post_create(deadpool_sqlite::Hook::async_fn(|conn, _| {
+                Box::pin(async move {
+                    conn.interact(|c| c.busy_timeout(std::time::Duration::from_secs(10)))
+                        .await
+                        .map_err(|e| deadpool_sqlite::HookError::message(e.to_string()))?
+                        .map_err(|e| deadpool_sqlite::HookError::message(e.to_string()))
+                })
+            }))
+            .build()
+            .map_err(internal)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let writer = thread::Builder::new()
             .name("attune-writer".into())
@@ -733,8 +742,7 @@ impl SqliteStore {
             .map_err(internal)?;
         Ok(Self {
             jobs: tx,
-            readers: Arc::new(Mutex::new(pool)),
-            read_turns: Arc::new(tokio::sync::Semaphore::new(readers)),
+            readers: pool,
             path: path.to_path_buf(),
             writer: Mutex::new(Some(writer)),
         })
@@ -752,39 +760,14 @@ impl SqliteStore {
             .map_err(|_| internal("the writer dropped the job"))?
     }
 
-    /// Runs a read on a pooled connection, on the blocking thread pool, once one of
-    /// the pool's turns is free (at most as many reads at once as connections).
+    /// Runs a read on a pooled connection, on the blocking thread pool, once one
+    /// is free (at most as many reads at once as connections).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let turn = self
-            .read_turns
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(internal)?;
-        let pool = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            let conn = pool
-                .lock()
-                .map_err(|_| internal("reader pool poisoned"))?
-                .pop();
-            // Only if a connection was lost (a panicked read): open its replacement.
-            let conn = match conn {
-                Some(c) => c,
-                None => open(&path)?,
-            };
-            let result = f(&conn);
-            if let Ok(mut p) = pool.lock() {
-                p.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(internal)?
+        let conn = self.readers.get().await.map_err(internal)?;
+        conn.interact(move |c| f(c)).await.map_err(internal)?
     }
 }
 
@@ -1053,7 +1036,7 @@ mod tests {
             r.await.unwrap().unwrap();
         }
         assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 reads at once");
-        assert_eq!(store.readers.lock().unwrap().len(), 2);
+        assert_eq!(store.readers.status().size, 2);
     }
 
     /// A new database takes 8 KiB pages; an existing one keeps what it has.
