@@ -18,6 +18,23 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// This device's settings.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The coach reads what you write before it is sent, on this device only, and
+    /// suggests a pause when it sounds heated (on by default).
+    Coach {
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create this device's identity.
@@ -264,6 +281,9 @@ pub enum Command {
     /// A daily reminder of what is due, at a time you choose.
     #[command(subcommand)]
     Remind(RemindCommand),
+    /// This device's settings: `attune config coach off` turns the tone check off.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// (internal) The background agent `attune unlock` starts.
     #[command(name = "agent-serve", hide = true)]
     AgentServe,

@@ -15,6 +15,7 @@ macro_rules! outln {
 }
 
 pub mod args;
+pub mod coach;
 pub mod commands;
 pub mod common;
 #[cfg(feature = "demo")]

@@ -22,7 +22,9 @@ use attune_core::profile::{now_ms, resolve_home, ClientError, Profile};
 use attune_core::sync;
 use attune_core::vocab;
 
-use crate::args::{ChallengeCommand, Cli, Command, PairCommand, RemindCommand, Verdict};
+use crate::args::{
+    ChallengeCommand, Cli, Command, ConfigCommand, OnOff, PairCommand, RemindCommand, Verdict,
+};
 use crate::common::{paired, partner_name, report_problems, send, writing};
 use crate::editor::Draft;
 use crate::prompts::{read_text, read_text_with, Terminal};
@@ -149,6 +151,20 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
                 .transpose()
                 .map_err(|e| ClientError::Input(format!("--send-after: {e}")))?;
             let text = read_text(message, "journal")?;
+            let mut delay = delay;
+            // The coach reads a draft the partner will read, once, on this device.
+            if !private && delay.is_none() && p.coach_on()? {
+                let tone = attune_core::coach::check(&text);
+                if let Some(note) = crate::coach::note(&tone, &partner_name(&p)) {
+                    eprintln!("{note}");
+                    if crate::coach::wants_hold() {
+                        delay = Some(
+                            crate::timespec::parse_duration(crate::coach::COOL_OFF)
+                                .map_err(|e| ClientError::Input(e.to_string()))?,
+                        );
+                    }
+                }
+            }
             if let Some(delay) = delay {
                 let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                 let send_at = now_ms().saturating_add(delay_ms);
@@ -304,6 +320,20 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         }
         Command::Unlock { for_ } => unlock::unlock(&home, for_.into()),
         Command::Lock => unlock::lock(&home),
+        Command::Config(ConfigCommand::Coach { state }) => {
+            let p = Profile::open_with(&home, &mut Terminal)?;
+            let on = state == OnOff::On;
+            p.set_coach(on)?;
+            outln!(
+                "{}",
+                if on {
+                    "coach on: a heated draft gets one suggestion before it is sent (checked on this device only)"
+                } else {
+                    "coach off: drafts are sent without a tone check"
+                }
+            );
+            Ok(0)
+        }
         Command::AgentServe => unlock::agent_serve(&home).await,
         #[cfg(feature = "demo")]
         Command::Demo => crate::demo::run().await,

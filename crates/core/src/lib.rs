@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod challenge;
+pub mod coach;
 pub mod db;
 pub mod device;
 pub mod entry;

@@ -12,6 +12,7 @@ mod key {
     pub const DEVICE_LABEL: &str = "device_label";
     pub const MEMBER: &str = "member";
     pub const SPACE: &str = "space";
+    pub const COACH: &str = "coach";
 }
 
 impl Profile {
@@ -63,6 +64,16 @@ impl Profile {
 
     pub(crate) fn set_device_label(&self, name: &str) -> Result<(), ClientError> {
         Ok(self.db.set(key::DEVICE_LABEL, name)?)
+    }
+
+    /// Whether the coach's tone check runs before sending (on unless turned off).
+    pub fn coach_on(&self) -> Result<bool, ClientError> {
+        Ok(self.db.get(key::COACH)?.as_deref() != Some("off"))
+    }
+
+    /// Turns the coach's tone check on or off on this device.
+    pub fn set_coach(&self, on: bool) -> Result<(), ClientError> {
+        Ok(self.db.set(key::COACH, if on { "on" } else { "off" })?)
     }
 
     pub(crate) fn set_last_sync_ms(&self, ms: i64) -> Result<(), ClientError> {

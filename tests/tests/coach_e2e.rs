@@ -1,0 +1,129 @@
+//! The coach through the real binaries: a heated journal draft gets one
+//! suggestion and the offer to hold it, a calm one gets nothing, `attune
+//! config coach off` turns it off, and nothing the coach computed travels: the
+//! relay stores the same envelope, and the partner reads the same item, with
+//! the coach on or off.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use attune_tests::{Attune, Couple, Relay};
+use serde_json::Value;
+
+const HEATED: &str = "You never listen to me and I'm sick of it. This is your fault!";
+/// The same length, so its envelope may be compared with HEATED's.
+const HEATED_TOO: &str = "You never listen to me and I'm sick of it. This is your fault.";
+const CALM: &str = "Dinner with your parents was lovely tonight, thank you for organising it.";
+
+/// Stored envelopes, and the size of the newest.
+fn relay_state(relay: &Relay) -> (i64, i64) {
+    (
+        relay.count("SELECT COUNT(*) FROM envelopes"),
+        relay.count("SELECT COALESCE(MAX(LENGTH(data)), 0) FROM envelopes WHERE cursor = (SELECT MAX(cursor) FROM envelopes)"),
+    )
+}
+
+/// The partner's decrypted item for the journal entry with `text`.
+fn partner_item(b: &Attune, text: &str) -> Value {
+    b.run(&["sync"]).ok();
+    let feed = b.run(&["feed", "--json"]).ok().json();
+    let entry = feed["entries"]
+        .as_array()
+        .or_else(|| feed.as_array())
+        .expect("a list of entries")
+        .iter()
+        .find(|e| e.to_string().contains(text))
+        .unwrap_or_else(|| panic!("{text:?} reached the partner: {feed}"))
+        .clone();
+    entry
+}
+
+/// The keys of an item as the partner sees it, values aside.
+fn shape(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn a_heated_draft_gets_one_suggestion_a_calm_one_nothing_and_the_relay_sees_no_difference() {
+    let c = Couple::new(&[]);
+
+    let calm = c.a.run(&["journal", "-m", CALM]).ok();
+    assert!(!calm.stderr.contains("coach:"), "{}", calm.stderr);
+
+    let before = relay_state(&c.relay);
+    let heated = c.a.run(&["journal", "-m", HEATED]).ok();
+    let note = &heated.stderr;
+    assert_eq!(note.matches("coach:").count(), 1, "one note: {note}");
+    assert!(note.contains("heat of the moment"), "{note}");
+    assert!(
+        note.contains("I feel"),
+        "an I-statement to start from: {note}"
+    );
+    assert!(
+        note.contains("--send-after 30m"),
+        "the offer to hold it: {note}"
+    );
+    assert!(
+        note.contains("nothing about this was sent anywhere"),
+        "{note}"
+    );
+    assert!(note.contains("attune config coach off"), "{note}");
+    // It never blocks: without a terminal to ask at, the entry was sent.
+    assert!(heated.stdout.contains("written"), "{}", heated.stdout);
+    let with_coach = relay_state(&c.relay);
+    assert_eq!(with_coach.0, before.0 + 1, "one envelope for one entry");
+    let seen_with = partner_item(&c.b, HEATED);
+
+    let off = c.a.run(&["config", "coach", "off"]).ok();
+    assert!(off.stdout.contains("coach off"), "{}", off.stdout);
+    let again = c.a.run(&["journal", "-m", HEATED_TOO]).ok();
+    assert!(!again.stderr.contains("coach:"), "{}", again.stderr);
+    let without_coach = relay_state(&c.relay);
+    assert_eq!(
+        without_coach.0,
+        with_coach.0 + 1,
+        "one envelope for one entry"
+    );
+    assert_eq!(
+        without_coach.1, with_coach.1,
+        "the same draft makes an envelope of the same size with the coach on or off"
+    );
+    let seen_without = partner_item(&c.b, HEATED_TOO);
+    assert_eq!(
+        shape(&seen_with),
+        shape(&seen_without),
+        "the partner's item carries nothing the coach computed"
+    );
+    for v in [&seen_with, &seen_without] {
+        let text = v.to_string();
+        assert!(
+            !text.contains("heated") && !text.contains("coach") && !text.contains("compound"),
+            "{text}"
+        );
+    }
+
+    // On again: the note comes back.
+    c.a.run(&["config", "coach", "on"]).ok();
+    let back = c.a.run(&["journal", "-m", "You ALWAYS do this!!"]).ok();
+    assert!(back.stderr.contains("coach:"), "{}", back.stderr);
+
+    // A private entry reaches nobody: no note for it.
+    let private = c.a.run(&["journal", "--private", "-m", HEATED]).ok();
+    assert!(!private.stderr.contains("coach:"), "{}", private.stderr);
+}
+
+#[test]
+fn pain_shared_in_the_first_person_gets_no_note() {
+    let c = Couple::new(&[]);
+    let sad =
+        c.a.run(&[
+            "journal",
+            "-m",
+            "I felt so alone tonight. I cried in the car and I don't know why.",
+        ])
+        .ok();
+    assert!(!sad.stderr.contains("coach:"), "{}", sad.stderr);
+}
