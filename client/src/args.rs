@@ -24,6 +24,7 @@ pub enum ConfigCommand {
     /// The coach reads what you write before it is sent, on this device only, and
     /// suggests a pause when it sounds heated (on by default).
     Coach {
+        /// `on` (the default) or `off`.
         #[arg(value_enum)]
         state: OnOff,
     },

@@ -43,7 +43,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "pair", "device", "recovery", "verify", "unlock", "lock", "leave",
         ],
     ),
-    ("Setup", &["init", "completions", "demo", "help"]),
+    ("Setup", &["init", "config", "completions", "demo", "help"]),
 ];
 
 /// The command line's grammar with the grouped help: what `main` parses with.
