@@ -189,6 +189,10 @@ pub enum Command {
         /// What you heard (otherwise $VISUAL/$EDITOR opens with their words, or standard input is read).
         #[arg(short = 'm', long = "message", value_name = "TEXT")]
         message: Option<String>,
+        /// Only print the coach's starting sentence, built from their words, to
+        /// put in your own words; nothing is written.
+        #[arg(long, conflicts_with = "message")]
+        starter: bool,
     },
     /// Tell your partner their reflection got it right.
     Confirm {

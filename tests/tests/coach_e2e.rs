@@ -127,3 +127,47 @@ fn pain_shared_in_the_first_person_gets_no_note() {
         .ok();
     assert!(!sad.stderr.contains("coach:"), "{}", sad.stderr);
 }
+
+/// `reflect` starts from the partner's own words said back, with the feeling
+/// they name; the sentence is a start, refused if sent unchanged.
+#[test]
+fn reflection_help_starts_from_their_words_and_is_never_sent_as_it_is() {
+    let c = Couple::new(&[]);
+    c.a.run(&[
+        "journal",
+        "-m",
+        "I was so tired after my shift and nobody asked how I was. Then the bus was late.",
+    ])
+    .ok();
+    c.b.run(&["sync"]).ok();
+    let feed = c.b.run(&["feed", "--json"]).ok().json();
+    let id = feed["entries"][0]["id"].as_str().unwrap().to_string();
+    let starter = c.b.run(&["reflect", &id[..8], "--starter"]).ok();
+    let sentence = starter.stdout.trim().to_string();
+    assert_eq!(
+        sentence,
+        "It sounds like you felt tired when you were so tired after your shift and nobody asked how you were — did I get that right?"
+    );
+    let unchanged = c.b.run_with_stdin(&["reflect", &id[..8]], Some(&sentence));
+    assert_ne!(unchanged.code, 0);
+    assert!(
+        unchanged.stderr.contains("in your own words"),
+        "{}",
+        unchanged.stderr
+    );
+    let kinds = |who: &Attune| {
+        who.run(&["feed", "--json"]).ok().json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "reflect")
+            .count()
+    };
+    assert_eq!(kinds(&c.b), 0, "nothing was written");
+    let own = c.b.run_with_stdin(
+        &["reflect", &id[..8]],
+        Some("It sounds like the shift wore you out and you felt unseen — right?"),
+    );
+    assert_eq!(own.code, 0, "{}", own.stderr);
+    assert_eq!(kinds(&c.b), 1);
+}

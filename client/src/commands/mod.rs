@@ -289,7 +289,11 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             verdict,
             message,
         } => practice::mark(&home, &id, verdict == Verdict::Accurate, message).await,
-        Command::Reflect { id, message } => practice::reflect(&home, &id, message).await,
+        Command::Reflect {
+            id,
+            message,
+            starter,
+        } => practice::reflect(&home, &id, message, starter).await,
         Command::Confirm { id } => practice::respond(&home, &id, None).await,
         Command::Correct { id, message } => practice::respond(&home, &id, Some(message)).await,
         Command::Timeout { duration, message } => {

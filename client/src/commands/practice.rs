@@ -360,7 +360,12 @@ pub async fn mark(
     Ok(0)
 }
 
-pub async fn reflect(home: &Path, id: &str, message: Option<String>) -> Result<i32, ClientError> {
+pub async fn reflect(
+    home: &Path,
+    id: &str,
+    message: Option<String>,
+    starter_only: bool,
+) -> Result<i32, ClientError> {
     let mut p = writing(home).await?;
     let attune_core::query::Found { entry, view } = p.find(id)?;
     let e = &entry;
@@ -399,11 +404,40 @@ pub async fn reflect(home: &Path, id: &str, message: Option<String>) -> Result<i
         _ => e.id.to_hex(),
     };
     let partner = partner_name(&p);
-    let draft = Draft::with_context(format!(
+    // The coach's first sentence, from their words and feelings: a start to
+    // put in one's own words, never sent as it is.
+    let starter = match &e.item.body {
+        Body::CheckIn(c) => attune_core::coach::reflect::starter(
+            c.low.as_deref().or(c.high.as_deref()).unwrap_or(""),
+            &c.feelings,
+        ),
+        Body::Journal { text } | Body::Correct { text, .. } => {
+            attune_core::coach::reflect::starter(text, &[])
+        }
+        _ => {
+            attune_core::coach::reflect::starter(&crate::words::plain_words(e, &view.practice), &[])
+        }
+    };
+    if starter_only {
+        outln!("{}", inert::line(&starter));
+        return Ok(0);
+    }
+    let coach = p.coach_on()?;
+    let mut draft = Draft::with_context(format!(
         "In your own words, without advice: what did you hear, and what might {partner} feel?\n\n{partner} wrote:\n{}",
         crate::words::plain_words(e, &view.practice)
     ));
+    // Built from the partner's words: made inert like them.
+    let starter = inert::line(&starter).into_owned();
+    if coach {
+        draft.initial = format!("{starter}\n");
+    }
     let text = read_text_with(message, "reflection", &draft)?;
+    if coach && text.trim() == starter.trim() {
+        return Err(ClientError::Input(
+            "that is the coach's starting sentence as it was: say what you heard in your own words (nothing was sent)".into(),
+        ));
+    }
     let rid = p.write(Body::Reflect { target: root, text }, false)?;
     outln!(
         "reflected ({}); {} can answer `attune confirm {}` or `attune correct {} -m …`",
