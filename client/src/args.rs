@@ -286,6 +286,16 @@ pub enum Command {
     /// A daily reminder of what is due, at a time you choose.
     #[command(subcommand)]
     Remind(RemindCommand),
+    /// What the last days show, and the practice to try next (worked out on
+    /// this device).
+    Coach {
+        /// Days to look back over.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// This device's settings: `attune config coach off` turns the tone check off.
     #[command(subcommand)]
     Config(ConfigCommand),

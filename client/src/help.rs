@@ -28,6 +28,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "appreciate",
             "gratitude",
             "challenge",
+            "coach",
             "feelings",
         ],
     ),

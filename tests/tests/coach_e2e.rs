@@ -171,3 +171,160 @@ fn reflection_help_starts_from_their_words_and_is_never_sent_as_it_is() {
     assert_eq!(own.code, 0, "{}", own.stderr);
     assert_eq!(kinds(&c.b), 1);
 }
+
+const DAY_MS: i64 = 86_400_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// `who`, with the clock at `at`.
+fn at(who: &Attune, at: i64) -> Attune {
+    let mut w = Attune {
+        home: who.home.clone(),
+        env: who.env.clone(),
+    };
+    w.env.retain(|(k, _)| k != "ATTUNE_TEST_NOW_MS");
+    w.env.push(("ATTUNE_TEST_NOW_MS".into(), at.to_string()));
+    w
+}
+
+/// `attune coach --json`'s pick: (pattern, reason, command).
+fn coach_pick(who: &Attune) -> Option<(String, String, String)> {
+    let v = who.run(&["coach", "--json"]).ok().json();
+    let p = &v["pick"];
+    if p.is_null() {
+        return None;
+    }
+    Some((
+        p["pattern"].as_str().unwrap().to_string(),
+        p["reason"].as_str().unwrap().to_string(),
+        p["command"].as_str().unwrap().to_string(),
+    ))
+}
+
+/// The suggestion picker on four seeded histories, one per pattern, each
+/// through the real binaries; the expected picks are golden.
+#[test]
+fn the_coach_picks_the_practice_that_fits_each_history() {
+    // Nothing yet: no pick.
+    let quiet = Couple::new(&[]);
+    assert_eq!(coach_pick(&quiet.b), None);
+
+    // Three timeouts in a week: the repair conversation.
+    let c = Couple::new(&[]);
+    for _ in 0..3 {
+        let t = c.a.run(&["timeout", "10m", "-m", "I need a break"]).ok();
+        assert!(
+            t.stdout.contains("breathe"),
+            "what helps during a pause: {}",
+            t.stdout
+        );
+        c.a.run(&["resume"]).ok();
+    }
+    c.b.run(&["sync"]).ok();
+    assert_eq!(
+        coach_pick(&c.b),
+        Some((
+            "repeated_pauses".into(),
+            "You two needed 3 timeouts in the last 14 days; when things are calm again, each writing what the other felt helps you repair together.".into(),
+            "attune ask perspective-swap".into(),
+        ))
+    );
+    let today = c.b.run(&["today"]).ok();
+    assert!(
+        today
+            .stdout
+            .contains("the coach suggests the repair conversation:"),
+        "{}",
+        today.stdout
+    );
+
+    // Sam listens, Alex does not: the weekly empathy swap.
+    let c = Couple::new(&[]);
+    for i in 0..4 {
+        c.a.run(&["journal", "-m", &format!("a long day at work, number {i}")])
+            .ok();
+    }
+    c.b.run(&["sync"]).ok();
+    let feed = c.b.run(&["feed", "--json"]).ok().json();
+    for e in feed["entries"].as_array().unwrap() {
+        let id = e["id"].as_str().unwrap();
+        c.b.run(&[
+            "reflect",
+            &id[..8],
+            "-m",
+            "It sounds like work wore you out.",
+        ])
+        .ok();
+    }
+    assert_eq!(
+        coach_pick(&c.b),
+        Some((
+            "one_way_support".into(),
+            "Listening has gone mostly one way lately (4 reflections by you, 0 by Alex): a swap where each shares a struggle gives Alex a turn to listen to you too.".into(),
+            "attune ask question \"One moment I felt seen this week, and one I missed you\"".into(),
+        ))
+    );
+
+    // Guesses far off two evenings running: the guessing game and emotion naming.
+    let c = Couple::new(&[]);
+    let now = now_ms();
+    for day in [2, 1] {
+        let t = now - day * DAY_MS;
+        let checkin = |who: &Attune, mood: &str, guess: &str| {
+            at(who, t)
+                .run(&[
+                    "checkin",
+                    "--mood",
+                    mood,
+                    "--feel",
+                    "calm",
+                    "--high",
+                    "h",
+                    "--low",
+                    "l",
+                    "--appreciate",
+                    "a",
+                    "--need",
+                    "space",
+                    "--guess-mood",
+                    guess,
+                    "--guess-feel",
+                    "tired",
+                ])
+                .ok();
+        };
+        // Alex (8) guesses Sam at 9, Sam (3) guesses Alex at 2: both off by 6.
+        checkin(&c.a, "8", "9");
+        checkin(&c.b, "3", "2");
+        at(&c.a, t + 60_000).run(&["sync"]).ok();
+    }
+
+    assert_eq!(
+        coach_pick(&c.b),
+        Some((
+            "missed_guesses".into(),
+            "4 of your last 4 mood guesses were off by more than a point: guessing each evening, and naming three feelings each, tunes you in.".into(),
+            "attune checkin (guess first), then attune ask emotion-naming".into(),
+        ))
+    );
+
+    // Nothing from Alex for six days: an appreciation.
+    let c = Couple::new(&[]);
+    at(&c.a, now - 6 * DAY_MS - 3_600_000)
+        .run(&["journal", "-m", "see you at the weekend"])
+        .ok();
+    c.b.run(&["sync"]).ok();
+    assert_eq!(
+        coach_pick(&c.b),
+        Some((
+            "long_silence".into(),
+            "Nothing has come from Alex for 6 days: a few words of appreciation are an easy way back in.".into(),
+            "attune appreciate \"…\"".into(),
+        ))
+    );
+}

@@ -29,6 +29,14 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
     let stats = insights::stats(&view, &today, 60);
     let suggestions = nudges(&view, &partner, now);
     let pause = view.practice.active_pause(now);
+    let coach = if p.coach_on()? {
+        attune_core::coach::picker::pick(
+            &attune_core::coach::picker::signs(&view, now, COACH_DAYS),
+            &partner,
+        )
+    } else {
+        None
+    };
     if json_out {
         outln!(
             "{}",
@@ -41,6 +49,7 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
                 "nudges": suggestions,
                 "device_changes": crate::common::device_json(&p, now - 7 * DAY_MS),
                 "pause": pause.map(|x| json!({ "by": if x.by_me { "me" } else { "partner" }, "until": x.until })),
+                "coach": coach,
             }))
         );
         return Ok(0);
@@ -74,7 +83,21 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
         words::count(stats.my_streak, "day", "days"),
         words::count(stats.partner_streak, "day", "days")
     );
-    // One suggestion at a time: the first that fits what exists.
+    if pause.is_some_and(|x| x.by_me) {
+        for line in PAUSE_HELP {
+            outln!("  {}", s.dim(line));
+        }
+    }
+    // One suggestion at a time: the coach's pick, else the first nudge that fits.
+    if let Some(c) = &coach {
+        outln!(
+            "{} {} — {}",
+            s.bold(&format!("the coach suggests {}:", c.practice)),
+            c.reason,
+            s.dim(&c.command)
+        );
+        return Ok(0);
+    }
     for n in suggestions.iter().take(1) {
         outln!(
             "{} {} — {}",
@@ -83,6 +106,63 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
             s.dim(&n.command)
         );
     }
+    Ok(0)
+}
+
+/// Days the coach looks back over.
+const COACH_DAYS: u32 = 14;
+
+/// What helps during a pause one asked for.
+pub const PAUSE_HELP: &[&str] = &[
+    "while you pause: breathe slowly, in for four and out for six, a few times;",
+    "name what you feel, to yourself (`attune feelings` has words for it);",
+    "when you come back, start with what you heard them say, then \"I feel … I need …\".",
+];
+
+/// `attune coach`: what the last days show, and the practice to try next.
+pub fn coach(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError> {
+    let p = paired(home)?;
+    let now = now_ms();
+    let days = days.clamp(1, 365);
+    let view = p.view_since(now - i64::from(days) * DAY_MS)?;
+    let partner = partner_name(&p);
+    let signs = attune_core::coach::picker::signs(&view, now, days);
+    let pick = attune_core::coach::picker::pick(&signs, &partner);
+    if json_out {
+        outln!("{}", json_text(&json!({ "signs": signs, "pick": pick })));
+        return Ok(0);
+    }
+    let s = Style::stdout();
+    outln!(
+        "{}",
+        s.bold(&format!(
+            "The last {}",
+            words::count(days as usize, "day", "days")
+        ))
+    );
+    outln!(
+        "  timeouts: {}; reflections: {} by you, {} by {partner}; mood guesses: {}, {} off by more than a point",
+        signs.pauses,
+        signs.reflections_by_me,
+        signs.reflections_by_partner,
+        signs.guesses,
+        signs.guesses_off
+    );
+    match &pick {
+        Some(c) => {
+            outln!(
+                "{} {}",
+                s.bold(&format!("Next, try {}:", c.practice)),
+                c.reason
+            );
+            outln!("  {}", s.dim(&c.command));
+        }
+        None => outln!("Nothing stands out: keep doing what you do."),
+    }
+    outln!(
+        "{}",
+        s.dim("(worked out on this device from your verified items; nothing was sent)")
+    );
     Ok(0)
 }
 

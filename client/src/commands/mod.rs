@@ -303,6 +303,7 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Appreciate { text } => practice::appreciate(&home, &text.join(" ")).await,
         Command::Gratitude { json } => practice::gratitude(&home, json),
         Command::Today { json } => insights::today(&home, json),
+        Command::Coach { days, json } => insights::coach(&home, days, json),
         Command::Stats { days, json } => insights::stats(&home, days, json),
         Command::Report {
             month,

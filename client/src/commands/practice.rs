@@ -537,6 +537,11 @@ pub async fn timeout(
         "pause of {minutes} minutes asked; {} sees it at their next sync or at once in `attune watch`",
         partner_name(&p)
     );
+    if p.coach_on()? {
+        for line in super::insights::PAUSE_HELP {
+            outln!("  {line}");
+        }
+    }
     send(&mut p).await;
     Ok(0)
 }

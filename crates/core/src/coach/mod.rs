@@ -3,6 +3,7 @@
 //! in text and show what comes back; nothing the coach computes is stored in an
 //! item or sent to the relay.
 
+pub mod picker;
 pub mod reflect;
 pub mod tone;
 
