@@ -328,3 +328,93 @@ fn the_coach_picks_the_practice_that_fits_each_history() {
         ))
     );
 }
+
+/// Answers, reflections and corrections the partner will read get the same
+/// check (without a hold, which only journal entries have), once, and are sent.
+#[test]
+fn a_heated_reflection_correction_or_answer_gets_the_note_and_is_still_sent() {
+    let c = Couple::new(&[]);
+    c.a.run(&["journal", "-m", "Work was a lot today."]).ok();
+    c.b.run(&["sync"]).ok();
+    let feed = c.b.run(&["feed", "--json"]).ok().json();
+    let jid = feed["entries"][0]["id"].as_str().unwrap().to_string();
+    let r =
+        c.b.run(&[
+            "reflect",
+            &jid[..8],
+            "-m",
+            "You ALWAYS complain about work, it's pathetic.",
+        ])
+        .ok();
+    assert_eq!(r.stderr.matches("coach:").count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("after a pause and a second look"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("--send-after"),
+        "only journal entries can be held: {}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("reflected"), "still sent: {}", r.stdout);
+
+    c.a.run(&["sync"]).ok();
+    let feed = c.a.run(&["feed", "--json"]).ok().json();
+    let rid = feed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "reflect")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let corrected =
+        c.a.run(&[
+            "correct",
+            &rid[..8],
+            "-m",
+            "No. You never listen, that's your fault.",
+        ])
+        .ok();
+    assert_eq!(
+        corrected.stderr.matches("coach:").count(),
+        1,
+        "{}",
+        corrected.stderr
+    );
+
+    let asked = c.a.run(&["ask", "question", "How was your week?"]).ok();
+    let _ = asked;
+    c.b.run(&["sync"]).ok();
+    let feed = c.b.run(&["feed", "--json"]).ok().json();
+    let xid = feed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "exercise")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answered =
+        c.b.run(&[
+            "answer",
+            &xid[..8],
+            "-m",
+            "Awful, because of you. Stop ignoring me!!",
+        ])
+        .ok();
+    assert_eq!(
+        answered.stderr.matches("coach:").count(),
+        1,
+        "{}",
+        answered.stderr
+    );
+    assert!(
+        answered.stdout.contains("answer sealed"),
+        "{}",
+        answered.stdout
+    );
+}

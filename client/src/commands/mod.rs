@@ -153,17 +153,15 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
             let text = read_text(message, "journal")?;
             let mut delay = delay;
             // The coach reads a draft the partner will read, once, on this device.
-            if !private && delay.is_none() && p.coach_on()? {
-                let tone = attune_core::coach::check(&text);
-                if let Some(note) = crate::coach::note(&tone, &partner_name(&p)) {
-                    eprintln!("{note}");
-                    if crate::coach::wants_hold() {
-                        delay = Some(
-                            crate::timespec::parse_duration(crate::coach::COOL_OFF)
-                                .map_err(|e| ClientError::Input(e.to_string()))?,
-                        );
-                    }
-                }
+            if !private
+                && delay.is_none()
+                && crate::coach::review(&p, &text, &partner_name(&p), crate::coach::Draft::Journal)?
+                    == crate::coach::Choice::Hold
+            {
+                delay = Some(
+                    crate::timespec::parse_duration(crate::coach::COOL_OFF)
+                        .map_err(|e| ClientError::Input(e.to_string()))?,
+                );
             }
             if let Some(delay) = delay {
                 let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);

@@ -267,6 +267,16 @@ pub async fn answer(home: &Path, id: &str, message: Option<String>) -> Result<i3
             text: read_text_with(message, "answer", &draft)?,
         }
     };
+    let said = match &answer {
+        Answer::Union(u) => u.as_text(),
+        Answer::Exercise { text } => text.clone(),
+        _ => String::new(),
+    };
+    if crate::coach::review(&p, &said, &partner_name(&p), crate::coach::Draft::Other)?
+        == crate::coach::Choice::Drop
+    {
+        return Err(crate::coach::dropped("answer"));
+    }
     p.seal_answer(&exercise, &answer)?;
     let partner = partner_name(&p);
     let theirs_sealed = view
@@ -438,6 +448,11 @@ pub async fn reflect(
             "that is the coach's starting sentence as it was: say what you heard in your own words (nothing was sent)".into(),
         ));
     }
+    if crate::coach::review(&p, &text, &partner, crate::coach::Draft::Other)?
+        == crate::coach::Choice::Drop
+    {
+        return Err(crate::coach::dropped("reflection"));
+    }
     let rid = p.write(Body::Reflect { target: root, text }, false)?;
     outln!(
         "reflected ({}); {} can answer `attune confirm {}` or `attune correct {} -m …`",
@@ -491,6 +506,13 @@ pub async fn respond(
     };
     let target = e.id.to_hex();
     let confirmed = correction.is_none();
+    if let Some(text) = &correction {
+        if crate::coach::review(&p, text, &partner_name(&p), crate::coach::Draft::Other)?
+            == crate::coach::Choice::Drop
+        {
+            return Err(crate::coach::dropped("correction"));
+        }
+    }
     match correction {
         None => p.write(Body::Confirm { target }, false)?,
         Some(text) => p.write(Body::Correct { target, text }, false)?,
