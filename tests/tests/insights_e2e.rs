@@ -605,6 +605,24 @@ fn report_numbers_for_a_month_and_the_year_match_values_computed_by_hand() {
     assert_eq!(month["months"], json!([]));
     println!("March: {}", month["me"]["reading"]);
 
+    // April (days 31..=60): both streaks at April 30 began in March, and count
+    // from where they began. Alex: 60..=58, forgives 57, 56..=46, forgives 45,
+    // 44..=21, forgives 20, 19..=12, stops at 11, 10: 46. Sam: 60, forgives 59,
+    // 58..=31, forgives 30, 29..=7, stops at 6, 5: 52.
+    let april = a
+        .run(&["report", "--month", "2026-04", "--json"])
+        .ok()
+        .json();
+    assert_eq!(april["label"], json!("April 2026"));
+    assert_eq!(
+        (
+            &april["me"]["streak_at_end"],
+            &april["partner"]["streak_at_end"]
+        ),
+        (&json!(46), &json!(52)),
+        "streaks at April 30"
+    );
+
     // 2026: the whole history (days 0..=89), today 2026-05-29. Longest runs: Alex
     // 58..=89 (32; 21..=44 has 24), Sam 60..=88 (29; 31..=58 has 28). Streaks at today: the
     // stats test's 75 and 80.

@@ -192,7 +192,8 @@ pub fn stats(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError>
     let view = p.view_since(now_ms() - (i64::from(days) + 1) * DAY_MS)?;
     let partner = partner_name(&p);
     let st = insights::stats(&view, &day_of(now_ms()), days);
-    let r = report::compute(&view, period, today, p.challenge_start()?);
+    let streaks = p.streaks_at(period.last.min(today))?;
+    let r = report::compute(&view, period, today, p.challenge_start()?, streaks);
     if json_out {
         let mut v = serde_json::to_value(&st).unwrap_or_default();
         v["report"] = serde_json::to_value(&r).unwrap_or_default();
@@ -358,7 +359,8 @@ pub fn report(
     .map_err(|e| ClientError::Input(e.to_string()))?;
     let p = paired(home)?;
     let view = p.view_since(period.read_from_ms())?;
-    let r = report::compute(&view, period, today, p.challenge_start()?);
+    let streaks = p.streaks_at(period.last.min(today))?;
+    let r = report::compute(&view, period, today, p.challenge_start()?, streaks);
     if let Some(out) = out {
         let html = report::html::page(&r, &p.name(), &partner_name(&p));
         write_private(out, html.as_bytes())?;

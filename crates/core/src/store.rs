@@ -1205,17 +1205,29 @@ impl Profile {
         mine: bool,
         since_ms: i64,
     ) -> Result<BTreeSet<String>, ClientError> {
+        self.checkin_days_between(mine, since_ms, i64::MAX)
+    }
+
+    /// The days one partner checked in from `since_ms` to before `until_ms`.
+    fn checkin_days_between(
+        &self,
+        mine: bool,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<BTreeSet<String>, ClientError> {
         let mut stmt = self
             .db
             .conn()
             .prepare_cached(
-                "SELECT at FROM items i WHERE at >= ?2 AND mine = ?1 AND (kind = 'checkin'
+                "SELECT at FROM items i WHERE at >= ?2 AND at < ?3 AND mine = ?1 AND (kind = 'checkin'
                  OR (kind = 'sealed' AND NOT EXISTS
                     (SELECT 1 FROM items x WHERE x.entry = i.link AND x.kind = 'exercise')))",
             )
             .map_err(db)?;
         let days = stmt
-            .query_map(params![mine as i64, since_ms], |r| r.get::<_, i64>(0))
+            .query_map(params![mine as i64, since_ms, until_ms], |r| {
+                r.get::<_, i64>(0)
+            })
             .map_err(db)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?
@@ -1242,6 +1254,36 @@ impl Profile {
             }
             span_days *= 4;
         }
+    }
+
+    /// Both partners' streaks (mine, the partner's) as they stood at the end of
+    /// `end`, a past or present local day: a report's period may end long
+    /// after its streaks began, so this reads back before the period as far as
+    /// they reach, widening the span fourfold while they do.
+    pub fn streaks_at(&self, end: chrono::NaiveDate) -> Result<(usize, usize), ClientError> {
+        const DAY_MS: i64 = 86_400_000;
+        let end_key = crate::report::period::day_key(end);
+        // The local end of `end` is within a day of its UTC midnight either way.
+        let until = end
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(i64::MAX, |t| {
+                t.and_utc().timestamp_millis().saturating_add(DAY_MS)
+            });
+        let streak = |mine: bool| -> Result<usize, ClientError> {
+            let mut span_days: i64 = 64;
+            loop {
+                let since = until.saturating_sub(span_days * DAY_MS);
+                let mut days = self.checkin_days_between(mine, since, until)?;
+                days.retain(|d| d.as_str() <= end_key.as_str());
+                let streak = crate::insights::streak(&days, &end_key);
+                if (streak as i64) * 2 + 4 < span_days || span_days > 365 * 100 {
+                    return Ok(streak);
+                }
+                span_days *= 4;
+            }
+        };
+        Ok((streak(true)?, streak(false)?))
     }
 
     /// The newest `limit` visible items matching the filter, oldest first, with

@@ -8,7 +8,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use super::period::{day_key, Period, PeriodKind};
-use crate::insights::{checkin_days, guess_accuracy, streak, DayAccuracy};
+use crate::insights::{checkin_days, guess_accuracy, DayAccuracy};
 use crate::item::{Answer, Body, CheckIn, ExerciseKind, Need, UnionAnswer};
 use crate::practice::{day_of, Response};
 use crate::profile::View;
@@ -336,12 +336,16 @@ fn parse(day: &str) -> Option<NaiveDate> {
 
 /// The report of `period` as of `today` (days after today are not counted as
 /// missed), for the member whose view this is. `challenge_start` is the
-/// member's 30-day challenge, if one was started.
+/// member's 30-day challenge, if one was started. `streaks_at_end` are both
+/// partners' streaks (mine, the partner's) at the period's end or today, whichever
+/// is first (`Profile::streaks_at`): they may reach back before the period, past
+/// the items of `view`.
 pub fn compute(
     view: &View,
     period: Period,
     today: NaiveDate,
     challenge_start: Option<NaiveDate>,
+    streaks_at_end: (usize, usize),
 ) -> Report {
     let seen: Vec<Seen<'_>> = checkins(view)
         .into_iter()
@@ -400,7 +404,6 @@ pub fn compute(
             .filter_map(|d| parse(d))
             .filter(|d| *d >= period.first && *d <= end)
             .collect();
-        let up_to_end: BTreeSet<String> = inside.iter().map(|d| day_key(*d)).collect();
         let moods: Vec<f64> = own.iter().map(|s| f64::from(s.checkin.mood)).collect();
         Side {
             checkin_days: inside.len(),
@@ -412,8 +415,10 @@ pub fn compute(
             listening: Listening::default(),
             streak_at_end: if end < period.first {
                 0
+            } else if mine {
+                streaks_at_end.0
             } else {
-                streak(&up_to_end, &day_key(end))
+                streaks_at_end.1
             },
             longest_run: longest_run(&inside),
             exercises_answered: 0,
