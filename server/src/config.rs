@@ -186,6 +186,9 @@ pub enum RelayCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Check that the relay serving with these settings (--listen, TLS) answers:
+    /// exit 0 if it does, 1 if not. For container and service health checks.
+    Health,
 }
 
 /// Where a relay keeps its data: the embedded default, or PostgreSQL.

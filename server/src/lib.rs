@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod conns;
 pub mod error;
+pub mod health;
 pub mod limits;
 pub mod mailbox;
 pub mod metrics;

@@ -24,6 +24,22 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(attune_relay::config::RelayCommand::Health) = &config.command {
+        return match attune_relay::health::check(&config).await {
+            Ok(attune_relay::health::Healthy::Answered { addr }) => {
+                println!("healthy: the relay on {addr} answered");
+                Ok(())
+            }
+            Ok(attune_relay::health::Healthy::Accepting { addr }) => {
+                println!("healthy: the relay on {addr} accepts connections (TLS: not requested)");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
     // Before listening: no request signed earlier can be a fresh one.
     config.started_ms = Some(attune_relay::auth::now_ms());
     tracing_subscriber::fmt()
