@@ -24,9 +24,9 @@ pub enum ConfigCommand {
     /// The coach reads what you write before it is sent, on this device only, and
     /// suggests a pause when it sounds heated (on by default).
     Coach {
-        /// `on` (the default) or `off`.
-        #[arg(value_enum)]
-        state: OnOff,
+        /// `on` (the default) or `off`; leave out to see the setting.
+        #[arg(value_enum, ignore_case = true)]
+        state: Option<OnOff>,
     },
 }
 
@@ -247,8 +247,9 @@ pub enum Command {
     /// Write the state-of-the-union report of a month, or the picture of a year:
     /// one HTML page with charts, readable offline, on a phone and on paper.
     Report {
-        /// The month, YYYY-MM (default: this month).
-        #[arg(long, value_name = "YYYY-MM", conflicts_with = "year")]
+        /// The month, YYYY-MM (default, and `--month` alone: this month).
+        #[arg(long, value_name = "YYYY-MM", conflicts_with = "year",
+              num_args = 0..=1, default_missing_value = "")]
         month: Option<String>,
         /// A whole year instead, YYYY.
         #[arg(long, value_name = "YYYY")]

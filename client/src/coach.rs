@@ -28,15 +28,23 @@ pub enum Draft {
     Other,
 }
 
-/// The note for a heated draft, or `None`.
-pub fn note(tone: &Tone, partner: &str, draft: Draft) -> Option<String> {
+/// The note for a heated draft, or `None`. `asking` says whether the writer
+/// is asked next what to do (at a terminal); otherwise it is sent as it is.
+pub fn note(tone: &Tone, partner: &str, draft: Draft, asking: bool) -> Option<String> {
     let s = tone.suggestion()?;
-    let offer = match draft {
-        Draft::Journal => format!(
-            "To let it cool off first: `attune journal --send-after {COOL_OFF}` keeps it on\n\
-             \x20 this device for {COOL_OFF} (`attune withdraw ID` cancels it)."
+    let offer = match (draft, asking) {
+        (Draft::Journal, true) => {
+            format!("It can wait on this device for {COOL_OFF} first, to let it cool off.")
+        }
+        (Draft::Journal, false) => format!(
+            "It is sent as it is; next time `attune journal --send-after {COOL_OFF}` keeps\n\
+             \x20 a draft on this device to cool off first (`attune withdraw ID` cancels it)."
         ),
-        Draft::Other => "It may read better after a pause and a second look.".to_string(),
+        (Draft::Other, true) => "It may read better after a pause and a second look.".to_string(),
+        (Draft::Other, false) => {
+            "It is sent as it is; next time it may read better after a pause and a second look."
+                .to_string()
+        }
     };
     Some(format!(
         "coach: this sounds like it was written in the heat of the moment ({because}).\n\
@@ -51,45 +59,65 @@ pub fn note(tone: &Tone, partner: &str, draft: Draft) -> Option<String> {
 }
 
 /// Checks a draft the partner will read, once: prints the note if it sounds
-/// heated and, at a terminal, asks once what to do (Enter sends).
+/// heated and, at a terminal, asks what to do (Enter sends).
 pub fn review(p: &Profile, text: &str, partner: &str, draft: Draft) -> Result<Choice, ClientError> {
-    if !p.coach_on()? {
+    // A setting that cannot be read must not stop the writing: the coach is off then.
+    if !p.coach_on().unwrap_or(false) {
         return Ok(Choice::Send);
     }
     let tone = attune_core::coach::check(text);
-    let Some(note) = note(&tone, partner, draft) else {
+    let asking = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let Some(note) = note(&tone, partner, draft, asking) else {
         return Ok(Choice::Send);
     };
     eprintln!("{note}");
-    Ok(ask(draft))
+    Ok(if asking { ask(draft) } else { Choice::Send })
 }
 
 fn ask(draft: Draft) -> Choice {
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Choice::Send;
-    }
-    let (question, other, choice) = match draft {
-        Draft::Journal => (
-            format!("Send it now? [Enter: send · h: hold it {COOL_OFF}] "),
-            "h",
-            Choice::Hold,
-        ),
-        Draft::Other => (
-            "Send it now? [Enter: send · n: not now, nothing is sent] ".to_string(),
-            "n",
-            Choice::Drop,
-        ),
+    let question = match draft {
+        Draft::Journal => format!("Send it now? [Enter or y: send · h or n: hold it {COOL_OFF}] "),
+        Draft::Other => {
+            "Send it now? [Enter or y: send · n: not now, nothing is sent] ".to_string()
+        }
     };
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return Choice::Send;
+    loop {
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            // End of input: no answer is coming; the coach never stands in the way.
+            Ok(0) | Err(_) => {
+                eprintln!();
+                return Choice::Send;
+            }
+            Ok(_) => {}
+        }
+        match choice(draft, &line) {
+            Some(c) => return c,
+            None => eprintln!(
+                "  (answer y or press Enter to send it, or n to {})",
+                match draft {
+                    Draft::Journal => "hold it",
+                    Draft::Other => "not send it",
+                }
+            ),
+        }
     }
-    if line.trim().eq_ignore_ascii_case(other) {
-        choice
-    } else {
-        Choice::Send
+}
+
+/// What an answer to "Send it now?" means, or `None` to ask again. "No" never
+/// sends: for a journal entry it holds it, for anything else nothing is written.
+fn choice(draft: Draft, answer: &str) -> Option<Choice> {
+    let not_now = match draft {
+        Draft::Journal => Choice::Hold,
+        Draft::Other => Choice::Drop,
+    };
+    match answer.trim().to_lowercase().as_str() {
+        "" | "y" | "yes" | "s" | "send" => Some(Choice::Send),
+        "n" | "no" | "not now" => Some(not_now),
+        "h" | "hold" if draft == Draft::Journal => Some(Choice::Hold),
+        _ => None,
     }
 }
 
@@ -98,4 +126,30 @@ pub fn dropped(what: &str) -> ClientError {
     ClientError::Input(format!(
         "not sent: nothing was written; write your {what} again when you are ready"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_never_sends_and_unknown_answers_ask_again() {
+        for (draft, not_now) in [(Draft::Journal, Choice::Hold), (Draft::Other, Choice::Drop)] {
+            for yes in ["", "\n", "y", "Yes", " send "] {
+                assert_eq!(choice(draft, yes), Some(Choice::Send), "{yes:?}");
+            }
+            for no in ["n", "N", "no", "NO\n", "not now"] {
+                assert_eq!(choice(draft, no), Some(not_now), "{no:?}");
+            }
+            for unclear in ["maybe", "x", "nope!", "yy"] {
+                assert_eq!(choice(draft, unclear), None, "{unclear:?}");
+            }
+        }
+        assert_eq!(choice(Draft::Journal, "h"), Some(Choice::Hold));
+        assert_eq!(
+            choice(Draft::Other, "h"),
+            None,
+            "only a journal entry can be held"
+        );
+    }
 }

@@ -272,15 +272,23 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
             Body::Exercise {
                 exercise_kind,
                 prompt,
-            } => (
-                "exercise".into(),
-                format!(
-                    "{}: {} — answer with `attune answer {}`",
-                    attune_core::exercises::title(*exercise_kind),
-                    s.text(prompt),
-                    &e.id.to_hex()[..8]
-                ),
-            ),
+            } => {
+                let id = e.id.to_hex();
+                let answered = p.exchange(&id).map(|x| (x.mine.is_some(), x.theirs.is_some()));
+                let next = match answered {
+                    Some((true, true)) => "both answered".to_string(),
+                    Some((true, false)) => format!("you answered; waiting for {partner}"),
+                    _ => format!("answer with `attune answer {}`", &id[..8]),
+                };
+                (
+                    "exercise".into(),
+                    format!(
+                        "{}: {} — {next}",
+                        attune_core::exercises::title(*exercise_kind),
+                        s.text(prompt),
+                    ),
+                )
+            }
             Body::Mark { accurate, note, .. } => (
                 "mark".into(),
                 format!(

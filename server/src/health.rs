@@ -28,7 +28,7 @@ pub enum Healthy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
-    #[error("nothing accepts connections on {addr} ({source}); is the relay running with these settings?")]
+    #[error("nothing accepts connections on {addr}; is the relay running with these settings?")]
     Connect {
         addr: SocketAddr,
         source: std::io::Error,

@@ -79,6 +79,8 @@ fn a_heated_draft_gets_one_suggestion_a_calm_one_nothing_and_the_relay_sees_no_d
 
     let off = c.a.run(&["config", "coach", "off"]).ok();
     assert!(off.stdout.contains("coach off"), "{}", off.stdout);
+    let shown = c.a.run(&["config", "coach"]).ok();
+    assert!(shown.stdout.starts_with("coach off"), "{}", shown.stdout);
     let again = c.a.run(&["journal", "-m", HEATED_TOO]).ok();
     assert!(!again.stderr.contains("coach:"), "{}", again.stderr);
     let without_coach = relay_state(&c.relay);
@@ -106,7 +108,7 @@ fn a_heated_draft_gets_one_suggestion_a_calm_one_nothing_and_the_relay_sees_no_d
     }
 
     // On again: the note comes back.
-    c.a.run(&["config", "coach", "on"]).ok();
+    c.a.run(&["config", "coach", "ON"]).ok();
     let back = c.a.run(&["journal", "-m", "You ALWAYS do this!!"]).ok();
     assert!(back.stderr.contains("coach:"), "{}", back.stderr);
 
@@ -154,6 +156,17 @@ fn reflection_help_starts_from_their_words_and_is_never_sent_as_it_is() {
         unchanged.stderr.contains("in your own words"),
         "{}",
         unchanged.stderr
+    );
+    // Kept as it was beside words of one's own: still the coach talking.
+    let beside = c.b.run_with_stdin(
+        &["reflect", &id[..8]],
+        Some(&format!("{sentence}\nAnd I'm sorry I wasn't there.")),
+    );
+    assert_ne!(beside.code, 0);
+    assert!(
+        beside.stderr.contains("still there as it was"),
+        "{}",
+        beside.stderr
     );
     let kinds = |who: &Attune| {
         who.run(&["feed", "--json"]).ok().json()["entries"]

@@ -256,6 +256,10 @@ fn blind_checkin_and_answer_stay_sealed_then_reveal_together_and_refuse_tamperin
     let again = a.run(&["answer", &q, "-m", "second thoughts"]);
     assert_ne!(again.code, 0, "{again:?}");
     assert!(again.stderr.contains("already answered"), "{again:?}");
+    // The feed no longer asks Alex to answer what he answered.
+    let text = a.run(&["feed"]).ok().stdout;
+    assert!(text.contains("you answered; waiting for Sam"), "{text}");
+    assert!(!text.contains(&format!("`attune answer {q}")), "{text}");
 
     // Alex sees his own answers (and no partner answer to compare with yet).
     let fa = feed(a);
@@ -379,6 +383,8 @@ fn blind_checkin_and_answer_stay_sealed_then_reveal_together_and_refuse_tamperin
 
     // One sync of Alex's, and nothing more of Sam's: both see both answers.
     let run = a.run(&["sync"]).ok();
+    let text = a.run(&["feed"]).ok().stdout;
+    assert!(text.contains("— both answered"), "{text}");
     assert!(
         run.stdout.contains("Sam's check-in is open: mood 8/10"),
         "{run:?}"
@@ -838,6 +844,17 @@ fn reflect_correct_reflect_confirm() {
     assert_ne!(twice.code, 0, "{twice:?}");
     assert!(twice.stderr.contains("already answered"), "{twice:?}");
     sync(b);
+    // Corrected, the reflection is due again until it is confirmed.
+    let today = b.run(&["today", "--json"]).ok().json();
+    let again = format!("attune reflect {}", &jid[..8]);
+    assert!(
+        today["due"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["command"] == again.as_str()),
+        "{today:#}"
+    );
     let fb = feed(b);
     let correction = one(&fb, "the correction", |e| is(e, "partner", "correct"));
     assert_eq!(correction["text"], "Not tired: unseen, by you too.");

@@ -1,5 +1,6 @@
 //! At the keyboard, through a real pseudo-terminal: the interactive check-in
-//! edited with the arrow keys (and Up recalling an answer), `edit ID` opening the
+//! edited with the arrow keys (and Up recalling an answer, and a guess that
+//! cannot be read asked again), the coach's "Send it now?" (no never sends), `edit ID` opening the
 //! editor on the entry's current text, `$EDITOR` with arguments, the question in
 //! `answer` and the partner's words in `reflect` as comment lines below a
 //! scissors line that are left out, a missing editor named in the error, and the
@@ -141,8 +142,15 @@ fn the_interactive_checkin_is_edited_with_the_arrow_keys() {
     // "listn", Left, "e": "listen".
     keys(&mut s, &["l", "i", "s", "t", "n", LEFT, "e", ENTER]);
     wait_for(&mut s, "mood, 1-10");
+    // A guess that cannot be read is asked again; nothing typed so far is lost.
+    keys(&mut s, &["s", "e", "v", "e", "n", ENTER]);
+    wait_for(&mut s, "not 'seven'");
+    wait_for(&mut s, "mood, 1-10");
     // The guess of Sam's mood: "9", Backspace, "7".
     keys(&mut s, &["9", BACKSPACE, "7", ENTER]);
+    wait_for(&mut s, "feelings, two or three words");
+    keys(&mut s, &["b", "u", "s", "y", ENTER]);
+    wait_for(&mut s, "'busy' is not in the emotion vocabulary");
     wait_for(&mut s, "feelings, two or three words");
     keys(&mut s, &[ENTER]);
     wait_for(&mut s, "checked in, sealed until");
@@ -163,6 +171,56 @@ fn the_interactive_checkin_is_edited_with_the_arrow_keys() {
     assert_eq!(e["checkin"]["appreciate"], serde_json::Value::Null, "{e:#}");
     assert_eq!(e["checkin"]["need"], "listen", "{e:#}");
     assert_eq!(e["guess"]["mood"], 7, "{e:#}");
+}
+
+#[test]
+fn the_coachs_send_it_now_never_sends_on_no_and_asks_again_when_unclear() {
+    let c = Couple::new(&[]);
+    let heated = "You ALWAYS ignore me and you never listen, whatever.";
+    // A journal entry: "maybe" is asked again, "no" holds it on this device.
+    let mut s = on_terminal(&c.a, &["journal", "-m", heated], &[], 40);
+    wait_for(&mut s, "heat of the moment");
+    wait_for(&mut s, "Send it now?");
+    keys(&mut s, &["m", "a", "y", "b", "e", ENTER]);
+    wait_for(
+        &mut s,
+        "answer y or press Enter to send it, or n to hold it",
+    );
+    wait_for(&mut s, "Send it now?");
+    keys(&mut s, &["n", "o", ENTER]);
+    wait_for(&mut s, "held on this device until");
+    assert_eq!(exit_code(s), 0);
+    c.b.run(&["sync"]).ok();
+    assert!(
+        entries(&c.b).iter().all(|e| e["kind"] != "journal"),
+        "a held entry reached the partner: {:#?}",
+        entries(&c.b)
+    );
+
+    // A reflection: "no" writes nothing at all.
+    let id =
+        c.b.run(&["journal", "-m", "I had a long day at work."])
+            .ok();
+    let id = id.stdout.split(['(', ')']).nth(1).unwrap().to_string();
+    c.a.run(&["sync"]).ok();
+    let said = "You never listen, you always make it about you.";
+    let mut s = on_terminal(&c.a, &["reflect", &id[..8], "-m", said], &[], 40);
+    wait_for(&mut s, "Send it now?");
+    keys(&mut s, &["n", ENTER]);
+    wait_for(&mut s, "not sent: nothing was written");
+    assert_ne!(exit_code(s), 0);
+    assert!(
+        entries(&c.a).iter().all(|e| e["kind"] != "reflect"),
+        "{:#?}",
+        entries(&c.a)
+    );
+
+    // Enter sends.
+    let mut s = on_terminal(&c.a, &["reflect", &id[..8], "-m", said], &[], 40);
+    wait_for(&mut s, "Send it now?");
+    keys(&mut s, &[ENTER]);
+    assert_eq!(exit_code(s), 0);
+    assert!(entries(&c.a).iter().any(|e| e["kind"] == "reflect"));
 }
 
 #[test]
@@ -301,8 +359,24 @@ fn answer_and_reflect_show_their_context_below_a_scissors_line_that_is_left_out(
     let (script, seen) = editor_script(
         c.dir.path(),
         "reflect",
+        "{ printf 'You sound worn out.\\n'; tail -n +2 \"$F\"; } > \"$F.new\" && mv \"$F.new\" \"$F\"",
+    );
+    // An editor that keeps the coach's sentence as it was, below its own line:
+    // refused, nothing written.
+    let (keeps, _) = editor_script(
+        c.dir.path(),
+        "keeps",
         "{ printf 'You sound worn out.\\n'; cat \"$F\"; } > \"$F.new\" && mv \"$F.new\" \"$F\"",
     );
+    let keeps = editor_line(&keeps);
+    let mut s = on_terminal(
+        &c.b,
+        &["reflect", &jid[..8]],
+        &[("EDITOR", keeps.as_str())],
+        40,
+    );
+    wait_for(&mut s, "starting sentence is still there as it was");
+    assert_ne!(exit_code(s), 0);
     let editor = editor_line(&script);
     let s = on_terminal(
         &c.b,
@@ -328,14 +402,9 @@ fn answer_and_reflect_show_their_context_below_a_scissors_line_that_is_left_out(
         .collect();
     assert_eq!(reflections.len(), 1, "{reflections:#?}");
     // The editor opened on the coach's first sentence, built from Alex's words
-    // (inert too), which this editor kept below its own line.
-    let text = reflections[0]["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("You sound worn out.\nIt sounds like you felt "),
-        "{text}"
-    );
-    assert!(!text.contains('\u{1b}'), "{text:?}");
-    assert!(text.ends_with("— did I get that right?"), "{text}");
+    // (inert too), which this editor replaced with its own.
+    assert!(opened.starts_with("It sounds like you felt "), "{opened}");
+    assert_eq!(reflections[0]["text"], "You sound worn out.");
 }
 
 #[test]

@@ -353,6 +353,7 @@ pub fn report(
     let today = today_date();
     let period = match (month, year) {
         (_, Some(y)) => Period::year(y.trim()),
+        (Some(m), None) if m.trim().is_empty() => Ok(Period::month_of(today)),
         (Some(m), None) => Period::month(m.trim()),
         (None, None) => Ok(Period::month_of(today)),
     }

@@ -325,14 +325,20 @@ pub async fn run(cli: Cli) -> Result<i32, ClientError> {
         Command::Lock => unlock::lock(&home),
         Command::Config(ConfigCommand::Coach { state }) => {
             let p = Profile::open_with(&home, &mut Terminal)?;
-            let on = state == OnOff::On;
-            p.set_coach(on)?;
+            let on = match state {
+                Some(state) => {
+                    let on = state == OnOff::On;
+                    p.set_coach(on)?;
+                    on
+                }
+                None => p.coach_on()?,
+            };
             outln!(
                 "{}",
                 if on {
                     "coach on: a heated draft gets one suggestion before it is sent (checked on this device only)"
                 } else {
-                    "coach off: drafts are sent without a tone check"
+                    "coach off: drafts are sent without a tone check (`attune config coach on` turns it on)"
                 }
             );
             Ok(0)

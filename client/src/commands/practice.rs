@@ -25,22 +25,46 @@ use attune_core::query::{Author, FeedKind, FeedQuery};
 use attune_core::vocab;
 
 fn read_guess(args: &CheckinArgs, partner: &str) -> Result<Option<Guess>, ClientError> {
-    let (mood, feel) = if checkin_is_interactive(args) {
-        eprintln!("Before you see {partner}'s check-in: how do you think {partner} is today?");
-        let m = prompt(&format!("{partner}'s mood, 1-10 (Enter to skip): "))?;
-        let f = prompt(&format!(
+    if checkin_is_interactive(args) {
+        return ask_guess(partner);
+    }
+    let mood = args
+        .guess_mood
+        .as_deref()
+        .map(parse_mood)
+        .transpose()
+        .map_err(|_| {
+            ClientError::Input("--guess-mood must be a whole number from 1 to 10".into())
+        })?;
+    let feelings = match &args.guess_feel {
+        Some(f) => vocab::parse_feelings(f).map_err(ClientError::Input)?,
+        None => vec![],
+    };
+    Ok((mood.is_some() || !feelings.is_empty()).then_some(Guess { mood, feelings }))
+}
+
+/// The guess asked at the terminal: an answer that cannot be read is asked
+/// again (with what was wrong), so the check-in typed before it is never lost.
+fn ask_guess(partner: &str) -> Result<Option<Guess>, ClientError> {
+    eprintln!("Before you see {partner}'s check-in: how do you think {partner} is today?");
+    let mood = loop {
+        let answer = prompt(&format!("{partner}'s mood, 1-10 (Enter to skip): "))?;
+        if answer.is_empty() {
+            break None;
+        }
+        match parse_mood(&answer) {
+            Ok(m) => break Some(m),
+            Err(e) => eprintln!("{e}"),
+        }
+    };
+    let feelings = loop {
+        let answer = prompt(&format!(
             "{partner}'s feelings, two or three words (Enter to skip): "
         ))?;
-        (nonempty(Some(m)), nonempty(Some(f)))
-    } else {
-        (args.guess_mood.clone(), args.guess_feel.clone())
-    };
-    let mood = mood.map(|m| parse_mood(&m)).transpose().map_err(|_| {
-        ClientError::Input("--guess-mood must be a whole number from 1 to 10".into())
-    })?;
-    let feelings = match feel {
-        Some(f) => vocab::parse_feelings(&f).map_err(ClientError::Input)?,
-        None => vec![],
+        match vocab::parse_feelings(&answer) {
+            Ok(f) => break f,
+            Err(e) => eprintln!("{e}"),
+        }
     };
     Ok((mood.is_some() || !feelings.is_empty()).then_some(Guess { mood, feelings }))
 }
@@ -443,9 +467,12 @@ pub async fn reflect(
         draft.initial = format!("{starter}\n");
     }
     let text = read_text_with(message, "reflection", &draft)?;
-    if coach && text.trim() == starter.trim() {
+    // The starter is a start: left in as it was (alone or beside other
+    // words), or with its blank unfilled, it would be the coach talking.
+    if coach && (text.contains(starter.trim()) || text.contains(attune_core::coach::reflect::BLANK))
+    {
         return Err(ClientError::Input(
-            "that is the coach's starting sentence as it was: say what you heard in your own words (nothing was sent)".into(),
+            "the coach's starting sentence is still there as it was: put it in your own words or delete it (nothing was sent)".into(),
         ));
     }
     if crate::coach::review(&p, &text, &partner, crate::coach::Draft::Other)?

@@ -456,6 +456,14 @@ pub fn due_today(
                 waiting.push(format!(
                     "waiting for {partner} to confirm or correct your reflection"
                 ));
+            } else if r.by_me && matches!(r.response, Some(crate::practice::Response::Corrected { .. })) {
+                // The loop goes on until they say it was heard.
+                out.push(Nudge {
+                    reason: format!(
+                        "{partner} said your reflection was not quite it, and added more: reflect again"
+                    ),
+                    command: format!("attune reflect {}", t.root.get(..8).unwrap_or(&t.root)),
+                });
             }
         }
     }

@@ -4,7 +4,10 @@
 //! patterns couples therapists name instead: blame framed as "you …", absolutes
 //! ("always", "never"), contempt and insults, sarcasm, demands and shouting. A
 //! very negative score only counts when the draft also points at the partner;
-//! sadness in the first person ("I felt so alone") is never heated.
+//! sadness in the first person ("I felt so alone") is never heated, a feeling
+//! the writer names ("I feel hurt when you …") halves the weight of what follows
+//! about the partner, and warm words ("you always make me laugh") are not heated
+//! without a jab, contempt or a threat beside them.
 
 use std::sync::OnceLock;
 
@@ -134,7 +137,6 @@ const BLAME: &[&str] = &[
     "you are so ",
     "you're impossible",
     "you are impossible",
-    "you are the ",
     "you're the worst",
     "you laughed",
     "you expect me",
@@ -147,7 +149,6 @@ const BLAME: &[&str] = &[
     "you wouldn't even",
     "you keep",
     "you spent",
-    "you think",
     "who do you think",
     "lying to me",
     "lie to me",
@@ -242,7 +243,6 @@ const SARCASM: &[&str] = &[
     "what a surprise",
     "shocking",
     "as if",
-    "congratulations",
     "no, really",
     "totally fine",
     "it's fine.",
@@ -358,6 +358,7 @@ const POINTED: &[&str] = &[
     "should i throw",
     "i'm honored",
     "brilliant plan",
+    "only a day late",
 ];
 
 /// Feelings said in the first person: the form a therapist would suggest.
@@ -382,6 +383,111 @@ const I_STATEMENTS: &[&str] = &[
     "it hurt",
     "i wish",
 ];
+
+/// Whether the writer names a feeling of their own ("I feel hurt when …",
+/// "I'm really lonely", "I miss you": the form the note itself suggests) or
+/// says back the partner's. Not "I feel like you …" or "I feel that you …",
+/// which are blame in its clothes.
+fn owns_feeling(lower: &str) -> bool {
+    if reflecting(lower) {
+        return true;
+    }
+    // Anger named is still heat ("I'm so angry I can't look at you").
+    let hurt = |w: &str| crate::vocab::quadrant(w).is_some() && !ANGER.contains(&w);
+    let blame_dressed = [
+        "i feel like",
+        "i feel that",
+        "i feel as if",
+        "i feel you",
+        "i felt like",
+    ]
+    .iter()
+    .any(|p| has(lower, p));
+    if blame_dressed {
+        return false;
+    }
+    if VULNERABLE.iter().any(|p| has(lower, p)) {
+        return true;
+    }
+    let w: Vec<&str> = words(lower).collect();
+    w.windows(2).enumerate().any(|(i, pair)| {
+        let opens = matches!(pair, ["i", "am" | "feel" | "felt"] | ["i'm", _]);
+        opens && w[i + 1..].iter().take(3).any(|x| hurt(x))
+    })
+}
+
+/// Feelings named in the first person that open up rather than attack.
+const VULNERABLE: &[&str] = &[
+    "i feel hurt",
+    "i felt hurt",
+    "i'm hurt",
+    "i am hurt",
+    "i'm scared",
+    "i am scared",
+    "i'm afraid",
+    "i am afraid",
+    "i'm worried",
+    "i am worried",
+    "i miss",
+    "i missed",
+    "i'm sad",
+    "i am sad",
+    "i'm lonely",
+    "it hurt",
+    "i feel alone",
+    "i feel so alone",
+    "i cry",
+    "i cried",
+];
+
+/// Anger and its kin: named in the first person, still heat.
+const ANGER: &[&str] = &[
+    "angry",
+    "furious",
+    "mad",
+    "annoyed",
+    "irritated",
+    "frustrated",
+    "livid",
+    "resentful",
+    "disgusted",
+    "enraged",
+    "bitter",
+    "outraged",
+];
+
+/// Words of affection: "you always make me laugh", "I MISS YOU" are warm.
+const AFFECTION: &[&str] = &[
+    "love you",
+    "miss you",
+    "make me laugh",
+    "makes me laugh",
+    "make me happy",
+    "makes me happy",
+    "proud of you",
+    "love of my life",
+    "lucky to have you",
+    "never change",
+    "think of you",
+    "thinking of you",
+    "adore you",
+    "grateful for you",
+];
+
+/// Whether the draft says the partner's words back: "it sounds like you're so
+/// tired and you need to sleep" is listening, not blame or a command.
+fn reflecting(lower: &str) -> bool {
+    [
+        "it sounds like you",
+        "sounds like you",
+        "what i hear",
+        "what i'm hearing",
+        "if i understand",
+        "did i get that right",
+    ]
+    .iter()
+    .any(|p| has(lower, p))
+}
 
 /// Whether a command opens one of the draft's sentences.
 fn opens_a_sentence(lower: &str, phrase: &str) -> bool {
@@ -496,9 +602,25 @@ pub fn check(text: &str) -> Tone {
 fn verdict(lower: &str, text: &str, signals: &[Signal]) -> Verdict {
     let at_partner = aims_at_partner(lower);
     let sarcasm_cues = SARCASM.iter().filter(|p| has(lower, p)).count();
+    let compound = analyzer()
+        .polarity_scores(text)
+        .get("compound")
+        .copied()
+        .unwrap_or(0.0);
+    // "I feel hurt when you ignore me" names the writer's feeling first: what
+    // it says of the partner weighs half.
+    let owned = owns_feeling(lower);
+    let said_back = reflecting(lower);
+    let warm = AFFECTION.iter().any(|p| has(lower, p));
     let weight: u32 = signals
         .iter()
         .map(|s| match s {
+            // Said back, the partner's words are listening, not an attack.
+            Signal::Blame(_) | Signal::Absolute(_) | Signal::Demand(_) if said_back => 0,
+            // "You always make me laugh", "I MISS YOU": warmth, not heat.
+            Signal::Absolute(_) | Signal::Shouting if warm => 0,
+            Signal::Blame(_) if warm => 1,
+            Signal::Blame(_) | Signal::Absolute(_) if owned => 1,
             // Each of these alone reads as an attack.
             Signal::Blame(_) | Signal::Absolute(_) | Signal::Threat(_) | Signal::Shouting => 2,
             // Harsh words about oneself ("I feel useless") are pain, not contempt;
@@ -521,7 +643,9 @@ fn verdict(lower: &str, text: &str, signals: &[Signal]) -> Verdict {
             }
             Signal::Sarcasm(_) => {
                 let pointed = POINTED.iter().any(|p| has(lower, p));
-                if at_partner || pointed || sarcasm_cues >= 2 {
+                // One cue among words of affection ("so lucky to have you") is
+                // not a jab; two cues, or a pointed one, are.
+                if pointed || sarcasm_cues >= 2 || (at_partner && !warm) {
                     2
                 } else {
                     1
@@ -531,11 +655,7 @@ fn verdict(lower: &str, text: &str, signals: &[Signal]) -> Verdict {
         .sum();
     if weight >= 2 || negative_at_partner(text) {
         Verdict::Heated
-    } else if analyzer()
-        .polarity_scores(text)
-        .get("compound")
-        .is_some_and(|c| *c <= -0.3)
-    {
+    } else if compound <= -0.3 {
         Verdict::Sad
     } else {
         Verdict::Calm
@@ -548,7 +668,9 @@ fn negative_at_partner(text: &str) -> bool {
     text.split_inclusive(['.', '!', '?', '\n'])
         .filter(|s| {
             let lower = lowered(s);
-            aims_at_partner(&lower) && !I_STATEMENTS.iter().any(|p| has(&lower, p))
+            aims_at_partner(&lower)
+                && !I_STATEMENTS.iter().any(|p| has(&lower, p))
+                && !owns_feeling(&lower)
         })
         .any(|s| {
             analyzer()
@@ -614,6 +736,22 @@ mod tests {
         assert_eq!(
             check("Dinner with your parents was lovely, thank you.").verdict,
             Verdict::Calm
+        );
+    }
+
+    #[test]
+    fn a_reflection_said_back_and_a_named_feeling_are_not_blame() {
+        for listening in [
+            "It sounds like you're so tired of this week and you need to sleep — did I get that right?",
+            "I feel hurt when you ignore me.",
+            "I'm really hurt that you forgot my birthday.",
+        ] {
+            assert_ne!(check(listening).verdict, Verdict::Heated, "{listening}");
+        }
+        // Blame wearing a feeling's clothes is still blame.
+        assert_eq!(
+            check("I feel like you never listen and you always make it about you.").verdict,
+            Verdict::Heated
         );
     }
 
