@@ -274,7 +274,9 @@ pub fn describe_entry(e: &Entry, p: &Practice, s: &Style, partner: &str) -> Stri
                 prompt,
             } => {
                 let id = e.id.to_hex();
-                let answered = p.exchange(&id).map(|x| (x.mine.is_some(), x.theirs.is_some()));
+                let answered = p
+                    .exchange(&id)
+                    .map(|x| (x.mine.is_some(), x.theirs.is_some()));
                 let next = match answered {
                     Some((true, true)) => "both answered".to_string(),
                     Some((true, false)) => format!("you answered; waiting for {partner}"),

@@ -456,7 +456,12 @@ pub fn due_today(
                 waiting.push(format!(
                     "waiting for {partner} to confirm or correct your reflection"
                 ));
-            } else if r.by_me && matches!(r.response, Some(crate::practice::Response::Corrected { .. })) {
+            } else if r.by_me
+                && matches!(
+                    r.response,
+                    Some(crate::practice::Response::Corrected { .. })
+                )
+            {
                 // The loop goes on until they say it was heard.
                 out.push(Nudge {
                     reason: format!(
