@@ -234,8 +234,10 @@ fn accuracy_text(acc: &Accuracy, whose: &str) -> String {
         });
     }
     if acc.feelings_guessed > 0 {
+        // Out of the feelings the guessed one named; "stats" counts out of guesses.
+        let whom = if whose == "your" { "their" } else { "your" };
         parts.push(format!(
-            "{} of {} feelings named",
+            "named {} of {whom} {} feelings",
             acc.feelings_hit, acc.feelings_actual
         ));
     }

@@ -430,8 +430,8 @@ fn blind_checkin_and_answer_stay_sealed_then_reveal_together_and_refuse_tamperin
     }
     let text = b.run(&["feed"]).ok().stdout;
     assert!(
-        text.contains("your guess: mood off by 2, 2 of 3 feelings named")
-            && text.contains("their guess: mood off by 1, 1 of 2 feelings named"),
+        text.contains("your guess: mood off by 2, named 2 of their 3 feelings")
+            && text.contains("their guess: mood off by 1, named 1 of your 2 feelings"),
         "{text}"
     );
     // Sam's device still stores Alex's answers only as ciphertext.
@@ -609,6 +609,17 @@ fn a_sealed_checkin_is_still_a_checkin_in_another_time_zone() {
             wrong.push(format!("{name}'s feed asks to answer a check-in:\n{text}"));
         }
         eprintln!("{name}'s feed:\n{text}");
+        // The month's report counts a day it shows a mood for, though the
+        // partner's date there is already tomorrow here.
+        let report = who.run(&["report", "--json"]).ok().json();
+        for side in ["me", "partner"] {
+            let s = &report[side];
+            if !s["average_mood"].is_null() && s["checkin_days"] == 0 {
+                wrong.push(format!(
+                    "{name}'s report shows a mood for {side} but no day checked in: {s}"
+                ));
+            }
+        }
     }
     // One traveller: Sam reads his own check-in after flying to UTC+14.
     let mut traveller = b.clone();

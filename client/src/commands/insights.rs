@@ -29,7 +29,8 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
     let stats = insights::stats(&view, &today, 60);
     let suggestions = nudges(&view, &partner, now);
     let pause = view.practice.active_pause(now);
-    let coach = if p.coach_on()? {
+    let coach_on = p.coach_on()?;
+    let coach = if coach_on {
         attune_core::coach::picker::pick(
             &attune_core::coach::picker::signs(&view, now, COACH_DAYS),
             &partner,
@@ -83,7 +84,8 @@ pub fn today(home: &Path, json_out: bool) -> Result<i32, ClientError> {
         words::count(stats.my_streak, "day", "days"),
         words::count(stats.partner_streak, "day", "days")
     );
-    if pause.is_some_and(|x| x.by_me) {
+    // What helps during a pause is the coach's, like its note in `timeout`.
+    if coach_on && pause.is_some_and(|x| x.by_me) {
         for line in PAUSE_HELP {
             outln!("  {}", s.dim(line));
         }
@@ -275,7 +277,7 @@ pub fn stats(home: &Path, days: u32, json_out: bool) -> Result<i32, ClientError>
             outln!("  {sentence}");
         }
         outln!(
-            "  feelings named right: you {} of {}, {partner} {} of {}",
+            "  feelings guessed right: you {} of {} guesses, {partner} {} of {}",
             r.me.reading.feelings_hit,
             r.me.reading.feelings_guessed,
             r.partner.reading.feelings_hit,

@@ -282,8 +282,8 @@ fn body(r: &Report, me: &str, partner: &str) -> Markup {
                 ul {
                     li { (reading_sentence("you", partner, &r.me)) @if let Some(t) = trend_sentence(&r.me) { "; " (t) } "." }
                     li { (reading_sentence(partner, "you", &r.partner)) @if let Some(t) = trend_sentence(&r.partner) { "; " (t) } "." }
-                    li { "Feelings named right: you guessed " (r.me.reading.feelings_hit) " of " (r.me.reading.feelings_guessed) " that " (partner) " felt; "
-                         (partner) " guessed " (r.partner.reading.feelings_hit) " of " (r.partner.reading.feelings_guessed) " of yours." }
+                    li { "Feelings guessed right: " (r.me.reading.feelings_hit) " of your " (r.me.reading.feelings_guessed) " guesses were feelings " (partner) " named; "
+                         (r.partner.reading.feelings_hit) " of " (partner) "'s " (r.partner.reading.feelings_guessed) " were yours." }
                 }
                 (svg::line_chart("accuracy", &format!("how far each guess was, {per}"), &labels, &x_ticks,
                     &YAxis { min: 0.0, max: 9.0, ticks: &[0.0, 3.0, 6.0, 9.0], label: "points off" },

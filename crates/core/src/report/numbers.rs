@@ -147,7 +147,7 @@ pub struct Side {
     pub needs: Needs,
     pub listening: Listening,
     /// The forgiving streak (one missed day forgiven) as of the period's end (or
-    /// today), counting only days inside the period.
+    /// today), counted back as far as it goes, before the period too.
     pub streak_at_end: usize,
     /// The longest run of consecutive days with a check-in inside the period.
     pub longest_run: usize,
@@ -402,7 +402,10 @@ pub fn compute(
         let inside: BTreeSet<NaiveDate> = all_days
             .iter()
             .filter_map(|d| parse(d))
-            .filter(|d| *d >= period.first && *d <= end)
+            // Up to the period's end, not today: a partner a time zone ahead may
+            // already have checked in on what is tomorrow here, and their mood
+            // that day counts above too.
+            .filter(|d| *d >= period.first && *d <= period.last)
             .collect();
         let moods: Vec<f64> = own.iter().map(|s| f64::from(s.checkin.mood)).collect();
         Side {
