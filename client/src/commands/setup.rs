@@ -31,16 +31,17 @@ pub fn init(home: &std::path::Path, name: &str, no_passphrase: bool) -> Result<i
         None
     } else {
         let p = crate::prompts::read_passphrase("choose a passphrase for this device's keys: ")?;
+        // Said at once, not after typing nothing a second time.
+        if p.is_empty() {
+            return Err(ClientError::Input(
+                "an empty passphrase protects nothing; use --no-passphrase if that is what you want".into(),
+            ));
+        }
         if std::env::var_os("ATTUNE_PASSPHRASE").is_none() {
             let again = crate::prompts::read_passphrase("type it again: ")?;
             if *again != *p {
                 return Err(ClientError::Input("the two passphrases differ".into()));
             }
-        }
-        if p.is_empty() {
-            return Err(ClientError::Input(
-                "an empty passphrase protects nothing; use --no-passphrase if that is what you want".into(),
-            ));
         }
         Some(p)
     };
