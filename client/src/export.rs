@@ -85,7 +85,7 @@ fn guess_lines(guess: &Guess, of: &str, actual: Option<&CheckIn>) -> Vec<String>
         }
         if acc.feelings_guessed > 0 {
             close.push(format!(
-                "named {} of the {} feelings",
+                "named {} of {} feelings",
                 acc.feelings_hit, acc.feelings_actual
             ));
         }

@@ -83,7 +83,7 @@ fn the_demo_runs_the_whole_exchange() {
     for expected in [
         "code: ",
         "safety number",
-        "[revealed · your guess: mood off by 1, 1 of 2 feelings named]",
+        "[revealed · your guess: mood off by 1, named 1 of their 2 feelings]",
         "Private note",
         "what the relay stored: ciphertext",
     ] {
